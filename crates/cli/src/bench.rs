@@ -1,0 +1,90 @@
+//! `ctxtrack bench`: wall-clock figures measured in one run and printed as ratios. Benchmarks,
+//! not tests: nothing here asserts a speed.
+
+use clap::Subcommand;
+use ctxtrack_sim::{design, Config, Workload};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub(crate) enum BenchCmd {
+    /// Simulated steps per second and the wall time of the default messaging simulation, next to
+    /// the real `perf bench sched messaging` on this machine (if `perf` is installed).
+    Sim {
+        /// Repetitions (the best wall time is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+        /// Run the simulation with the invariant monitor off too.
+        #[arg(long)]
+        no_monitor: bool,
+    },
+}
+
+fn time_sim(monitor: bool) -> (f64, u64) {
+    let mut cfg = Config::new(design::by_name("generic-entry").unwrap());
+    cfg.monitor = monitor;
+    let w = Workload::messaging_default();
+    let t = Instant::now();
+    let (r, _) = ctxtrack_sim::run(cfg, &w, None);
+    (t.elapsed().as_secs_f64(), r.steps)
+}
+
+fn time_perf() -> Result<(f64, String), String> {
+    let t = Instant::now();
+    let out = Command::new("perf")
+        .args(["bench", "sched", "messaging"])
+        .output()
+        .map_err(|e| format!("perf not runnable ({e}); install Debian's linux-perf"))?;
+    let wall = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "perf bench failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let total = stdout
+        .lines()
+        .find(|l| l.contains("Total time"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Ok((wall, total))
+}
+
+pub(crate) fn run(cmd: &BenchCmd) -> Result<ExitCode, String> {
+    match cmd {
+        BenchCmd::Sim { repeat, no_monitor } => {
+            let modes: &[bool] = if *no_monitor { &[true, false] } else { &[true] };
+            let perf = (0..*repeat)
+                .map(|_| time_perf())
+                .collect::<Result<Vec<_>, _>>();
+            for &mon in modes {
+                let mut best = f64::MAX;
+                let mut steps = 0;
+                for _ in 0..*repeat {
+                    let (w, s) = time_sim(mon);
+                    best = best.min(w);
+                    steps = s;
+                }
+                println!(
+                    "simulation (messaging -g 10 -l 100, monitor {}): {steps} steps in {best:.3} s wall = {:.1} M steps/s",
+                    if mon { "on" } else { "off" },
+                    steps as f64 / best / 1e6
+                );
+                match &perf {
+                    Ok(v) => {
+                        let pw = v.iter().map(|x| x.0).fold(f64::MAX, f64::min);
+                        println!(
+                            "real perf bench sched messaging: {pw:.3} s wall ({})",
+                            v[0].1
+                        );
+                        println!("ratio simulation / real: {:.2} (target <= 0.50)", best / pw);
+                    }
+                    Err(e) => println!("real benchmark unavailable: {e}"),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! `ctxtrack`: the command line. Parses arguments, builds a configuration, calls the library
+//! crates and prints. No simulation logic lives here.
+
+mod bench;
+
+use clap::{Args, Parser, Subcommand};
+use ctxtrack_sim::{design, Config, CostModel, CpuSet, Workload};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ctxtrack",
+    version,
+    about = "Linux context tracking: reference core, simulator and lab"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a workload on the simulated machine and print per-CPU figures and the invariant verdict.
+    Run {
+        #[command(subcommand)]
+        workload: WorkloadCmd,
+    },
+    /// Benchmarks (wall-clock figures of this machine; not tests).
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCmd,
+    },
+    /// List the entry designs.
+    Designs,
+}
+
+#[derive(Subcommand, Clone)]
+pub(crate) enum WorkloadCmd {
+    /// `perf bench sched messaging`: groups of 20 senders and 20 receivers.
+    Messaging {
+        /// Number of groups.
+        #[arg(short = 'g', long = "group", default_value_t = 10)]
+        group: u32,
+        /// Number of loops (each sender writes one message per receiver per loop).
+        #[arg(short = 'l', long = "nr_loops", default_value_t = 100)]
+        nr_loops: u64,
+        /// Use pipe() instead of socketpair().
+        #[arg(short = 'p', long = "pipe")]
+        pipe: bool,
+        /// Be multi-thread instead of multi-process.
+        #[arg(short = 't', long = "thread")]
+        thread: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// One spinning user task per nohz_full CPU.
+    CpuBound {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// One getpid() loop per nohz_full CPU.
+    SyscallStorm {
+        /// User-mode time between two syscalls, in ns.
+        #[arg(long, default_value_t = 200)]
+        user_ns: u64,
+        /// Set TIF_USER_RETURN_NOTIFY every N syscalls (a KVM-like user); 0 = never.
+        #[arg(long, default_value_t = 0)]
+        urn_every: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// Options every workload takes.
+#[derive(Args, Clone)]
+pub(crate) struct Common {
+    /// Number of CPUs (1-64).
+    #[arg(long, default_value_t = 8)]
+    cpus: usize,
+    /// nohz_full CPU list, Linux syntax (default: all but CPU 0).
+    #[arg(long = "nohz-full", value_name = "LIST")]
+    nohz_full: Option<String>,
+    /// Timer tick rate.
+    #[arg(long, default_value_t = 1000)]
+    hz: u64,
+    /// PRNG seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Context tracking: `on` (nohz_full CPUs tracked) or `off` (built in, inactive).
+    #[arg(long, value_parser = ["on", "off"], default_value = "on")]
+    ct: String,
+    /// Simulated time limit, with a unit: 500us, 20ms, 1s (default: until the workload ends;
+    /// 100ms for endless workloads).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<u64>,
+    /// TOML file overriding cost-model entries.
+    #[arg(long = "cost-model", value_name = "FILE")]
+    cost_model: Option<PathBuf>,
+    /// Entry design.
+    #[arg(long, default_value = "generic-entry")]
+    design: String,
+    /// Kernel preemption on IRQ exit (CONFIG_PREEMPTION).
+    #[arg(long)]
+    preempt: bool,
+    /// A perf NMI on every CPU with this period (e.g. 1ms).
+    #[arg(long = "nmi-period", value_parser = parse_duration)]
+    nmi_period: Option<u64>,
+    /// Turn the per-step invariant monitor off (faster).
+    #[arg(long = "no-monitor")]
+    no_monitor: bool,
+    /// Print the report as JSON (stable keys, see README).
+    #[arg(long)]
+    json: bool,
+    /// Write an ftrace-style trace of every event to FILE.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+}
+
+/// Parses `500us`, `20ms`, `1s`, `1000ns` into nanoseconds.
+pub(crate) fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ns") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix("us") {
+        (n, 1_000)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1_000_000)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1_000_000_000)
+    } else {
+        return Err(format!(
+            "duration {s:?} needs a unit: ns, us, ms or s (e.g. 20ms)"
+        ));
+    };
+    let v: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("duration {s:?}: {num:?} is not a whole number"))?;
+    if v == 0 {
+        return Err(format!("duration {s:?} must be positive"));
+    }
+    v.checked_mul(mult)
+        .ok_or_else(|| format!("duration {s:?} is too long"))
+}
+
+impl WorkloadCmd {
+    pub(crate) fn split(&self) -> (Workload, &Common) {
+        match self {
+            WorkloadCmd::Messaging {
+                group,
+                nr_loops,
+                pipe,
+                thread,
+                common,
+            } => (
+                Workload::Messaging {
+                    groups: *group,
+                    loops: *nr_loops,
+                    pipe: *pipe,
+                    thread: *thread,
+                },
+                common,
+            ),
+            WorkloadCmd::CpuBound { common } => (Workload::CpuBound, common),
+            WorkloadCmd::SyscallStorm {
+                user_ns,
+                urn_every,
+                common,
+            } => (
+                Workload::SyscallStorm {
+                    user_ns: *user_ns,
+                    urn_every: *urn_every,
+                },
+                common,
+            ),
+        }
+    }
+}
+
+/// Builds the simulator configuration; errors name the option.
+pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
+    let d = design::by_name(&o.design).map_err(|e| format!("--design: {e}"))?;
+    let mut cfg = Config::new(d);
+    if o.cpus == 0 || o.cpus > 64 {
+        return Err(format!("--cpus must be between 1 and 64, got {}", o.cpus));
+    }
+    cfg.cpus = o.cpus;
+    cfg.nohz_full = match &o.nohz_full {
+        Some(l) => CpuSet::parse(l, o.cpus).map_err(|e| format!("--nohz-full: {e}"))?,
+        None => CpuSet::all_but_0(o.cpus),
+    };
+    cfg.hz = o.hz;
+    cfg.seed = o.seed;
+    cfg.ct_on = o.ct == "on";
+    cfg.duration_ns = o
+        .duration
+        .or(if w.finite() { None } else { Some(100_000_000) });
+    cfg.preempt = o.preempt;
+    cfg.nmi_period_ns = o.nmi_period;
+    cfg.monitor = !o.no_monitor;
+    if let Some(p) = &o.cost_model {
+        let text =
+            std::fs::read_to_string(p).map_err(|e| format!("--cost-model {}: {e}", p.display()))?;
+        cfg.cost =
+            CostModel::from_toml(&text, &p.display().to_string()).map_err(|e| e.to_string())?;
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn cmd_run(wc: &WorkloadCmd) -> Result<ExitCode, String> {
+    let (w, o) = wc.split();
+    let cfg = build_config(&w, o)?;
+    let trace: Option<Box<dyn std::io::Write>> = match &o.trace {
+        Some(p) => {
+            let f =
+                std::fs::File::create(p).map_err(|e| format!("--trace {}: {e}", p.display()))?;
+            Some(Box::new(std::io::BufWriter::new(f)))
+        }
+        None => None,
+    };
+    let (report, mut m) = ctxtrack_sim::run(cfg, &w, trace);
+    if let Some(t) = m.trace.as_mut() {
+        t.finish()
+            .map_err(|e| format!("--trace: write failed: {e}"))?;
+    }
+    if o.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(if report.violations == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match &cli.cmd {
+        Cmd::Run { workload } => cmd_run(workload),
+        Cmd::Bench { what } => bench::run(what),
+        Cmd::Designs => {
+            for d in design::all() {
+                println!("{:<20} {}", d.name, d.summary);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match r {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ctxtrack: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,700 @@
+//! Per-CPU context tracking (`kernel/context_tracking.c`, Linux 6.x) with the RCU watching counter
+//! merged into the same state word.
+//!
+//! [`ContextTracking`] is the per-CPU `struct context_tracking`; [`PerCpu`] bundles it with the
+//! other per-CPU data the APIs touch; [`Ct`] is "this CPU, running `current`": every Linux API is a
+//! method on it with the Linux name, so `ct.user_exit_irqoff()` reads like the kernel.
+//!
+//! Which checks are always on: all of them, including those Linux compiles only with
+//! `CONFIG_RCU_EQS_DEBUG` (see [`crate::violation`]).
+
+use crate::arch::Arch;
+use crate::rcu::RcuCpu;
+use crate::state::*;
+use crate::static_key::StaticKey;
+use crate::stats::{CtStats, Prim, Transition};
+use crate::sync::{AtomicU32, Ordering};
+use crate::tick::TickSched;
+use crate::violation::{Violation, WarnLog};
+use crate::vtime::{CpuTime, TaskVtime};
+
+/// `struct context_tracking` (`include/linux/context_tracking_state.h`).
+#[derive(Debug)]
+pub struct ContextTracking {
+    /// This CPU does full user/guest tracking (RCU EQS + vtime); set by `ct_cpu_track_user()`.
+    pub active: bool,
+    /// Re-entrancy guard of `__ct_user_enter/exit`.
+    pub recursion: i32,
+    /// The merged word: low 2 bits context ([`CtState`]), bits 2.. the RCU watching counter.
+    state: AtomicU32,
+    /// Process-level nesting; 0 means in an EQS (idle/user/guest).
+    pub nesting: i64,
+    /// IRQ/NMI nesting; [`CT_NESTING_IRQ_NONIDLE`] in process context, 0 in an EQS, 1 in an IRQ/NMI
+    /// that interrupted an EQS, +2 per further level.
+    pub nmi_nesting: i64,
+}
+
+impl ContextTracking {
+    /// Initial per-CPU value (`DEFINE_PER_CPU(struct context_tracking, context_tracking)`).
+    pub const fn new() -> ContextTracking {
+        ContextTracking {
+            active: false,
+            recursion: 0,
+            state: AtomicU32::new(CT_STATE_INIT),
+            nesting: 1,
+            nmi_nesting: CT_NESTING_IRQ_NONIDLE,
+        }
+    }
+
+    /// `raw_atomic_read(&ct->state)`.
+    #[inline(always)]
+    pub fn state_word(&self) -> u32 {
+        self.state.load(Ordering::Relaxed)
+    }
+
+    /// `__ct_state()`: the context bits, read raw.
+    #[inline(always)]
+    pub fn ct_state_bits(&self) -> CtState {
+        CtState::from_bits(self.state_word())
+    }
+
+    /// `rcu_is_watching_curr_cpu()`.
+    #[inline(always)]
+    pub fn rcu_is_watching(&self) -> bool {
+        self.state_word() & CT_RCU_WATCHING != 0
+    }
+
+    /// `ct_rcu_watching()`: the counter bits.
+    #[inline(always)]
+    pub fn ct_rcu_watching(&self) -> u32 {
+        self.state_word() & CT_RCU_WATCHING_MASK
+    }
+
+    /// `ct_rcu_watching_cpu_acquire(cpu)`: the remote read a grace period does. Pairs with the
+    /// fully ordered [`Self::ct_state_inc`] (see `rcu_watching_snap_save`).
+    #[inline(always)]
+    pub fn ct_rcu_watching_acquire(&self) -> u32 {
+        self.state.load(Ordering::Acquire) & CT_RCU_WATCHING_MASK
+    }
+
+    /// `ct_state_inc(incby)`: `raw_atomic_add_return`, the only fully ordered update.
+    #[inline(always)]
+    pub fn ct_state_inc(&self, incby: u32) -> u32 {
+        self.state
+            .fetch_add(incby, Ordering::SeqCst)
+            .wrapping_add(incby)
+    }
+
+    /// `raw_atomic_add` (unordered) used by inactive CPUs for the context bits only.
+    #[inline(always)]
+    fn state_add_plain(&self, incby: u32) {
+        // Relaxed is enough: "RCU only requires CT_RCU_WATCHING increments to be fully ordered".
+        self.state.fetch_add(incby, Ordering::Relaxed);
+    }
+
+    /// Overwrites the state word. For model checkers restoring a cloned state and for tests.
+    pub fn set_state_word(&self, word: u32) {
+        self.state.store(word, Ordering::Relaxed);
+    }
+}
+
+impl Default for ContextTracking {
+    fn default() -> Self {
+        ContextTracking::new()
+    }
+}
+
+impl Clone for ContextTracking {
+    fn clone(&self) -> Self {
+        ContextTracking {
+            active: self.active,
+            recursion: self.recursion,
+            state: AtomicU32::new(self.state_word()),
+            nesting: self.nesting,
+            nmi_nesting: self.nmi_nesting,
+        }
+    }
+}
+
+impl PartialEq for ContextTracking {
+    fn eq(&self, o: &Self) -> bool {
+        self.active == o.active
+            && self.recursion == o.recursion
+            && self.state_word() == o.state_word()
+            && self.nesting == o.nesting
+            && self.nmi_nesting == o.nmi_nesting
+    }
+}
+impl Eq for ContextTracking {}
+
+impl core::hash::Hash for ContextTracking {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        (
+            self.active,
+            self.recursion,
+            self.state_word(),
+            self.nesting,
+            self.nmi_nesting,
+        )
+            .hash(h);
+    }
+}
+
+/// All per-CPU data the core owns for one CPU.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PerCpu {
+    /// `struct context_tracking`.
+    pub ct: ContextTracking,
+    /// The per-CPU RCU data the entry hooks touch (`rcu_urgent_qs`, `rcu_forced_tick`).
+    pub rcu: RcuCpu,
+    /// nohz tick state and the per-CPU tick dependency mask.
+    pub tick: TickSched,
+    /// kcpustat sinks and exact vtime totals.
+    pub cputime: CpuTime,
+    /// Operation counters.
+    pub stats: CtStats,
+    /// Violations detected on this CPU.
+    pub warn: WarnLog,
+}
+
+impl PerCpu {
+    /// A CPU with the given tick length (`TICK_NSEC`).
+    pub fn new(tick_nsec: u64) -> PerCpu {
+        PerCpu {
+            cputime: CpuTime::new(tick_nsec),
+            ..PerCpu::default()
+        }
+    }
+
+    /// `ct_cpu_track_user(cpu)`: make this CPU do full user tracking and bump the key once.
+    pub fn ct_cpu_track_user(&mut self, key: &StaticKey) {
+        if !self.ct.active {
+            self.ct.active = true;
+            key.static_branch_inc();
+        }
+    }
+
+    /// `ct_cpu_untrack_user(cpu)` (posted upstream for runtime nohz_full changes).
+    pub fn ct_cpu_untrack_user(&mut self, key: &StaticKey) {
+        if self.ct.active {
+            self.ct.active = false;
+            key.static_branch_dec();
+        }
+    }
+}
+
+/// "This CPU running `current`": the receiver of every context-tracking API.
+pub struct Ct<'a, A: Arch> {
+    /// `context_tracking_key`.
+    pub key: &'a StaticKey,
+    /// This CPU's data.
+    pub pcpu: &'a mut PerCpu,
+    /// `current`'s vtime and cputime.
+    pub task: &'a mut TaskVtime,
+    /// The hardware.
+    pub arch: &'a mut A,
+}
+
+impl<'a, A: Arch> Ct<'a, A> {
+    /// Bundles the pieces.
+    pub fn new(
+        key: &'a StaticKey,
+        pcpu: &'a mut PerCpu,
+        task: &'a mut TaskVtime,
+        arch: &'a mut A,
+    ) -> Self {
+        Ct {
+            key,
+            pcpu,
+            task,
+            arch,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn prim(&mut self, p: Prim) {
+        self.pcpu.stats.prim(p);
+    }
+
+    #[inline(always)]
+    pub(crate) fn warn_on(&mut self, cond: bool, v: Violation) -> bool {
+        self.pcpu.warn.warn_on(cond, v)
+    }
+
+    /// An out-of-line call into context tracking; counts wasted calls while the key is off.
+    #[inline(always)]
+    fn ct_call(&mut self) {
+        self.prim(Prim::Call);
+        self.pcpu.stats.ct_calls += 1;
+        if !self.key.is_enabled() {
+            self.pcpu.stats.ct_calls_inactive += 1;
+        }
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    /// `context_tracking_enabled()`: a guarded static branch (counted).
+    #[inline(always)]
+    pub fn context_tracking_enabled(&mut self) -> bool {
+        self.key.static_branch_unlikely(&mut self.pcpu.stats)
+    }
+
+    /// `context_tracking_enabled_this_cpu()`.
+    #[inline(always)]
+    pub fn context_tracking_enabled_this_cpu(&mut self) -> bool {
+        self.context_tracking_enabled() && self.pcpu.ct.active
+    }
+
+    /// `__ct_state()`.
+    #[inline(always)]
+    pub fn __ct_state(&self) -> CtState {
+        self.pcpu.ct.ct_state_bits()
+    }
+
+    /// `ct_state()`: `None` is `CT_STATE_DISABLED` (key off).
+    pub fn ct_state(&self) -> Option<CtState> {
+        if self.key.is_enabled() {
+            Some(self.__ct_state())
+        } else {
+            None
+        }
+    }
+
+    /// `rcu_is_watching()`.
+    #[inline(always)]
+    pub fn rcu_is_watching(&self) -> bool {
+        self.pcpu.ct.rcu_is_watching()
+    }
+
+    /// `CT_WARN_ON(cond)`: `WARN_ON(context_tracking_enabled() && cond)`.
+    pub fn ct_warn_on(&mut self, cond: bool, v: Violation) -> bool {
+        let fire = self.key.is_enabled() && cond;
+        self.warn_on(fire, v)
+    }
+
+    // ---------------------------------------------------------------- irq save/restore
+
+    /// `local_irq_save(flags)`; returns whether IRQs were enabled.
+    #[inline(always)]
+    fn local_irq_save(&mut self) -> bool {
+        self.prim(Prim::IrqSaveRestore);
+        let was_enabled = !self.arch.irqs_disabled();
+        self.arch.local_irq_disable();
+        was_enabled
+    }
+
+    /// `local_irq_restore(flags)` (its cost is counted with the save).
+    #[inline(always)]
+    fn local_irq_restore(&mut self, was_enabled: bool) {
+        if was_enabled {
+            self.arch.local_irq_enable();
+        }
+    }
+
+    // ---------------------------------------------------------------- recursion guard
+
+    /// `context_tracking_recursion_enter()`.
+    fn recursion_enter(&mut self) -> bool {
+        self.pcpu.ct.recursion += 1;
+        let recursion = self.pcpu.ct.recursion;
+        if recursion == 1 {
+            return true;
+        }
+        self.warn_on(recursion < 1, Violation::InvalidRecursion(recursion));
+        self.pcpu.ct.recursion -= 1;
+        false
+    }
+
+    /// `context_tracking_recursion_exit()`.
+    fn recursion_exit(&mut self) {
+        self.pcpu.ct.recursion -= 1;
+    }
+
+    // ---------------------------------------------------------------- EQS core
+
+    /// `ct_kernel_exit_state(offset)`: the fully ordered add that enters the EQS.
+    fn ct_kernel_exit_state(&mut self, offset: u32) {
+        self.prim(Prim::AtomicRmw);
+        let watching_before = self.pcpu.ct.rcu_is_watching();
+        let seq = self.pcpu.ct.ct_state_inc(offset);
+        self.warn_on(
+            !watching_before || seq & CT_RCU_WATCHING != 0,
+            Violation::ExitStateStillWatching,
+        );
+    }
+
+    /// `ct_kernel_enter_state(offset)`: the fully ordered add that leaves the EQS.
+    fn ct_kernel_enter_state(&mut self, offset: u32) {
+        self.prim(Prim::AtomicRmw);
+        let seq = self.pcpu.ct.ct_state_inc(offset);
+        self.warn_on(seq & CT_RCU_WATCHING == 0, Violation::EnterStateNotWatching);
+    }
+
+    /// `ct_kernel_exit(user, offset)`: enter an EQS from process context (or just drop a nesting
+    /// level if this is not the outermost one).
+    fn ct_kernel_exit(&mut self, user: bool, offset: u32) {
+        self.pcpu.stats.rcu_hooks += 1;
+        self.prim(Prim::RcuHook);
+        let bad_nmi = self.pcpu.ct.nmi_nesting != CT_NESTING_IRQ_NONIDLE;
+        self.warn_on(bad_nmi, Violation::KernelExitNmiNesting);
+        self.pcpu.ct.nmi_nesting = 0;
+        let zero = self.pcpu.ct.nesting == 0;
+        self.warn_on(zero, Violation::KernelExitNestingZero);
+        if self.pcpu.ct.nesting != 1 {
+            // RCU will still be watching, so just decrement nesting.
+            self.pcpu.ct.nesting -= 1;
+            return;
+        }
+        let irqs_on = !self.arch.irqs_disabled();
+        self.warn_on(irqs_on, Violation::KernelExitIrqsEnabled);
+        let not_idle = !user && !self.arch.is_idle_task();
+        self.warn_on(not_idle, Violation::KernelExitNotIdleTask);
+        // rcu_preempt_deferred_qs(current): nothing deferred in this model.
+        self.pcpu.ct.nesting = 0;
+        self.ct_kernel_exit_state(offset);
+        // rcu_task_exit()
+    }
+
+    /// `ct_kernel_enter(user, offset)`: leave an EQS to process context.
+    fn ct_kernel_enter(&mut self, user: bool, offset: u32) {
+        self.pcpu.stats.rcu_hooks += 1;
+        self.prim(Prim::RcuHook);
+        let irqs_on = !self.arch.irqs_disabled();
+        self.warn_on(irqs_on, Violation::KernelEnterIrqsEnabled);
+        let oldval = self.pcpu.ct.nesting;
+        self.warn_on(oldval < 0, Violation::NestingNegative);
+        if oldval != 0 {
+            // RCU was already watching, so just do accounting and leave.
+            self.pcpu.ct.nesting += 1;
+            return;
+        }
+        // rcu_task_enter()
+        self.ct_kernel_enter_state(offset);
+        let not_idle = !user && !self.arch.is_idle_task();
+        self.warn_on(not_idle, Violation::KernelExitNotIdleTask);
+        self.pcpu.ct.nesting = 1;
+        let nmi = self.pcpu.ct.nmi_nesting != 0;
+        self.warn_on(nmi, Violation::KernelEnterNmiNesting);
+        self.pcpu.ct.nmi_nesting = CT_NESTING_IRQ_NONIDLE;
+    }
+
+    // ---------------------------------------------------------------- user / guest
+
+    /// `__ct_user_enter(state)` (noinstr): kernel -> user or guest. IRQs must be off.
+    pub fn __ct_user_enter(&mut self, state: CtState) {
+        self.ct_call();
+        self.ct_user_enter_body(state);
+    }
+
+    fn ct_user_enter_body(&mut self, state: CtState) {
+        let irqs_on = !self.arch.irqs_disabled();
+        self.warn_on(irqs_on, Violation::UserEnterIrqsEnabled);
+        // Kernel threads aren't supposed to go to userspace.
+        let kthread = !self.arch.current_has_mm();
+        self.warn_on(kthread, Violation::UserEnterKthread);
+        if !self.recursion_enter() {
+            return;
+        }
+        if self.__ct_state() != state {
+            if self.pcpu.ct.active {
+                // Only low-level entry code remains before user mode: account the kernel time
+                // and let RCU ignore this CPU.
+                if state == CtState::User {
+                    // trace_user_enter(0)
+                    self.vtime_user_enter();
+                }
+                // rcu_irq_work_resched(): generic entry already flushed deferred wakeups.
+                self.ct_kernel_exit(true, CT_RCU_WATCHING + state.bits());
+                self.pcpu.stats.transition(match state {
+                    CtState::Guest => Transition::GuestEnter,
+                    _ => Transition::UserEnter,
+                });
+            } else {
+                // Inactive CPUs still track the context so exception_exit() elsewhere knows where
+                // to return; RCU keeps watching, so no ordering is needed.
+                self.prim(Prim::AtomicPlain);
+                self.pcpu.ct.state_add_plain(state.bits());
+            }
+        }
+        self.recursion_exit();
+    }
+
+    /// `__ct_user_exit(state)` (noinstr): user or guest -> kernel.
+    pub fn __ct_user_exit(&mut self, state: CtState) {
+        self.ct_call();
+        self.ct_user_exit_body(state);
+    }
+
+    fn ct_user_exit_body(&mut self, state: CtState) {
+        if !self.recursion_enter() {
+            return;
+        }
+        if self.__ct_state() == state {
+            if self.pcpu.ct.active {
+                // Exit RCU idle mode while entering the kernel: we may use RCU from here on.
+                self.ct_kernel_enter(true, CT_RCU_WATCHING.wrapping_sub(state.bits()));
+                if state == CtState::User {
+                    self.vtime_user_exit();
+                    // trace_user_exit(0)
+                }
+                self.pcpu.stats.transition(match state {
+                    CtState::Guest => Transition::GuestExit,
+                    _ => Transition::UserExit,
+                });
+            } else {
+                self.prim(Prim::AtomicPlain);
+                self.pcpu
+                    .ct
+                    .state_add_plain(0u32.wrapping_sub(state.bits()));
+            }
+        }
+        self.recursion_exit();
+    }
+
+    /// `ct_user_enter(state)` (obsolete, irq-saving form): bails out in interrupt context.
+    pub fn ct_user_enter(&mut self, state: CtState) {
+        self.ct_call();
+        // An exception in an IRQ would mess up the nesting; ct_irq_* cover RCU there.
+        if self.arch.in_interrupt() {
+            return;
+        }
+        let flags = self.local_irq_save();
+        self.prim(Prim::Call);
+        self.ct_user_enter_body(state);
+        self.local_irq_restore(flags);
+    }
+
+    /// `ct_user_exit(state)` (obsolete, irq-saving form).
+    pub fn ct_user_exit(&mut self, state: CtState) {
+        self.ct_call();
+        if self.arch.in_interrupt() {
+            return;
+        }
+        let flags = self.local_irq_save();
+        self.prim(Prim::Call);
+        self.ct_user_exit_body(state);
+        self.local_irq_restore(flags);
+    }
+
+    /// `user_enter()`: static key, then `ct_user_enter(CT_STATE_USER)`.
+    pub fn user_enter(&mut self) {
+        if self.context_tracking_enabled() {
+            self.ct_user_enter(CtState::User);
+        }
+    }
+
+    /// `user_exit()`.
+    pub fn user_exit(&mut self) {
+        if self.context_tracking_enabled() {
+            self.ct_user_exit(CtState::User);
+        }
+    }
+
+    /// `user_enter_irqoff()` (`__always_inline`, used by generic entry).
+    #[inline(always)]
+    pub fn user_enter_irqoff(&mut self) {
+        if self.context_tracking_enabled() {
+            self.__ct_user_enter(CtState::User);
+        }
+    }
+
+    /// `user_exit_irqoff()`.
+    #[inline(always)]
+    pub fn user_exit_irqoff(&mut self) {
+        if self.context_tracking_enabled() {
+            self.__ct_user_exit(CtState::User);
+        }
+    }
+
+    /// `user_enter_callable()` / 4.3's `context_tracking_user_enter()` called from asm: the call
+    /// always happens; the static key is tested only inside.
+    pub fn user_enter_callable(&mut self) {
+        self.ct_call();
+        if self.context_tracking_enabled() {
+            self.ct_user_enter(CtState::User);
+        }
+    }
+
+    /// `user_exit_callable()` / 4.3's `enter_from_user_mode()` called unconditionally from asm.
+    pub fn user_exit_callable(&mut self) {
+        self.ct_call();
+        if self.context_tracking_enabled() {
+            self.ct_user_exit(CtState::User);
+        }
+    }
+
+    /// `exception_enter()`: returns the previous context (KERNEL if the key is off).
+    pub fn exception_enter(&mut self) -> CtState {
+        if !self.context_tracking_enabled() {
+            return CtState::Kernel;
+        }
+        let prev = self.__ct_state();
+        if prev != CtState::Kernel {
+            self.ct_user_exit(prev);
+        }
+        prev
+    }
+
+    /// `exception_exit(prev)`: restore the context saved by [`Self::exception_enter`].
+    pub fn exception_exit(&mut self, prev: CtState) {
+        if self.context_tracking_enabled() && prev != CtState::Kernel {
+            self.ct_user_enter(prev);
+        }
+    }
+
+    /// `context_tracking_guest_enter()`: returns `context_tracking_enabled_this_cpu()`.
+    pub fn context_tracking_guest_enter(&mut self) -> bool {
+        if self.context_tracking_enabled() {
+            self.__ct_user_enter(CtState::Guest);
+        }
+        self.key.is_enabled() && self.pcpu.ct.active
+    }
+
+    /// `context_tracking_guest_exit()`.
+    pub fn context_tracking_guest_exit(&mut self) {
+        if self.context_tracking_enabled() {
+            self.__ct_user_exit(CtState::Guest);
+        }
+    }
+
+    // ---------------------------------------------------------------- idle
+
+    /// `ct_idle_enter()`: the idle loop enters its EQS (IRQs off).
+    pub fn ct_idle_enter(&mut self) {
+        self.ct_call();
+        let outermost = self.pcpu.ct.nesting == 1;
+        self.ct_kernel_exit(false, CT_RCU_WATCHING + CtState::Idle.bits());
+        if outermost {
+            self.pcpu.stats.transition(Transition::IdleEnter);
+        }
+    }
+
+    /// `ct_idle_exit()`: the idle loop leaves its EQS (`raw_local_irq_save` inside).
+    pub fn ct_idle_exit(&mut self) {
+        self.ct_call();
+        let flags = self.local_irq_save();
+        let outermost = self.pcpu.ct.nesting == 0;
+        self.ct_kernel_enter(false, CT_RCU_WATCHING.wrapping_sub(CtState::Idle.bits()));
+        if outermost {
+            self.pcpu.stats.transition(Transition::IdleExit);
+        }
+        self.local_irq_restore(flags);
+    }
+
+    // ---------------------------------------------------------------- irq / nmi
+
+    /// `ct_nmi_enter()`: make RCU watch for an NMI (or IRQ) from any context. The context bits
+    /// are not changed: an IRQ from idle keeps `IDLE` and becomes watching.
+    pub fn ct_nmi_enter(&mut self) {
+        self.ct_call();
+        self.pcpu.stats.rcu_hooks += 1;
+        self.prim(Prim::RcuHook);
+        let neg = self.pcpu.ct.nmi_nesting < 0;
+        self.warn_on(neg, Violation::NmiNestingNegative);
+        let incby = if !self.pcpu.ct.rcu_is_watching() {
+            // rcu_task_enter() if !in_nmi()
+            self.ct_kernel_enter_state(CT_RCU_WATCHING);
+            self.pcpu.stats.transition(Transition::IrqEqsExit);
+            1
+        } else {
+            if !self.arch.in_nmi() {
+                self.rcu_irq_enter_check_tick();
+            }
+            2
+        };
+        self.pcpu.ct.nmi_nesting += incby;
+    }
+
+    /// `ct_nmi_exit()`.
+    pub fn ct_nmi_exit(&mut self) {
+        self.ct_call();
+        self.pcpu.stats.rcu_hooks += 1;
+        self.prim(Prim::RcuHook);
+        let np = self.pcpu.ct.nmi_nesting <= 0;
+        self.warn_on(np, Violation::NmiExitNestingNotPositive);
+        let nw = !self.pcpu.ct.rcu_is_watching();
+        self.warn_on(nw, Violation::NmiExitNotWatching);
+        if self.pcpu.ct.nmi_nesting != 1 {
+            self.pcpu.ct.nmi_nesting -= 2;
+            return;
+        }
+        // This NMI interrupted an RCU-idle CPU: restore RCU-idleness.
+        self.pcpu.ct.nmi_nesting = 0;
+        self.ct_kernel_exit_state(CT_RCU_WATCHING);
+        self.pcpu.stats.transition(Transition::IrqEqsEnter);
+    }
+
+    /// `ct_irq_enter()`: IRQs must be off; same counter and code as NMIs.
+    pub fn ct_irq_enter(&mut self) {
+        let on = !self.arch.irqs_disabled();
+        self.warn_on(on, Violation::IrqIrqsEnabled);
+        self.ct_nmi_enter();
+    }
+
+    /// `ct_irq_exit()`.
+    pub fn ct_irq_exit(&mut self) {
+        let on = !self.arch.irqs_disabled();
+        self.warn_on(on, Violation::IrqIrqsEnabled);
+        self.ct_nmi_exit();
+    }
+
+    /// `ct_irq_enter_irqson()`.
+    pub fn ct_irq_enter_irqson(&mut self) {
+        let flags = self.local_irq_save();
+        self.ct_irq_enter();
+        self.local_irq_restore(flags);
+    }
+
+    /// `ct_irq_exit_irqson()`.
+    pub fn ct_irq_exit_irqson(&mut self) {
+        let flags = self.local_irq_save();
+        self.ct_irq_exit();
+        self.local_irq_restore(flags);
+    }
+
+    // ---------------------------------------------------------------- RCU entry hooks
+
+    /// `rcu_irq_enter_check_tick()` (`__rcu_irq_enter_check_tick`): on a nohz_full CPU that RCU
+    /// wants urgently, turn the tick on (`TICK_DEP_BIT_RCU`).
+    pub fn rcu_irq_enter_check_tick(&mut self) {
+        if self.arch.in_nmi() {
+            return;
+        }
+        self.pcpu.stats.rcu_hooks += 1;
+        self.prim(Prim::RcuHook);
+        let eqs = !self.pcpu.ct.rcu_is_watching();
+        self.warn_on(eqs, Violation::CheckTickFromEqs);
+        if !self.pcpu.ct.active || !self.pcpu.rcu.urgent_qs() || self.pcpu.rcu.forced_tick {
+            return;
+        }
+        self.pcpu.rcu.forced_tick = true;
+        let cpu = self.arch.smp_processor_id();
+        if self
+            .pcpu
+            .tick
+            .tick_nohz_dep_set_cpu(crate::tick::TickDepBit::Rcu)
+        {
+            self.arch.tick_kick(cpu);
+        }
+    }
+
+    /// `rcu_momentary_eqs()`: advance the counter by two steps without leaving "watching", so a
+    /// remote snapshot sees a quiescent state.
+    pub fn rcu_momentary_eqs(&mut self) {
+        self.prim(Prim::AtomicRmw);
+        let seq = self.pcpu.ct.ct_state_inc(2 * CT_RCU_WATCHING);
+        self.warn_on(
+            seq & CT_RCU_WATCHING == 0,
+            Violation::MomentaryEqsNotWatching,
+        );
+    }
+
+    /// `rcu_irq_exit_check_preempt()`: before preempting from an IRQ, nesting must be at process
+    /// level and RCU watching.
+    pub fn rcu_irq_exit_check_preempt(&mut self) {
+        let ct = &self.pcpu.ct;
+        let bad =
+            ct.nesting <= 0 || ct.nmi_nesting != CT_NESTING_IRQ_NONIDLE || !ct.rcu_is_watching();
+        self.warn_on(bad, Violation::CheckPreemptBadNesting);
+    }
+}

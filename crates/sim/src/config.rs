@@ -1,0 +1,201 @@
+//! Run configuration and CPU lists.
+
+use crate::cost::CostModel;
+use crate::design::Design;
+use std::fmt;
+
+/// A set of CPUs (at most 64), parsed from Linux cpulist syntax (`1-3,5`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CpuSet(pub u64);
+
+impl CpuSet {
+    /// Parses `"1-7"`, `"0,2-3"`, or `""` (empty). `ncpus` bounds the ids.
+    pub fn parse(s: &str, ncpus: usize) -> Result<CpuSet, String> {
+        let mut m = 0u64;
+        let s = s.trim();
+        if s.is_empty() || s == "none" {
+            return Ok(CpuSet(0));
+        }
+        for part in s.split(',') {
+            let (a, b) = match part.split_once('-') {
+                Some((a, b)) => (a, b),
+                None => (part, part),
+            };
+            let num = |x: &str| -> Result<usize, String> {
+                x.trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("invalid CPU list {s:?}: {x:?} is not a CPU number"))
+            };
+            let (a, b) = (num(a)?, num(b)?);
+            if a > b {
+                return Err(format!(
+                    "invalid CPU list {s:?}: range {a}-{b} is backwards"
+                ));
+            }
+            if b >= ncpus {
+                return Err(format!("invalid CPU list {s:?}: CPU {b} does not exist (the machine has {ncpus} CPUs, 0-{})", ncpus - 1));
+            }
+            for c in a..=b {
+                m |= 1 << c;
+            }
+        }
+        Ok(CpuSet(m))
+    }
+
+    /// All CPUs but CPU 0 (the default `nohz_full=`).
+    pub fn all_but_0(ncpus: usize) -> CpuSet {
+        CpuSet(((1u128 << ncpus) - 1) as u64 & !1)
+    }
+
+    /// Membership.
+    pub fn contains(&self, c: usize) -> bool {
+        c < 64 && self.0 & (1 << c) != 0
+    }
+
+    /// Number of CPUs.
+    pub fn len(&self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// Empty set.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// Members in order.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..64).filter(move |&c| self.contains(c))
+    }
+}
+
+impl fmt::Display for CpuSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v: Vec<usize> = self.iter().collect();
+        if v.is_empty() {
+            return f.write_str("none");
+        }
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < v.len() {
+            let mut j = i;
+            while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+                j += 1;
+            }
+            out.push(if i == j {
+                format!("{}", v[i])
+            } else {
+                format!("{}-{}", v[i], v[j])
+            });
+            i = j + 1;
+        }
+        f.write_str(&out.join(","))
+    }
+}
+
+/// Everything a run depends on. Same config ⇒ byte-identical output.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Number of CPUs (1..=64).
+    pub cpus: usize,
+    /// `nohz_full=` CPUs (ignored when `ct_on` is false).
+    pub nohz_full: CpuSet,
+    /// Tick rate.
+    pub hz: u64,
+    /// PRNG seed.
+    pub seed: u64,
+    /// Context tracking active (nohz_full CPUs tracked) or built in but inactive.
+    pub ct_on: bool,
+    /// Stop after this much simulated time.
+    pub duration_ns: Option<u64>,
+    /// Costs.
+    pub cost: CostModel,
+    /// Entry design.
+    pub design: &'static Design,
+    /// Check invariants on every step.
+    pub monitor: bool,
+    /// Stop at the first violation (else count them all).
+    pub stop_on_violation: bool,
+    /// `CONFIG_PREEMPTION`: preempt kernel code on IRQ exit.
+    pub preempt: bool,
+    /// A background `call_rcu()` every this many ns (kernel activity that needs grace periods).
+    pub rcu_cb_interval_ns: Option<u64>,
+    /// A perf NMI on every CPU every this many ns.
+    pub nmi_period_ns: Option<u64>,
+    /// Livelock guard.
+    pub max_steps: u64,
+}
+
+impl Config {
+    /// Defaults: 8 CPUs, nohz_full=1-7, HZ=1000, seed 1, context tracking on, generic entry.
+    pub fn new(design: &'static Design) -> Config {
+        Config {
+            cpus: 8,
+            nohz_full: CpuSet::all_but_0(8),
+            hz: 1000,
+            seed: 1,
+            ct_on: true,
+            duration_ns: None,
+            cost: CostModel::default(),
+            design,
+            monitor: true,
+            stop_on_violation: true,
+            preempt: false,
+            rcu_cb_interval_ns: Some(4_000_000),
+            nmi_period_ns: None,
+            max_steps: 2_000_000_000,
+        }
+    }
+
+    /// Checks ranges; the error says which option is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cpus == 0 || self.cpus > 64 {
+            return Err(format!(
+                "--cpus must be between 1 and 64, got {}",
+                self.cpus
+            ));
+        }
+        if self.hz == 0 || self.hz > 10_000 {
+            return Err(format!("--hz must be between 1 and 10000, got {}", self.hz));
+        }
+        if let Some(b) = self.nohz_full.iter().find(|&c| c >= self.cpus) {
+            return Err(format!(
+                "--nohz-full names CPU {b}, but the machine has {} CPUs",
+                self.cpus
+            ));
+        }
+        if self.nohz_full.contains(0) && self.ct_on {
+            return Err(
+                "--nohz-full must leave CPU 0 as the housekeeping (timekeeping) CPU".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The effective nohz_full set (empty when context tracking is off).
+    pub fn effective_nohz_full(&self) -> CpuSet {
+        if self.ct_on {
+            self.nohz_full
+        } else {
+            CpuSet(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn cpulists() {
+        assert_eq!(CpuSet::parse("1-3,5", 8).unwrap().0, 0b101110);
+        assert_eq!(CpuSet::parse("1-3,5", 8).unwrap().to_string(), "1-3,5");
+        assert_eq!(CpuSet::all_but_0(8).to_string(), "1-7");
+        assert!(CpuSet::parse("1-9", 8)
+            .unwrap_err()
+            .contains("CPU 9 does not exist"));
+        assert!(CpuSet::parse("3-1", 8).unwrap_err().contains("backwards"));
+        assert!(CpuSet::parse("a", 8)
+            .unwrap_err()
+            .contains("not a CPU number"));
+        assert!(CpuSet::parse("", 8).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,193 @@
+//! Entry-code designs as data.
+//!
+//! A design is a set of [`Path`]s (syscall, IRQ, exception, NMI, fork return, idle loop). A path is
+//! one Linux function written as a straight sequence of named [`Step`]s in the order the kernel
+//! runs them. The machine executes one step at a time, so an IRQ, NMI or preemption can be
+//! injected between any two steps; a [`StepKind::Branch`] step only decides where to go and is not
+//! an injection point (it is the `if` of the C code, not an instruction boundary of interest).
+//!
+//! A design never branches on another design's name: each design is one module whose paths call
+//! kernel services on [`crate::kernel::K`].
+
+pub mod generic_entry;
+
+use crate::cost::CostKey;
+use crate::kernel::K;
+
+/// Where control goes after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Fall through to the next step.
+    Next,
+    /// Continue at the step with this name in the same path (a C `goto`/loop/else).
+    Goto(&'static str),
+    /// Call another path; this path continues at its next step when the callee returns.
+    Call(&'static Path),
+    /// Return from this path to its caller.
+    Return,
+    /// Re-run this same step later: the task blocked inside it and must retry when woken.
+    Retry,
+    /// `sti; hlt`: stop until an interrupt arrives, then continue at the next step.
+    Halt,
+    /// Leave the kernel to user mode (`sysretq`/`iretq` to ring 3). Ends the entry.
+    ReturnToUser,
+    /// `iretq` to the interrupted kernel context. Ends the entry.
+    ReturnToKernel,
+}
+
+/// How a step is instrumented, as Linux marks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepKind {
+    /// `noinstr` code: may run while RCU is not watching; no tracing, no lockdep.
+    Noinstr,
+    /// Instrumentable code: RCU must be watching (the monitor checks it).
+    Instr,
+    /// A decision only (zero cost, not an injection point).
+    Branch,
+}
+
+/// What the cycles of a step count as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Category {
+    /// Entry/exit code: what the designs differ in (counted as entry overhead).
+    Entry,
+    /// The work the entry exists for: syscall bodies, handlers, scheduling, fault handling.
+    Work,
+}
+
+/// One named step of a path.
+#[derive(Clone, Copy)]
+pub struct Step {
+    /// The Linux function or statement this step is (e.g. `user_exit_irqoff`).
+    pub name: &'static str,
+    /// Instrumentation class.
+    pub kind: StepKind,
+    /// Cost category.
+    pub category: Category,
+    /// Base cost of the step besides the core primitives it performs.
+    pub cost: CostKey,
+    /// The step itself.
+    pub run: fn(&mut K) -> Flow,
+}
+
+impl Step {
+    /// A `noinstr` entry step.
+    pub const fn noinstr(name: &'static str, cost: CostKey, run: fn(&mut K) -> Flow) -> Step {
+        Step {
+            name,
+            kind: StepKind::Noinstr,
+            category: Category::Entry,
+            cost,
+            run,
+        }
+    }
+    /// An instrumentable entry step.
+    pub const fn instr(name: &'static str, cost: CostKey, run: fn(&mut K) -> Flow) -> Step {
+        Step {
+            name,
+            kind: StepKind::Instr,
+            category: Category::Entry,
+            cost,
+            run,
+        }
+    }
+    /// An instrumentable work step (syscall body, handler, schedule).
+    pub const fn work(name: &'static str, cost: CostKey, run: fn(&mut K) -> Flow) -> Step {
+        Step {
+            name,
+            kind: StepKind::Instr,
+            category: Category::Work,
+            cost,
+            run,
+        }
+    }
+    /// A decision (`if`, `while`): free and not an injection point.
+    pub const fn branch(name: &'static str, run: fn(&mut K) -> Flow) -> Step {
+        Step {
+            name,
+            kind: StepKind::Branch,
+            category: Category::Entry,
+            cost: CostKey::None,
+            run,
+        }
+    }
+}
+
+/// A Linux function as a sequence of steps.
+pub struct Path {
+    /// Function name (`irqentry_enter`, `do_syscall_64`, ...).
+    pub name: &'static str,
+    /// Steps in program order.
+    pub steps: &'static [Step],
+}
+
+impl Path {
+    /// Index of the step named `label` (panics on a typo in a design: a programming error caught
+    /// by the per-path tests, never by user input).
+    pub fn label(&self, label: &str) -> usize {
+        match self.steps.iter().position(|s| s.name == label) {
+            Some(i) => i,
+            None => panic!("design bug: path {} has no step named {label:?}", self.name),
+        }
+    }
+}
+
+impl std::fmt::Debug for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for Path {
+    fn eq(&self, o: &Self) -> bool {
+        std::ptr::eq(self, o)
+    }
+}
+impl Eq for Path {}
+
+/// A complete entry design: one path per hardware entry.
+pub struct Design {
+    /// Short name used on the command line (`generic-entry`).
+    pub name: &'static str,
+    /// One line on what it is and where it comes from.
+    pub summary: &'static str,
+    /// `entry_SYSCALL_64`: from the `syscall` instruction to `sysretq`.
+    pub syscall: &'static Path,
+    /// Device/system-vector interrupt: from delivery to `iretq`.
+    pub irq: &'static Path,
+    /// Exception (page fault, breakpoint) from delivery to `iretq`.
+    pub exception: &'static Path,
+    /// NMI from delivery to `iretq`.
+    pub nmi: &'static Path,
+    /// A new task's first return to user mode (`ret_from_fork`).
+    pub ret_from_fork: &'static Path,
+    /// The idle task's loop (`do_idle`), run forever by each CPU's idle task.
+    pub idle: &'static Path,
+}
+
+impl std::fmt::Debug for Design {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Every design this build knows, in presentation order.
+pub fn all() -> &'static [&'static Design] {
+    static ALL: [&Design; 1] = [&generic_entry::DESIGN];
+    &ALL
+}
+
+/// Looks a design up by name; the error lists the valid names.
+pub fn by_name(name: &str) -> Result<&'static Design, String> {
+    all()
+        .iter()
+        .copied()
+        .find(|d| d.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all().iter().map(|d| d.name).collect();
+            format!(
+                "unknown design {name:?}; valid designs: {}",
+                names.join(", ")
+            )
+        })
+}

@@ -1,0 +1,1142 @@
+//! The simulated SMP machine: CPUs, tasks, channels, the event loop and step execution.
+//!
+//! One [`Machine`] owns the virtual clock of every CPU, the event sources and the PRNG; nothing
+//! here reads the wall clock. The loop always advances the CPU whose next event is earliest (ties
+//! to the lower CPU id), so a run is a pure function of its [`Config`].
+
+use crate::config::Config;
+use crate::cost::CostModel;
+use crate::design::{Category, Design, Flow, Path, StepKind};
+use crate::ipc::Channel;
+use crate::kernel::K;
+use crate::monitor::{HistEntry, History, Monitor};
+use crate::program::{Mark, Program, Then};
+use crate::rcu_gp::RcuGp;
+use crate::rng::Xoshiro256;
+use crate::trace::TraceSink;
+use ctxtrack_core::arch::Arch;
+use ctxtrack_core::stats::PRIM_COUNT;
+use ctxtrack_core::{CtState, PerCpu, StaticKey, TaskVtime};
+
+/// Index of a CPU.
+pub type CpuId = usize;
+/// Index of a task in [`Machine::tasks`].
+pub type TaskId = usize;
+/// Index of a channel in [`Machine::chans`].
+pub type ChanId = u32;
+
+/// "Never" on the virtual clock.
+pub const NEVER: u64 = u64::MAX;
+
+/// Thread-info flags (`arch/x86/include/asm/thread_info.h`).
+pub mod tif {
+    /// `_TIF_NOTIFY_RESUME`.
+    pub const NOTIFY_RESUME: u32 = 1 << 1;
+    /// `_TIF_SIGPENDING`.
+    pub const SIGPENDING: u32 = 1 << 2;
+    /// `_TIF_NEED_RESCHED`.
+    pub const NEED_RESCHED: u32 = 1 << 3;
+    /// `_TIF_USER_RETURN_NOTIFY`.
+    pub const USER_RETURN_NOTIFY: u32 = 1 << 11;
+    /// `EXIT_TO_USER_MODE_WORK` (the flags `exit_to_user_mode_loop` handles).
+    pub const EXIT_TO_USER_MODE_WORK: u32 = NOTIFY_RESUME | SIGPENDING | NEED_RESCHED;
+}
+
+/// `preempt_count` layout (`include/linux/preempt.h`).
+pub mod preempt {
+    /// `PREEMPT_MASK`.
+    pub const PREEMPT_MASK: u32 = 0xff;
+    /// `SOFTIRQ_MASK`.
+    pub const SOFTIRQ_MASK: u32 = 0xff00;
+    /// `HARDIRQ_OFFSET`.
+    pub const HARDIRQ_OFFSET: u32 = 1 << 16;
+    /// `HARDIRQ_MASK`.
+    pub const HARDIRQ_MASK: u32 = 0xf << 16;
+    /// `NMI_OFFSET`.
+    pub const NMI_OFFSET: u32 = 1 << 20;
+    /// `NMI_MASK`.
+    pub const NMI_MASK: u32 = 0xf << 20;
+}
+
+/// Interrupt vectors the machine delivers, lowest priority first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Vector {
+    /// `LOCAL_TIMER_VECTOR` (0xec).
+    LocalTimer = 0,
+    /// `IRQ_WORK_VECTOR` (0xf6): nohz kicks.
+    IrqWork = 1,
+    /// `RESCHEDULE_VECTOR` (0xfd).
+    Reschedule = 2,
+}
+
+impl Vector {
+    /// All vectors, by index.
+    pub const ALL: [Vector; 3] = [Vector::LocalTimer, Vector::IrqWork, Vector::Reschedule];
+    /// The x86 vector number.
+    pub fn number(self) -> u32 {
+        match self {
+            Vector::LocalTimer => 236,
+            Vector::IrqWork => 246,
+            Vector::Reschedule => 253,
+        }
+    }
+    /// Event-name prefix in `irq_vectors` (`local_timer`, `irq_work`, `reschedule`).
+    pub fn trace_name(self) -> &'static str {
+        match self {
+            Vector::LocalTimer => "local_timer",
+            Vector::IrqWork => "irq_work",
+            Vector::Reschedule => "reschedule",
+        }
+    }
+}
+
+/// What a CPU is doing between events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Executing kernel steps.
+    Kernel,
+    /// Running user code of `current` until `user_until`.
+    User,
+    /// Halted in `arch_cpu_idle` until an interrupt.
+    Halted,
+}
+
+/// The hardware state of one CPU as the core sees it (implements [`Arch`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Hw {
+    /// CPU id.
+    pub cpu: CpuId,
+    /// RFLAGS.IF.
+    pub irqs_on: bool,
+    /// This CPU's clock (ns).
+    pub now: u64,
+    /// `preempt_count`.
+    pub preempt_count: u32,
+    /// `current->mm != NULL`.
+    pub cur_has_mm: bool,
+    /// `is_idle_task(current)`.
+    pub cur_is_idle: bool,
+    /// CPUs the core asked to kick (processed after the step).
+    pub kicks: u64,
+    /// `sched_clock()` reads (for the trace of what a step did).
+    pub clock_reads: u64,
+}
+
+impl Arch for Hw {
+    fn irqs_disabled(&self) -> bool {
+        !self.irqs_on
+    }
+    fn local_irq_disable(&mut self) {
+        self.irqs_on = false;
+    }
+    fn local_irq_enable(&mut self) {
+        self.irqs_on = true;
+    }
+    fn sched_clock(&mut self) -> u64 {
+        self.clock_reads += 1;
+        self.now
+    }
+    fn smp_processor_id(&self) -> usize {
+        self.cpu
+    }
+    fn in_interrupt(&self) -> bool {
+        self.preempt_count & (preempt::HARDIRQ_MASK | preempt::SOFTIRQ_MASK | preempt::NMI_MASK)
+            != 0
+    }
+    fn in_nmi(&self) -> bool {
+        self.preempt_count & preempt::NMI_MASK != 0
+    }
+    fn current_has_mm(&self) -> bool {
+        self.cur_has_mm
+    }
+    fn is_idle_task(&self) -> bool {
+        self.cur_is_idle
+    }
+    fn tick_kick(&mut self, cpu: usize) {
+        self.kicks |= 1 << cpu;
+    }
+}
+
+/// Counters the simulator keeps per CPU (the core's own are in `PerCpu::stats`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CpuCounters {
+    /// Steps executed.
+    pub steps: u64,
+    /// Syscalls entered.
+    pub syscalls: u64,
+    /// IRQs delivered, by [`Vector`].
+    pub irqs: [u64; 3],
+    /// IRQs that interrupted user mode / kernel / the halted idle loop.
+    pub irqs_from: [u64; 3],
+    /// Exceptions (page faults) taken.
+    pub exceptions: u64,
+    /// NMIs taken.
+    pub nmis: u64,
+    /// Ticks handled.
+    pub ticks: u64,
+    /// IPIs received, by [`Vector`].
+    pub ipis_received: [u64; 3],
+    /// IPIs sent.
+    pub ipis_sent: u64,
+    /// Reschedule IPIs sent to this CPU by RCU forcing a quiescent state.
+    pub rcu_resched_ipis: u64,
+    /// Context switches.
+    pub context_switches: u64,
+    /// Wakeups performed by this CPU.
+    pub wakeups: u64,
+    /// RCU quiescent states reported for this CPU.
+    pub rcu_qs: u64,
+    /// Cycles of entry/exit code, by entry kind ([`EntryKind`] index).
+    pub entry_cycles: [u64; 6],
+    /// Cycles of context-tracking primitives, by entry kind.
+    pub ct_cycles: [u64; 6],
+    /// Completed entries by kind (for per-entry averages).
+    pub entries: [u64; 6],
+    /// All cycles executed in kernel steps.
+    pub kernel_cycles: u64,
+}
+
+/// Ground-truth time per CPU (what the CPU really did, not what vtime says).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CpuTimes {
+    /// User mode.
+    pub user_ns: u64,
+    /// Kernel code of non-idle tasks.
+    pub sys_ns: u64,
+    /// Halted, or kernel code of the idle task.
+    pub idle_ns: u64,
+    /// Time with the tick stopped.
+    pub tick_stopped_ns: u64,
+}
+
+/// One CPU.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    /// The core's per-CPU data.
+    pub pcpu: PerCpu,
+    /// Hardware state.
+    pub hw: Hw,
+    /// What it is doing.
+    pub mode: Mode,
+    /// `rq->curr`.
+    pub current: TaskId,
+    /// This CPU's idle task.
+    pub idle_task: TaskId,
+    /// Runnable tasks waiting (not running), kept sorted by vruntime.
+    pub rq: Vec<TaskId>,
+    /// `cfs_rq->min_vruntime`.
+    pub min_vruntime: u64,
+    /// In the `nohz_full=` set (and context tracking on).
+    pub nohz_full: bool,
+    /// Next tick (NEVER while stopped).
+    pub next_tick: u64,
+    /// Arrival time of pending IPIs, by [`Vector`] (`LocalTimer` unused: see `next_tick`).
+    pub pending: [u64; 3],
+    /// Arrival of a pending NMI.
+    pub nmi_at: u64,
+    /// End of the current user burst (valid in [`Mode::User`]).
+    pub user_until: u64,
+    /// When the current user burst started or resumed.
+    pub user_since: u64,
+    /// Since when the tick is stopped.
+    pub tick_stopped_since: Option<u64>,
+    /// Primitive counts already priced into step costs.
+    pub priced: [u64; PRIM_COUNT],
+    /// Their sum.
+    pub priced_total: u64,
+    /// Sub-ns remainder of the cycles-to-ns conversion (32-bit fraction).
+    pub cycle_rem: u64,
+    /// Simulator counters.
+    pub counters: CpuCounters,
+    /// Ground-truth times.
+    pub times: CpuTimes,
+    /// Last steps (for violation reports).
+    pub history: History,
+}
+
+/// Task states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskState {
+    /// `rq->curr` somewhere.
+    Running,
+    /// On a run queue.
+    Runnable,
+    /// `TASK_INTERRUPTIBLE`, on a wait queue.
+    Sleeping,
+    /// Exited.
+    Dead,
+}
+
+/// Why a task entered the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// `syscall`.
+    Syscall = 0,
+    /// Device or IPI interrupt.
+    Irq = 1,
+    /// Exception (page fault).
+    Exception = 2,
+    /// NMI.
+    Nmi = 3,
+    /// First return of a forked task.
+    Fork = 4,
+    /// The idle loop (the idle task's base).
+    Idle = 5,
+}
+
+impl EntryKind {
+    /// Names by index.
+    pub const NAMES: [&'static str; 6] = ["syscall", "irq", "exception", "nmi", "fork", "idle"];
+}
+
+/// Saved registers of an entry (the parts entry code looks at).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Regs {
+    /// `user_mode(regs)`: CS RPL 3.
+    pub user: bool,
+    /// `!regs_irqs_disabled(regs)`: the interrupted context had IRQs on.
+    pub irqs_on: bool,
+    /// The vector for IRQs.
+    pub vector: Option<Vector>,
+}
+
+/// Locals of an entry (`irqentry_state_t`, a saved `ctx_state`, scratch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Locals {
+    /// `irqentry_state_t.exit_rcu`.
+    pub exit_rcu: bool,
+    /// `prev_state = exception_enter()`.
+    pub prev_ctx: CtState,
+    /// Free for designs (e.g. cached thread flags).
+    pub scratch: u32,
+}
+
+impl Default for Locals {
+    fn default() -> Self {
+        Locals {
+            exit_rcu: false,
+            prev_ctx: CtState::Kernel,
+            scratch: 0,
+        }
+    }
+}
+
+/// One kernel entry on a task's stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// Kind.
+    pub kind: EntryKind,
+    /// Saved registers.
+    pub regs: Regs,
+    /// Locals.
+    pub locals: Locals,
+    /// Frame depth at which this entry's outermost path sits.
+    pub base: u16,
+}
+
+/// One path activation on a task's kernel stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The path.
+    pub path: &'static Path,
+    /// Next step to run.
+    pub pc: u16,
+}
+
+/// The counters a step's effects are measured against (a cheap part of [`ctxtrack_core::CtStats`]).
+#[derive(Clone, Copy, Debug)]
+pub struct StatsMark {
+    /// vtime hook calls.
+    pub vtime_hooks: u64,
+    /// Transitions (only filled in while tracing).
+    pub transitions: [u64; ctxtrack_core::stats::TRANSITION_COUNT],
+}
+
+/// Limit on kernel stack depth (frames): entries nest at most NMI-in-IRQ-in-exception.
+pub const MAX_FRAMES: usize = 32;
+
+/// A task.
+#[derive(Clone, Debug)]
+pub struct Task {
+    /// PID (0 for idle tasks).
+    pub pid: u32,
+    /// `comm`.
+    pub comm: String,
+    /// Scheduler state.
+    pub state: TaskState,
+    /// CPU it last ran on / is queued on.
+    pub cpu: CpuId,
+    /// Thread-info flags ([`tif`]).
+    pub ti_flags: u32,
+    /// vtime and cputime.
+    pub vtime: TaskVtime,
+    /// Kernel stack of path activations.
+    pub frames: Vec<Frame>,
+    /// Entries on the kernel stack.
+    pub entries: Vec<Entry>,
+    /// User program.
+    pub prog: Program,
+    /// The idle task.
+    pub is_idle: bool,
+    /// Has an mm (user task).
+    pub has_mm: bool,
+    /// CFS virtual runtime.
+    pub vruntime: u64,
+    /// When it last started running (for runtime accounting).
+    pub exec_start: u64,
+    /// Total runtime.
+    pub sum_exec_ns: u64,
+    /// Runtime since it was last picked (slice accounting).
+    pub slice_exec_ns: u64,
+    /// Remaining user compute of the current op.
+    pub user_left_ns: u64,
+    /// What ends the current user op.
+    pub then: Then,
+    /// Return value of the last syscall, for the program.
+    pub last_ret: Option<i64>,
+    /// The syscall in progress.
+    pub cur_syscall: Option<crate::program::Syscall>,
+    /// Parent task.
+    pub parent: Option<TaskId>,
+    /// Exited children not yet reaped.
+    pub zombies: u32,
+    /// Live children.
+    pub children_alive: u32,
+    /// Sleeping in `wait4`.
+    pub in_wait: bool,
+    /// `rcu_read_lock()` nesting.
+    pub rcu_depth: u32,
+    /// When the outermost read-side section began.
+    pub rcu_since_ns: u64,
+    /// Ground truth: user ns.
+    pub user_ns: u64,
+    /// Ground truth: kernel ns.
+    pub sys_ns: u64,
+    /// Syscalls made.
+    pub syscalls: u64,
+    /// Registered for user-return notifications every N syscalls (0: never).
+    pub urn_every: u64,
+}
+
+impl Task {
+    /// A new task in the given state.
+    pub fn new(pid: u32, comm: &str, prog: Program, cpu: CpuId) -> Task {
+        let is_idle = matches!(prog, Program::Idle);
+        Task {
+            pid,
+            comm: comm.to_string(),
+            state: TaskState::Runnable,
+            cpu,
+            ti_flags: 0,
+            vtime: TaskVtime::default(),
+            frames: Vec::with_capacity(8),
+            entries: Vec::with_capacity(4),
+            prog,
+            is_idle,
+            has_mm: !is_idle,
+            vruntime: 0,
+            exec_start: 0,
+            sum_exec_ns: 0,
+            slice_exec_ns: 0,
+            user_left_ns: 0,
+            then: Then::Continue,
+            last_ret: None,
+            cur_syscall: None,
+            parent: None,
+            zombies: 0,
+            children_alive: 0,
+            in_wait: false,
+            rcu_depth: 0,
+            rcu_since_ns: 0,
+            user_ns: 0,
+            sys_ns: 0,
+            syscalls: 0,
+            urn_every: 0,
+        }
+    }
+
+    /// Pushes a new kernel entry whose outermost path is `path`.
+    pub fn push_entry(&mut self, kind: EntryKind, regs: Regs, path: &'static Path) {
+        self.entries.push(Entry {
+            kind,
+            regs,
+            locals: Locals::default(),
+            base: self.frames.len() as u16,
+        });
+        self.frames.push(Frame { path, pc: 0 });
+    }
+}
+
+/// Why a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The workload finished.
+    WorkloadDone,
+    /// `--duration` reached.
+    Duration,
+    /// An invariant failed (the monitor has the details).
+    Violation,
+    /// The step limit was hit (a livelock guard).
+    StepLimit,
+    /// No CPU had anything left to do.
+    Quiescent,
+}
+
+/// The machine.
+pub struct Machine {
+    /// Configuration.
+    pub cfg: Config,
+    /// Cost model (copied out of the config for speed).
+    pub cost: CostModel,
+    /// Prices of core primitives.
+    pub prim_cost: [u64; PRIM_COUNT],
+    /// Nanoseconds per cycle, 32.32 fixed point.
+    pub ns_per_cycle_fp: u64,
+    /// The design under test.
+    pub design: &'static Design,
+    /// `context_tracking_key`.
+    pub key: StaticKey,
+    /// CPUs.
+    pub cpus: Vec<Cpu>,
+    /// Tasks (never removed: dead tasks stay for reporting).
+    pub tasks: Vec<Task>,
+    /// Channels.
+    pub chans: Vec<Channel>,
+    /// The one PRNG.
+    pub rng: Xoshiro256,
+    /// RCU grace-period machinery.
+    pub rcu: RcuGp,
+    /// Invariant monitor.
+    pub monitor: Monitor,
+    /// ftrace-style output.
+    pub trace: Option<TraceSink>,
+    /// Benchmark timestamps.
+    pub mark_start_ns: Option<u64>,
+    /// Benchmark timestamps.
+    pub mark_stop_ns: Option<u64>,
+    /// The task whose exit ends the run.
+    pub main_task: Option<TaskId>,
+    /// Steps executed.
+    pub steps: u64,
+    /// Set when the run must stop.
+    pub end: Option<EndReason>,
+    /// Last time any CPU reached.
+    pub now_max: u64,
+    /// Set when an event for another CPU was posted (ends a same-CPU run of events).
+    pub ipi_sent: bool,
+    next_pid: u32,
+}
+
+impl Machine {
+    /// Builds a machine with idle tasks on every CPU and no workload.
+    pub fn new(cfg: Config) -> Machine {
+        let n = cfg.cpus;
+        let cost = cfg.cost.clone();
+        let tick_nsec = 1_000_000_000 / cfg.hz;
+        let mut m = Machine {
+            prim_cost: cost.prim_table(),
+            ns_per_cycle_fp: (1000u64 << 32) / cost.cpu_mhz,
+            cost,
+            design: cfg.design,
+            key: StaticKey::new_false(),
+            cpus: Vec::with_capacity(n),
+            tasks: Vec::new(),
+            chans: Vec::new(),
+            rng: Xoshiro256::seed(cfg.seed),
+            rcu: RcuGp::new(n, &cfg),
+            monitor: Monitor {
+                stop_on_violation: cfg.stop_on_violation,
+                ..Monitor::new(cfg.monitor, n)
+            },
+            trace: None,
+            mark_start_ns: None,
+            mark_stop_ns: None,
+            main_task: None,
+            steps: 0,
+            end: None,
+            now_max: 0,
+            ipi_sent: false,
+            next_pid: 1,
+            cfg,
+        };
+        for c in 0..n {
+            let idle = m.tasks.len();
+            let mut t = Task::new(0, "<idle>", Program::Idle, c);
+            t.state = TaskState::Running;
+            t.push_entry(
+                EntryKind::Idle,
+                Regs {
+                    user: false,
+                    irqs_on: true,
+                    vector: None,
+                },
+                m.design.idle,
+            );
+            m.tasks.push(t);
+            let nohz = m.cfg.ct_on && m.cfg.nohz_full.contains(c);
+            let mut pcpu = PerCpu::new(tick_nsec);
+            if nohz {
+                pcpu.ct_cpu_track_user(&m.key);
+            }
+            // Stagger nothing: all ticks are jiffy aligned (no skew_tick).
+            m.cpus.push(Cpu {
+                pcpu,
+                hw: Hw {
+                    cpu: c,
+                    irqs_on: true,
+                    now: 0,
+                    preempt_count: 0,
+                    cur_has_mm: false,
+                    cur_is_idle: true,
+                    kicks: 0,
+                    clock_reads: 0,
+                },
+                mode: Mode::Kernel,
+                current: idle,
+                idle_task: idle,
+                rq: Vec::new(),
+                min_vruntime: 0,
+                nohz_full: nohz,
+                next_tick: tick_nsec,
+                pending: [NEVER; 3],
+                nmi_at: cfg_nmi_first(&m.cfg, c),
+                user_until: NEVER,
+                user_since: 0,
+                tick_stopped_since: None,
+                priced: [0; PRIM_COUNT],
+                priced_total: 0,
+                cycle_rem: 0,
+                counters: CpuCounters::default(),
+                times: CpuTimes::default(),
+                history: History::default(),
+            });
+        }
+        for c in 0..n {
+            if m.key.is_enabled() && m.cpus[c].pcpu.ct.active {
+                let idle = m.cpus[c].idle_task;
+                ctxtrack_core::vtime::vtime_init_idle(
+                    &mut m.tasks[idle].vtime,
+                    &mut m.cpus[c].pcpu.cputime,
+                    c,
+                    0,
+                );
+            }
+        }
+        m
+    }
+
+    /// `TICK_NSEC`.
+    pub fn tick_nsec(&self) -> u64 {
+        1_000_000_000 / self.cfg.hz
+    }
+
+    /// Creates a channel.
+    pub fn new_chan(&mut self, kind: crate::ipc::ChanKind) -> ChanId {
+        self.chans.push(Channel::new(kind));
+        (self.chans.len() - 1) as ChanId
+    }
+
+    /// Creates a user task that starts in `ret_from_fork` on `cpu`'s run queue.
+    pub fn spawn(&mut self, comm: &str, prog: Program, cpu: CpuId) -> TaskId {
+        let pid = self.alloc_pid();
+        let mut t = Task::new(pid, comm, prog, cpu);
+        t.push_entry(
+            EntryKind::Fork,
+            Regs {
+                user: true,
+                irqs_on: true,
+                vector: None,
+            },
+            self.design.ret_from_fork,
+        );
+        self.tasks.push(t);
+        let id = self.tasks.len() - 1;
+        crate::kernel::enqueue_new(self, id, cpu);
+        id
+    }
+
+    pub(crate) fn alloc_pid(&mut self) -> u32 {
+        let p = self.next_pid;
+        self.next_pid += 1;
+        p
+    }
+
+    /// Next event time of CPU `c`.
+    #[inline]
+    fn next_time(&self, c: CpuId) -> u64 {
+        let cpu = &self.cpus[c];
+        match cpu.mode {
+            Mode::Kernel => cpu.hw.now,
+            Mode::User => cpu.user_until.min(Self::earliest_irq(cpu)).min(cpu.nmi_at),
+            Mode::Halted => Self::earliest_irq(cpu).min(cpu.nmi_at),
+        }
+    }
+
+    #[inline]
+    fn earliest_irq(cpu: &Cpu) -> u64 {
+        cpu.next_tick.min(cpu.pending[1]).min(cpu.pending[2])
+    }
+
+    /// Runs until the workload ends, the duration passes, or an invariant fails.
+    ///
+    /// The CPU with the earliest next event runs; it keeps running without a rescan while its
+    /// next event stays strictly before every other CPU's and the RCU kthread's (ties go to the
+    /// lower CPU id, as a rescan would decide).
+    pub fn run(&mut self) -> EndReason {
+        let limit_ns = self.cfg.duration_ns.unwrap_or(NEVER);
+        while self.end.is_none() {
+            let (mut best, mut bc, mut second) = (NEVER, usize::MAX, NEVER);
+            for c in 0..self.cpus.len() {
+                let t = self.next_time(c);
+                if t < best {
+                    second = best;
+                    best = t;
+                    bc = c;
+                } else if t < second {
+                    second = t;
+                }
+            }
+            let rcu_t = self.rcu.next_event_ns();
+            if rcu_t <= best && rcu_t != NEVER {
+                if rcu_t > limit_ns {
+                    self.end = Some(EndReason::Duration);
+                    break;
+                }
+                crate::rcu_gp::rcu_gp_kthread(self, rcu_t);
+                continue;
+            }
+            if bc == usize::MAX {
+                self.end = Some(EndReason::Quiescent);
+                break;
+            }
+            // Other CPUs with a lower id win ties, so stay only while strictly earlier than them.
+            let horizon = second.min(rcu_t);
+            let mut t = best;
+            loop {
+                if t > limit_ns {
+                    self.end = Some(EndReason::Duration);
+                    break;
+                }
+                if self.steps >= self.cfg.max_steps {
+                    self.end = Some(EndReason::StepLimit);
+                    break;
+                }
+                self.run_cpu(bc, t);
+                if self.end.is_some() {
+                    break;
+                }
+                t = self.next_time(bc);
+                // Running this CPU may have sent IPIs that change other CPUs' next events.
+                if t >= horizon || self.ipi_sent {
+                    self.ipi_sent = false;
+                    break;
+                }
+            }
+        }
+        let end = self.end.clone().unwrap();
+        self.finish();
+        end
+    }
+
+    /// Brings every CPU to the same end time and closes open intervals, so the report covers
+    /// the whole run on every CPU.
+    fn finish(&mut self) {
+        let mut end = self
+            .cpus
+            .iter()
+            .map(|c| c.hw.now)
+            .max()
+            .unwrap_or(0)
+            .max(self.now_max);
+        if let Some(d) = self.cfg.duration_ns {
+            if self.end == Some(EndReason::Duration) {
+                end = end.max(d);
+            }
+        }
+        self.now_max = end;
+        for cpu in self.cpus.iter_mut() {
+            match cpu.mode {
+                Mode::User => {
+                    let d = end.saturating_sub(cpu.user_since);
+                    cpu.times.user_ns += d;
+                    self.tasks[cpu.current].user_ns += d;
+                    cpu.user_since = end;
+                    cpu.hw.now = end;
+                }
+                Mode::Halted => {
+                    cpu.times.idle_ns += end.saturating_sub(cpu.hw.now);
+                    cpu.hw.now = end;
+                }
+                // A CPU in kernel mode stops at its own clock (it may be past `end` by one step).
+                Mode::Kernel => {}
+            }
+            if let Some(since) = cpu.tick_stopped_since {
+                cpu.times.tick_stopped_ns += cpu.hw.now.saturating_sub(since);
+                cpu.tick_stopped_since = Some(cpu.hw.now);
+            }
+        }
+        if self.end != Some(EndReason::Violation) {
+            crate::monitor::check_all_vtime(self);
+        }
+    }
+
+    /// Advances CPU `c` to time `t` and performs its next event.
+    fn run_cpu(&mut self, c: CpuId, t: u64) {
+        match self.cpus[c].mode {
+            Mode::User => {
+                let cpu = &mut self.cpus[c];
+                let cur = cpu.current;
+                let ran = t - cpu.user_since;
+                cpu.times.user_ns += ran;
+                cpu.hw.now = t;
+                cpu.user_since = t;
+                let task = &mut self.tasks[cur];
+                task.user_ns += ran;
+                task.user_left_ns = task.user_left_ns.saturating_sub(ran);
+                if cpu.nmi_at <= t {
+                    self.deliver_nmi(c);
+                } else if let Some(v) = self.deliverable_irq(c) {
+                    self.deliver_irq(c, v);
+                } else {
+                    self.user_op_done(c);
+                }
+            }
+            Mode::Halted => {
+                let cpu = &mut self.cpus[c];
+                cpu.times.idle_ns += t - cpu.hw.now;
+                cpu.hw.now = t;
+                if cpu.nmi_at <= t {
+                    self.deliver_nmi(c);
+                } else if let Some(v) = self.deliverable_irq(c) {
+                    self.deliver_irq(c, v);
+                }
+            }
+            Mode::Kernel => {
+                let cpu = &self.cpus[c];
+                if cpu.nmi_at <= cpu.hw.now && cpu.hw.preempt_count & preempt::NMI_MASK == 0 {
+                    self.deliver_nmi(c);
+                } else if cpu.hw.irqs_on && Self::earliest_irq(cpu) <= cpu.hw.now {
+                    let v = self.deliverable_irq(c).expect("pending irq");
+                    self.deliver_irq(c, v);
+                } else {
+                    self.exec_step(c);
+                }
+            }
+        }
+        if self.cpus[c].hw.now > self.now_max {
+            self.now_max = self.cpus[c].hw.now;
+        }
+    }
+
+    /// Highest-priority IRQ that has arrived by now on `c`.
+    fn deliverable_irq(&self, c: CpuId) -> Option<Vector> {
+        let cpu = &self.cpus[c];
+        let now = cpu.hw.now;
+        if cpu.pending[2] <= now {
+            Some(Vector::Reschedule)
+        } else if cpu.pending[1] <= now {
+            Some(Vector::IrqWork)
+        } else if cpu.next_tick <= now {
+            Some(Vector::LocalTimer)
+        } else {
+            None
+        }
+    }
+
+    fn enter_kernel(
+        &mut self,
+        c: CpuId,
+        kind: EntryKind,
+        vector: Option<Vector>,
+        path: &'static Path,
+    ) {
+        let cpu = &mut self.cpus[c];
+        let from = cpu.mode;
+        let regs = Regs {
+            user: from == Mode::User,
+            irqs_on: from != Mode::Kernel || cpu.hw.irqs_on,
+            vector,
+        };
+        cpu.hw.irqs_on = false;
+        cpu.mode = Mode::Kernel;
+        let cur = cpu.current;
+        let task = &mut self.tasks[cur];
+        if task.frames.len() >= MAX_FRAMES {
+            self.monitor
+                .fail_limit(c, "kernel stack depth (MAX_FRAMES)", &mut self.end);
+            return;
+        }
+        task.push_entry(kind, regs, path);
+        let from_idx = match from {
+            Mode::User => 0,
+            Mode::Kernel => 1,
+            Mode::Halted => 2,
+        };
+        if kind == EntryKind::Irq {
+            self.cpus[c].counters.irqs_from[from_idx] += 1;
+        }
+    }
+
+    fn deliver_irq(&mut self, c: CpuId, v: Vector) {
+        let cpu = &mut self.cpus[c];
+        match v {
+            // The timer fires once per programmed expiry; the handler re-arms it.
+            Vector::LocalTimer => cpu.next_tick = NEVER,
+            _ => {
+                cpu.pending[v as usize] = NEVER;
+                cpu.counters.ipis_received[v as usize] += 1;
+            }
+        }
+        cpu.counters.irqs[v as usize] += 1;
+        let path = self.design.irq;
+        self.enter_kernel(c, EntryKind::Irq, Some(v), path);
+    }
+
+    fn deliver_nmi(&mut self, c: CpuId) {
+        let cpu = &mut self.cpus[c];
+        cpu.nmi_at = match self.cfg.nmi_period_ns {
+            Some(p) => cpu.nmi_at + p,
+            None => NEVER,
+        };
+        cpu.counters.nmis += 1;
+        let path = self.design.nmi;
+        self.enter_kernel(c, EntryKind::Nmi, None, path);
+    }
+
+    /// The current user op's compute ended: do what comes next.
+    fn user_op_done(&mut self, c: CpuId) {
+        let cur = self.cpus[c].current;
+        loop {
+            match self.tasks[cur].then {
+                Then::Syscall(s) => {
+                    let task = &mut self.tasks[cur];
+                    task.cur_syscall = Some(s);
+                    task.syscalls += 1;
+                    self.cpus[c].counters.syscalls += 1;
+                    let path = self.design.syscall;
+                    self.enter_kernel(c, EntryKind::Syscall, None, path);
+                    return;
+                }
+                Then::Fault => {
+                    self.cpus[c].counters.exceptions += 1;
+                    let path = self.design.exception;
+                    self.enter_kernel(c, EntryKind::Exception, None, path);
+                    return;
+                }
+                Then::Mark(mk) => {
+                    let now = self.cpus[c].hw.now;
+                    match mk {
+                        Mark::Start => self.mark_start_ns = Some(now),
+                        Mark::Stop => self.mark_stop_ns = Some(now),
+                    }
+                    self.next_user_op(c);
+                }
+                Then::Continue => self.next_user_op(c),
+            }
+            if self.tasks[cur].user_left_ns > 0 {
+                return;
+            }
+        }
+    }
+
+    /// Asks the program of `current` for its next op and starts its compute burst.
+    pub(crate) fn next_user_op(&mut self, c: CpuId) {
+        let cpu = &mut self.cpus[c];
+        let task = &mut self.tasks[cpu.current];
+        let ret = task.last_ret.take();
+        let op = task.prog.next(ret);
+        task.user_left_ns = op.compute_ns;
+        task.then = op.then;
+        cpu.user_since = cpu.hw.now;
+        cpu.user_until = cpu.hw.now.saturating_add(op.compute_ns);
+    }
+
+    /// Executes the next step of `current` on CPU `c`. Branch steps on the way are evaluated
+    /// inline: they are decisions, not instruction boundaries where an event could land.
+    fn exec_step(&mut self, c: CpuId) {
+        let t0 = self.cpus[c].current;
+        let (path, pc, depth, step) = loop {
+            let depth = self.tasks[t0].frames.len() - 1;
+            let Frame { path, pc } = self.tasks[t0].frames[depth];
+            let step = &path.steps[pc as usize];
+            if step.kind != StepKind::Branch {
+                break (path, pc, depth, step);
+            }
+            let mut k = K {
+                m: self,
+                cpu: c,
+                extra_cycles: 0,
+            };
+            let flow = (step.run)(&mut k);
+            let f = &mut self.tasks[t0].frames[depth];
+            match flow {
+                Flow::Next => f.pc = pc + 1,
+                Flow::Goto(l) => f.pc = path.label(l) as u16,
+                Flow::Return => {
+                    self.tasks[t0].frames.pop();
+                }
+                other => unreachable!(
+                    "branch step {:?} in {} returned {other:?}",
+                    step.name, path.name
+                ),
+            }
+        };
+        self.tasks[t0].frames[depth].pc = pc + 1;
+        crate::monitor::before_step(self, c, step);
+        if self.end.is_some() {
+            return;
+        }
+        let st0 = &self.cpus[c].pcpu.stats;
+        let before = StatsMark {
+            vtime_hooks: st0.vtime_hooks,
+            transitions: if self.trace.is_some() {
+                st0.transitions
+            } else {
+                Default::default()
+            },
+        };
+        let warn_before = self.cpus[c].pcpu.warn.count;
+        let mut k = K {
+            m: self,
+            cpu: c,
+            extra_cycles: 0,
+        };
+        let flow = (step.run)(&mut k);
+        let extra = k.extra_cycles;
+
+        // Control flow applies to the task that ran the step, even if it was switched out.
+        let mut leave: Option<Flow> = None;
+        match flow {
+            Flow::Next => {}
+            Flow::Goto(l) => self.tasks[t0].frames[depth].pc = path.label(l) as u16,
+            Flow::Retry => self.tasks[t0].frames[depth].pc = pc,
+            Flow::Call(p) => {
+                if self.tasks[t0].frames.len() >= MAX_FRAMES {
+                    self.monitor
+                        .fail_limit(c, "kernel stack depth (MAX_FRAMES)", &mut self.end);
+                    return;
+                }
+                self.tasks[t0].frames.push(Frame { path: p, pc: 0 });
+            }
+            Flow::Return => {
+                self.tasks[t0].frames.pop();
+            }
+            Flow::Halt => {
+                self.cpus[c].hw.irqs_on = true;
+                leave = Some(Flow::Halt);
+            }
+            Flow::ReturnToUser | Flow::ReturnToKernel => leave = Some(flow),
+        }
+
+        // Price the step: base + primitives the core counted + bodies the kernel reported.
+        let cpu = &mut self.cpus[c];
+        let st = &cpu.pcpu.stats;
+        let mut ct_cycles = 0;
+        if st.prims_total != cpu.priced_total {
+            for i in 0..PRIM_COUNT {
+                ct_cycles += (st.prims[i] - cpu.priced[i]) * self.prim_cost[i];
+            }
+            cpu.priced = st.prims;
+            cpu.priced_total = st.prims_total;
+        }
+        let cycles = self.cost.base(step.cost) + ct_cycles + extra;
+        let kind = self.tasks[t0]
+            .entries
+            .last()
+            .map(|e| e.kind as usize)
+            .unwrap_or(EntryKind::Idle as usize);
+        if step.category == Category::Entry {
+            cpu.counters.entry_cycles[kind] += cycles - extra;
+            cpu.counters.ct_cycles[kind] += ct_cycles;
+        }
+        cpu.counters.kernel_cycles += cycles;
+        cpu.counters.steps += 1;
+        // ns = cycles / GHz in 32.32 fixed point; the fraction carries over to the next step.
+        let total = cycles as u128 * self.ns_per_cycle_fp as u128 + cpu.cycle_rem as u128;
+        let dt = (total >> 32) as u64;
+        cpu.cycle_rem = (total & 0xffff_ffff) as u64;
+        let start = cpu.hw.now;
+        cpu.hw.now += dt;
+        if self.tasks[t0].is_idle {
+            cpu.times.idle_ns += dt;
+        } else {
+            cpu.times.sys_ns += dt;
+            self.tasks[t0].sys_ns += dt;
+        }
+        self.steps += 1;
+
+        if cpu.hw.kicks != 0 {
+            let kicks = std::mem::take(&mut cpu.hw.kicks);
+            for target in 0..self.cpus.len() {
+                if kicks & (1 << target) != 0 {
+                    crate::kernel::send_ipi(self, c, target, Vector::IrqWork);
+                }
+            }
+        }
+        if self.trace.is_some() {
+            crate::trace::transitions(self, c, t0, &before.transitions, start);
+        }
+        if self.monitor.enabled || self.cpus[c].pcpu.warn.count != warn_before {
+            let cpu = &mut self.cpus[c];
+            let ct = &cpu.pcpu.ct;
+            cpu.history.push(HistEntry {
+                time_ns: start,
+                pid: self.tasks[t0].pid,
+                path: path.name,
+                step: step.name,
+                ct_state: ct.ct_state_bits(),
+                irqs_on: cpu.hw.irqs_on,
+                watching: ct.rcu_is_watching(),
+            });
+            crate::monitor::after_step(self, c, t0, &before, warn_before);
+        }
+        if let Some(l) = leave {
+            self.leave_kernel(c, t0, l);
+        }
+    }
+
+    /// Ends an entry: back to user mode, to the interrupted kernel context, or halt.
+    fn leave_kernel(&mut self, c: CpuId, t0: TaskId, how: Flow) {
+        match how {
+            Flow::Halt => {
+                self.cpus[c].mode = Mode::Halted;
+            }
+            Flow::ReturnToUser | Flow::ReturnToKernel => {
+                let task = &mut self.tasks[t0];
+                let e = task.entries.pop().expect("entry to leave");
+                task.frames.truncate(e.base as usize);
+                self.cpus[c].counters.entries[e.kind as usize] += 1;
+                if how == Flow::ReturnToUser {
+                    crate::monitor::on_return_to_user(self, c, t0, e.kind);
+                    let cpu = &mut self.cpus[c];
+                    cpu.hw.irqs_on = true;
+                    cpu.mode = Mode::User;
+                    cpu.user_since = cpu.hw.now;
+                    match e.kind {
+                        EntryKind::Syscall | EntryKind::Fork | EntryKind::Exception => {
+                            self.next_user_op(c)
+                        }
+                        _ => {
+                            let left = self.tasks[t0].user_left_ns;
+                            let cpu = &mut self.cpus[c];
+                            cpu.user_until = cpu.hw.now.saturating_add(left);
+                        }
+                    }
+                } else {
+                    let cpu = &mut self.cpus[c];
+                    cpu.hw.irqs_on = e.regs.irqs_on;
+                    cpu.mode = Mode::Kernel;
+                }
+            }
+            _ => unreachable!("leave_kernel called with {how:?}"),
+        }
+    }
+}
+
+fn cfg_nmi_first(cfg: &Config, c: CpuId) -> u64 {
+    match cfg.nmi_period_ns {
+        // Spread NMIs over the period so CPUs do not all take them at once.
+        Some(p) => p + p * c as u64 / cfg.cpus.max(1) as u64,
+        None => NEVER,
+    }
+}

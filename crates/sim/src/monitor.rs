@@ -1,0 +1,282 @@
+//! The invariant monitor: every invariant the simulator checks has its one home here.
+//!
+//! | name | where checked | what |
+//! |---|---|---|
+//! | `rcu_watching_in_kernel` | before every instrumentable step | RCU watches whenever kernel code that may use RCU runs |
+//! | `ct_kernel_with_irqs_on` | before every non-branch step | on a tracked CPU, kernel code with IRQs enabled runs in `CT_STATE_KERNEL` (the idle task may also be in `CT_STATE_IDLE`: `sti; hlt` returns with IRQs on into its EQS) |
+//! | `return_to_user` | every return to user mode | context tracking says USER (key on), IRQs off, and no exit work pending unless an IPI for it is already in flight |
+//! | `nesting_non_negative` | after every step | `nesting >= 0`, `nmi_nesting >= 0` |
+//! | `vtime_conservation` | after every step that ran a vtime hook, and at the end | user + sys + guest + idle accounted == elapsed, exactly, per vtime CPU |
+//! | `rcu_gp_safety` | at every grace-period end | no read-side section that began before the grace period is still running |
+//! | `rcu_reader_schedule` | in `__schedule` | no context switch inside a (non-preemptible) read-side section |
+//! | core `WARN`s | after every step | every `CT_WARN_ON`/`WARN_ON_ONCE` of the core ([`ctxtrack_core::Violation`]) |
+//!
+//! `ct_kernel_with_irqs_on` is Andy Lutomirski's "any kernel code with IRQs on is *always* tracked
+//! as kernel mode" from the seed thread, for user/guest tracking. The idle EQS is a different
+//! state: Linux runs the `cli` after `hlt` (and, in 6.1, `ct_idle_exit()` itself) with IRQs on in
+//! `CT_STATE_IDLE`, and softirqs from idle too (not modeled).
+
+use crate::design::{Step, StepKind};
+use crate::machine::{tif, CpuId, EndReason, EntryKind, Machine, StatsMark, TaskId, Vector, NEVER};
+use ctxtrack_core::CtState;
+use serde::Serialize;
+
+/// Steps kept per CPU for violation reports.
+pub const HISTORY_LEN: usize = 24;
+/// Violation reports kept (the count goes on).
+pub const MAX_REPORTS: usize = 16;
+
+/// One executed step, as remembered for a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct HistEntry {
+    /// CPU clock when the step started.
+    pub time_ns: u64,
+    /// PID of the task that ran it.
+    pub pid: u32,
+    /// Path name.
+    pub path: &'static str,
+    /// Step name.
+    pub step: &'static str,
+    /// Context after the step.
+    #[serde(serialize_with = "ser_state")]
+    pub ct_state: CtState,
+    /// IRQ flag after the step.
+    pub irqs_on: bool,
+    /// RCU watching after the step.
+    pub watching: bool,
+}
+
+fn ser_state<S: serde::Serializer>(s: &CtState, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.name())
+}
+
+/// Ring buffer of the last [`HISTORY_LEN`] steps of a CPU.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    buf: Vec<HistEntry>,
+    next: usize,
+}
+
+impl History {
+    /// Records a step.
+    pub fn push(&mut self, e: HistEntry) {
+        if self.buf.len() < HISTORY_LEN {
+            self.buf.push(e);
+        } else {
+            self.buf[self.next] = e;
+        }
+        self.next = (self.next + 1) % HISTORY_LEN;
+    }
+    /// Oldest first.
+    pub fn entries(&self) -> Vec<HistEntry> {
+        if self.buf.len() < HISTORY_LEN {
+            self.buf.clone()
+        } else {
+            let mut v = self.buf[self.next..].to_vec();
+            v.extend_from_slice(&self.buf[..self.next]);
+            v
+        }
+    }
+}
+
+/// One violation, with the steps that led to it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ViolationReport {
+    /// Invariant name.
+    pub invariant: String,
+    /// CPU.
+    pub cpu: CpuId,
+    /// Time.
+    pub time_ns: u64,
+    /// What was seen.
+    pub detail: String,
+    /// Last steps of that CPU, oldest first.
+    pub history: Vec<HistEntry>,
+}
+
+/// Monitor state.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    /// Per-step checks on.
+    pub enabled: bool,
+    /// Total violations.
+    pub count: u64,
+    /// The first [`MAX_REPORTS`] violations.
+    pub reports: Vec<ViolationReport>,
+    /// Stop the run at the first violation.
+    pub stop_on_violation: bool,
+}
+
+impl Monitor {
+    /// A monitor; `enabled` turns the per-step checks on.
+    pub fn new(enabled: bool, _ncpus: usize) -> Monitor {
+        Monitor {
+            enabled,
+            count: 0,
+            reports: Vec::new(),
+            stop_on_violation: true,
+        }
+    }
+
+    /// A limit of the model was hit: reported like a violation, because a silent truncation would
+    /// be a wrong result.
+    pub fn fail_limit(&mut self, cpu: CpuId, what: &str, end: &mut Option<EndReason>) {
+        self.count += 1;
+        self.reports.push(ViolationReport {
+            invariant: "model_limit".into(),
+            cpu,
+            time_ns: 0,
+            detail: format!("limit reached: {what}"),
+            history: Vec::new(),
+        });
+        *end = Some(EndReason::Violation);
+    }
+}
+
+fn fail(m: &mut Machine, c: CpuId, invariant: &str, detail: String) {
+    m.monitor.count += 1;
+    if m.monitor.reports.len() < MAX_REPORTS {
+        m.monitor.reports.push(ViolationReport {
+            invariant: invariant.to_string(),
+            cpu: c,
+            time_ns: m.cpus[c].hw.now,
+            detail,
+            history: m.cpus[c].history.entries(),
+        });
+    }
+    if m.monitor.stop_on_violation {
+        m.end = Some(EndReason::Violation);
+    }
+}
+
+/// Checks before a non-branch step runs.
+#[inline]
+pub fn before_step(m: &mut Machine, c: CpuId, step: &Step) {
+    if !m.monitor.enabled {
+        return;
+    }
+    let cpu = &m.cpus[c];
+    let ct = &cpu.pcpu.ct;
+    if step.kind == StepKind::Instr && !ct.rcu_is_watching() {
+        let d = format!(
+            "instrumentable step `{}` runs while RCU is not watching (ct state {})",
+            step.name,
+            ct.ct_state_bits().name()
+        );
+        fail(m, c, "rcu_watching_in_kernel", d);
+        return;
+    }
+    let state = ct.ct_state_bits();
+    let idle_eqs = state == CtState::Idle && cpu.hw.cur_is_idle;
+    if cpu.hw.irqs_on && ct.active && m.key.is_enabled() && state != CtState::Kernel && !idle_eqs {
+        let d = format!(
+            "step `{}` runs with IRQs on while context tracking says {}",
+            step.name,
+            ct.ct_state_bits().name()
+        );
+        fail(m, c, "ct_kernel_with_irqs_on", d);
+    }
+}
+
+/// Checks after a step.
+pub fn after_step(m: &mut Machine, c: CpuId, t0: TaskId, before: &StatsMark, warn_before: u32) {
+    let cpu = &m.cpus[c];
+    if cpu.pcpu.warn.count != warn_before {
+        let v = cpu
+            .pcpu
+            .warn
+            .last
+            .expect("warn count moved without a violation");
+        let d = format!("{} in {} (WARN in the core)", v.name(), v.linux_site());
+        fail(m, c, v.name(), d);
+        return;
+    }
+    if !m.monitor.enabled {
+        return;
+    }
+    let ct = &cpu.pcpu.ct;
+    if ct.nesting < 0 || ct.nmi_nesting < 0 {
+        let d = format!("nesting {} nmi_nesting {}", ct.nesting, ct.nmi_nesting);
+        fail(m, c, "nesting_non_negative", d);
+        return;
+    }
+    if cpu.pcpu.stats.vtime_hooks != before.vtime_hooks {
+        check_vtime(m, c, t0);
+    }
+}
+
+fn check_vtime(m: &mut Machine, c: CpuId, _t0: TaskId) {
+    let cpu = &m.cpus[c];
+    let cur = &m.tasks[cpu.current].vtime;
+    if let Err((acc, el)) = cpu.pcpu.cputime.check_conservation(cpu.hw.now, cur, c) {
+        let d = format!("vtime accounted {acc} ns but {el} ns elapsed");
+        fail(m, c, "vtime_conservation", d);
+    }
+}
+
+/// Vtime conservation on every CPU (end of run).
+pub fn check_all_vtime(m: &mut Machine) {
+    for c in 0..m.cpus.len() {
+        let cur = m.cpus[c].current;
+        check_vtime(m, c, cur);
+    }
+}
+
+/// Checks at a return to user mode.
+pub fn on_return_to_user(m: &mut Machine, c: CpuId, t: TaskId, kind: EntryKind) {
+    if !m.monitor.enabled {
+        return;
+    }
+    let cpu = &m.cpus[c];
+    let state = cpu.pcpu.ct.ct_state_bits();
+    if m.key.is_enabled() && state != CtState::User {
+        let d = format!(
+            "returning to user mode with context tracking in {}",
+            state.name()
+        );
+        return fail(m, c, "return_to_user", d);
+    }
+    if cpu.hw.irqs_on {
+        return fail(
+            m,
+            c,
+            "return_to_user",
+            "returning to user mode with IRQs enabled before sysret/iret".into(),
+        );
+    }
+    // Work set remotely comes with an IPI that will bring the task straight back; NMIs never
+    // process work.
+    let work = m.tasks[t].ti_flags & tif::EXIT_TO_USER_MODE_WORK;
+    let ipi_in_flight = cpu.pending[Vector::Reschedule as usize] != NEVER;
+    if work != 0 && kind != EntryKind::Nmi && !ipi_in_flight {
+        let d = format!("returning to user mode with exit work pending (ti_flags {work:#x}) and no IPI in flight");
+        fail(m, c, "return_to_user", d);
+    }
+}
+
+/// Checks at the end of a grace period that started at `m.rcu.gp_start_ns`.
+pub fn on_gp_end(m: &mut Machine, t: u64) {
+    let start = m.rcu.gp_start_ns;
+    let bad = m
+        .tasks
+        .iter()
+        .position(|task| task.rcu_depth > 0 && task.rcu_since_ns < start);
+    if let Some(i) = bad {
+        let c = m.tasks[i].cpu;
+        let d = format!(
+            "grace period {} (started {start} ns) completed at {t} ns while pid {} is in a read-side section begun at {} ns",
+            m.rcu.gp_seq, m.tasks[i].pid, m.tasks[i].rcu_since_ns
+        );
+        fail(m, c, "rcu_gp_safety", d);
+    }
+}
+
+/// `__schedule()` inside a read-side section.
+pub fn fail_schedule_in_rcu_reader(m: &mut Machine, c: CpuId) {
+    fail(
+        m,
+        c,
+        "rcu_reader_schedule",
+        "context switch inside an rcu_read_lock() section".into(),
+    );
+}

@@ -1,0 +1,148 @@
+//! Workloads: build the tasks and channels of a run.
+
+use crate::ipc::ChanKind;
+use crate::machine::Machine;
+use crate::program::{MsgMain, MsgWorker, Program, Role};
+use serde::Serialize;
+
+/// `num_fds` in `bench_sched_messaging()`: senders and receivers per group.
+pub const NUM_FDS: usize = 20;
+/// `DATASIZE`: bytes per message.
+pub const DATASIZE: u64 = 100;
+
+/// A workload and its options.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum Workload {
+    /// `perf bench sched messaging`.
+    Messaging {
+        /// `-g/--group`.
+        groups: u32,
+        /// `-l/--nr_loops`.
+        loops: u64,
+        /// `-p/--pipe`.
+        pipe: bool,
+        /// `-t/--thread`.
+        thread: bool,
+    },
+    /// One spinning task per nohz_full CPU (per CPU but 0 when none are nohz_full).
+    CpuBound,
+    /// One `getpid()` loop per nohz_full CPU.
+    SyscallStorm {
+        /// User work between syscalls (ns).
+        user_ns: u64,
+        /// Set `TIF_USER_RETURN_NOTIFY` every N syscalls (0: never).
+        urn_every: u64,
+    },
+}
+
+impl Workload {
+    /// perf's defaults.
+    pub fn messaging_default() -> Workload {
+        Workload::Messaging {
+            groups: 10,
+            loops: 100,
+            pipe: false,
+            thread: false,
+        }
+    }
+
+    /// Short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Workload::Messaging { .. } => "messaging",
+            Workload::CpuBound => "cpu-bound",
+            Workload::SyscallStorm { .. } => "syscall-storm",
+        }
+    }
+
+    /// Whether the workload ends by itself (else `--duration` ends it).
+    pub fn finite(&self) -> bool {
+        matches!(self, Workload::Messaging { .. })
+    }
+}
+
+/// Creates the workload's tasks on `m`.
+pub fn install(m: &mut Machine, w: &Workload) {
+    let targets: Vec<usize> = {
+        let nz: Vec<usize> = m.cfg.effective_nohz_full().iter().collect();
+        if nz.is_empty() {
+            (1..m.cfg.cpus.max(2)).filter(|&c| c < m.cfg.cpus).collect()
+        } else {
+            nz
+        }
+    };
+    match *w {
+        Workload::Messaging {
+            groups,
+            loops,
+            pipe,
+            thread,
+        } => {
+            let kind = if pipe {
+                ChanKind::Pipe
+            } else {
+                ChanKind::Socket
+            };
+            let ready = m.new_chan(kind);
+            let wake = m.new_chan(kind);
+            let mut children = Vec::new();
+            for _ in 0..groups {
+                let inputs: Vec<_> = (0..NUM_FDS).map(|_| m.new_chan(kind)).collect();
+                for &input in &inputs {
+                    let role = Role::Receiver {
+                        input,
+                        packets: (NUM_FDS as u64) * loops,
+                    };
+                    children.push(MsgWorker::new(
+                        role,
+                        ready,
+                        wake,
+                        2,
+                        m.cost.user_op * 1000 / m.cost.cpu_mhz,
+                    ));
+                }
+                for _ in 0..NUM_FDS {
+                    let role = Role::Sender {
+                        out: inputs.clone(),
+                        loops,
+                    };
+                    children.push(MsgWorker::new(
+                        role,
+                        ready,
+                        wake,
+                        2,
+                        m.cost.user_op * 1000 / m.cost.cpu_mhz,
+                    ));
+                }
+            }
+            let main = MsgMain::new(children, ready, wake, thread);
+            let id = m.spawn("sched-messaging", Program::MsgMain(main), 0);
+            m.main_task = Some(id);
+        }
+        Workload::CpuBound => {
+            for c in targets {
+                m.spawn(
+                    "spin",
+                    Program::Spin {
+                        chunk_ns: 1_000_000_000,
+                    },
+                    c,
+                );
+            }
+        }
+        Workload::SyscallStorm { user_ns, urn_every } => {
+            for c in targets {
+                let id = m.spawn(
+                    "syscall-storm",
+                    Program::SyscallStorm {
+                        user_ns,
+                        remaining: None,
+                    },
+                    c,
+                );
+                m.tasks[id].urn_every = urn_every;
+            }
+        }
+    }
+}
