@@ -221,14 +221,21 @@ impl<'a, A: Arch> Ct<'a, A> {
         self.pcpu.warn.warn_on(cond, v)
     }
 
-    /// An out-of-line call into context tracking; counts wasted calls while the key is off.
+    /// An out-of-line call into user context tracking; counts wasted calls while the key is off.
     #[inline(always)]
     fn ct_call(&mut self) {
-        self.prim(Prim::Call);
-        self.pcpu.stats.ct_calls += 1;
+        self.ct_call_idle();
         if !self.key.is_enabled() {
             self.pcpu.stats.ct_calls_inactive += 1;
         }
+    }
+
+    /// An out-of-line call into the RCU-idle half (`CONFIG_CONTEXT_TRACKING_IDLE`: idle, IRQ,
+    /// NMI), which runs whether or not user tracking is on, so is never "wasted".
+    #[inline(always)]
+    fn ct_call_idle(&mut self) {
+        self.prim(Prim::Call);
+        self.pcpu.stats.ct_calls += 1;
     }
 
     // ---------------------------------------------------------------- queries
@@ -561,7 +568,7 @@ impl<'a, A: Arch> Ct<'a, A> {
 
     /// `ct_idle_enter()`: the idle loop enters its EQS (IRQs off).
     pub fn ct_idle_enter(&mut self) {
-        self.ct_call();
+        self.ct_call_idle();
         let outermost = self.pcpu.ct.nesting == 1;
         self.ct_kernel_exit(false, CT_RCU_WATCHING + CtState::Idle.bits());
         if outermost {
@@ -571,7 +578,7 @@ impl<'a, A: Arch> Ct<'a, A> {
 
     /// `ct_idle_exit()`: the idle loop leaves its EQS (`raw_local_irq_save` inside).
     pub fn ct_idle_exit(&mut self) {
-        self.ct_call();
+        self.ct_call_idle();
         let flags = self.local_irq_save();
         let outermost = self.pcpu.ct.nesting == 0;
         self.ct_kernel_enter(false, CT_RCU_WATCHING.wrapping_sub(CtState::Idle.bits()));
@@ -586,7 +593,7 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `ct_nmi_enter()`: make RCU watch for an NMI (or IRQ) from any context. The context bits
     /// are not changed: an IRQ from idle keeps `IDLE` and becomes watching.
     pub fn ct_nmi_enter(&mut self) {
-        self.ct_call();
+        self.ct_call_idle();
         self.pcpu.stats.rcu_hooks += 1;
         self.prim(Prim::RcuHook);
         let neg = self.pcpu.ct.nmi_nesting < 0;
@@ -607,7 +614,7 @@ impl<'a, A: Arch> Ct<'a, A> {
 
     /// `ct_nmi_exit()`.
     pub fn ct_nmi_exit(&mut self) {
-        self.ct_call();
+        self.ct_call_idle();
         self.pcpu.stats.rcu_hooks += 1;
         self.prim(Prim::RcuHook);
         let np = self.pcpu.ct.nmi_nesting <= 0;

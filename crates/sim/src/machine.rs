@@ -667,8 +667,9 @@ impl Machine {
         let cpu = &self.cpus[c];
         match cpu.mode {
             Mode::Kernel => cpu.hw.now,
-            Mode::User => cpu.user_until.min(Self::earliest_irq(cpu)).min(cpu.nmi_at),
-            Mode::Halted => Self::earliest_irq(cpu).min(cpu.nmi_at),
+            // An IPI may have arrived while IRQs were off: it is taken at once, not in the past.
+            Mode::User => cpu.user_until.min(Self::earliest_irq(cpu)).min(cpu.nmi_at).max(cpu.hw.now),
+            Mode::Halted => Self::earliest_irq(cpu).min(cpu.nmi_at).max(cpu.hw.now),
         }
     }
 
@@ -945,10 +946,17 @@ impl Machine {
         let task = &mut self.tasks[cpu.current];
         let ret = task.last_ret.take();
         let op = task.prog.next(ret);
-        task.user_left_ns = op.compute_ns;
+        // User code never takes exactly the same time twice (caches, branch predictors): ±10 %
+        // from the seeded PRNG, so different seeds give different schedules.
+        let ns = if op.compute_ns > 0 && op.compute_ns < 1_000_000_000 {
+            op.compute_ns * (90 + self.rng.below(21)) / 100
+        } else {
+            op.compute_ns
+        };
+        task.user_left_ns = ns;
         task.then = op.then;
         cpu.user_since = cpu.hw.now;
-        cpu.user_until = cpu.hw.now.saturating_add(op.compute_ns);
+        cpu.user_until = cpu.hw.now.saturating_add(ns);
     }
 
     /// Executes the next step of `current` on CPU `c`. Branch steps on the way are evaluated

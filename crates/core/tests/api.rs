@@ -1,0 +1,602 @@
+//! Every context-tracking API transition and misuse path, against the state-word arithmetic of
+//! the reference notes (section 1.5) and the checks of `kernel/context_tracking.c`.
+
+use ctxtrack_core::rcu::*;
+use ctxtrack_core::state::*;
+use ctxtrack_core::stats::{Prim, Transition};
+use ctxtrack_core::tick::*;
+use ctxtrack_core::vtime::*;
+use ctxtrack_core::*;
+
+/// A CPU for tests: IRQ flag, clock, preempt context, current task kind, kicks.
+#[derive(Default)]
+struct MockArch {
+    irqs_off: bool,
+    now: u64,
+    in_irq: bool,
+    in_nmi: bool,
+    kthread: bool,
+    idle_task: bool,
+    kicks: Vec<usize>,
+}
+
+impl Arch for MockArch {
+    fn irqs_disabled(&self) -> bool {
+        self.irqs_off
+    }
+    fn local_irq_disable(&mut self) {
+        self.irqs_off = true;
+    }
+    fn local_irq_enable(&mut self) {
+        self.irqs_off = false;
+    }
+    fn sched_clock(&mut self) -> u64 {
+        self.now
+    }
+    fn smp_processor_id(&self) -> usize {
+        1
+    }
+    fn in_interrupt(&self) -> bool {
+        self.in_irq || self.in_nmi
+    }
+    fn in_nmi(&self) -> bool {
+        self.in_nmi
+    }
+    fn current_has_mm(&self) -> bool {
+        !self.kthread
+    }
+    fn is_idle_task(&self) -> bool {
+        self.idle_task
+    }
+    fn tick_kick(&mut self, cpu: usize) {
+        self.kicks.push(cpu);
+    }
+}
+
+struct World {
+    key: StaticKey,
+    pcpu: PerCpu,
+    task: TaskVtime,
+    arch: MockArch,
+}
+
+const TICK: u64 = 4_000_000;
+
+impl World {
+    /// A nohz_full CPU (active, key on) running a user task that is in the kernel with IRQs off,
+    /// vtime in SYS since t=0.
+    fn active() -> World {
+        let key = StaticKey::new_false();
+        let mut pcpu = PerCpu::new(TICK);
+        pcpu.ct_cpu_track_user(&key);
+        let mut task = TaskVtime::default();
+        task.vtime.state = VtimeState::Sys;
+        task.vtime.cpu = 1;
+        pcpu.cputime.vtime_since_ns = Some(0);
+        World { key, pcpu, task, arch: MockArch { irqs_off: true, ..Default::default() } }
+    }
+    /// Key on (another CPU is nohz_full) but this CPU is housekeeping.
+    fn inactive_cpu() -> World {
+        let mut w = World::active();
+        w.pcpu.ct.active = false;
+        w
+    }
+    /// Context tracking built in but off.
+    fn off() -> World {
+        let mut w = World::active();
+        w.pcpu.ct_cpu_untrack_user(&w.key);
+        w
+    }
+    fn ct(&mut self) -> Ct<'_, MockArch> {
+        Ct::new(&self.key, &mut self.pcpu, &mut self.task, &mut self.arch)
+    }
+    fn word(&self) -> u32 {
+        self.pcpu.ct.state_word()
+    }
+    fn state(&self) -> CtState {
+        self.pcpu.ct.ct_state_bits()
+    }
+    fn warns(&self) -> (u32, Option<Violation>) {
+        (self.pcpu.warn.count, self.pcpu.warn.first)
+    }
+}
+
+#[test]
+fn initial_state_is_kernel_watching() {
+    let ct = ContextTracking::new();
+    assert_eq!(ct.state_word(), 4);
+    assert_eq!(ct.ct_state_bits(), CtState::Kernel);
+    assert!(ct.rcu_is_watching());
+    assert_eq!((ct.nesting, ct.nmi_nesting), (1, CT_NESTING_IRQ_NONIDLE));
+}
+
+#[test]
+fn user_enter_exit_on_active_cpu_follows_the_reference_arithmetic() {
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    assert_eq!(w.word(), 10, "4 + 4 + 2");
+    assert_eq!(w.state(), CtState::User);
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    assert_eq!((w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting), (0, 0));
+    assert_eq!(w.task.vtime.state, VtimeState::User);
+    w.ct().user_exit_irqoff();
+    assert_eq!(w.word(), 12, "10 + 4 - 2");
+    assert_eq!(w.state(), CtState::Kernel);
+    assert!(w.pcpu.ct.rcu_is_watching());
+    assert_eq!((w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting), (1, CT_NESTING_IRQ_NONIDLE));
+    assert_eq!(w.task.vtime.state, VtimeState::Sys);
+    let s = &w.pcpu.stats;
+    assert_eq!(s.transitions[Transition::UserEnter as usize], 1);
+    assert_eq!(s.transitions[Transition::UserExit as usize], 1);
+    assert_eq!(s.prims[Prim::AtomicRmw as usize], 2, "one fully ordered RMW each way");
+    assert_eq!(s.rcu_hooks, 2);
+    assert_eq!(s.vtime_hooks, 2);
+    assert_eq!(s.prims[Prim::IrqSaveRestore as usize], 0, "the _irqoff forms save nothing");
+    assert_eq!(w.warns(), (0, None));
+}
+
+#[test]
+fn user_enter_twice_is_a_no_op() {
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    let word = w.word();
+    w.ct().user_enter_irqoff();
+    assert_eq!(w.word(), word);
+    assert_eq!(w.pcpu.stats.transitions[Transition::UserEnter as usize], 1);
+    w.ct().user_exit_irqoff();
+    w.ct().user_exit_irqoff();
+    assert_eq!(w.word(), 12);
+    assert_eq!(w.warns().0, 0);
+}
+
+#[test]
+fn inactive_cpu_tracks_context_bits_only() {
+    let mut w = World::inactive_cpu();
+    w.ct().user_enter_irqoff();
+    assert_eq!(w.word(), 6, "4 + USER, watching untouched");
+    assert_eq!(w.state(), CtState::User);
+    assert!(w.pcpu.ct.rcu_is_watching());
+    assert_eq!(w.task.vtime.state, VtimeState::Sys, "no vtime on a housekeeping CPU");
+    w.ct().user_exit_irqoff();
+    assert_eq!(w.word(), 4);
+    assert_eq!(w.pcpu.stats.transitions_total(), 0);
+    assert_eq!(w.pcpu.stats.prims[Prim::AtomicRmw as usize], 0);
+    assert_eq!(w.pcpu.stats.prims[Prim::AtomicPlain as usize], 2);
+}
+
+#[test]
+fn key_off_means_no_call_at_all_for_inline_forms_but_a_wasted_call_for_callable_forms() {
+    let mut w = World::off();
+    w.ct().user_exit_irqoff();
+    w.ct().user_enter_irqoff();
+    assert_eq!(w.word(), 4);
+    assert_eq!(w.pcpu.stats.ct_calls, 0);
+    assert_eq!(w.pcpu.stats.static_branch_not_taken, 2);
+    assert_eq!(w.pcpu.stats.prims[Prim::Call as usize], 0);
+    // 4.3's asm called enter_from_user_mode unconditionally; the key was tested inside.
+    w.ct().user_exit_callable();
+    assert_eq!(w.pcpu.stats.ct_calls_inactive, 1);
+    assert_eq!(w.pcpu.stats.prims[Prim::Call as usize], 1);
+    assert_eq!(w.word(), 4);
+    assert_eq!(w.ct().ct_state(), None, "CT_STATE_DISABLED");
+}
+
+#[test]
+fn guest_enter_exit() {
+    let mut w = World::active();
+    assert!(w.ct().context_tracking_guest_enter());
+    assert_eq!(w.word(), 4 + 7);
+    assert_eq!(w.state(), CtState::Guest);
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    w.ct().context_tracking_guest_exit();
+    assert_eq!(w.word(), 4 + 8);
+    assert_eq!(w.pcpu.stats.transitions[Transition::GuestEnter as usize], 1);
+    assert_eq!(w.pcpu.stats.transitions[Transition::GuestExit as usize], 1);
+    // Guest vtime is separate (guest_timing_enter_irqoff).
+    w.arch.now = 100;
+    w.ct().vtime_guest_enter();
+    assert_eq!(w.task.vtime.state, VtimeState::Guest);
+    assert!(w.task.pf_vcpu);
+    w.arch.now = 300;
+    w.ct().vtime_guest_exit();
+    assert_eq!((w.task.vtime.stime, w.task.vtime.gtime), (100, 200));
+    assert!(!w.task.pf_vcpu);
+}
+
+#[test]
+fn idle_enter_exit_and_irq_from_idle() {
+    let mut w = World::active();
+    w.arch.idle_task = true;
+    w.ct().ct_idle_enter();
+    assert_eq!(w.word(), 4 + 5);
+    assert_eq!(w.state(), CtState::Idle);
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    // An IRQ from idle: watching again, context bits untouched, nmi_nesting 1.
+    w.ct().ct_irq_enter();
+    assert_eq!(w.word(), 4 + 5 + 4);
+    assert_eq!(w.state(), CtState::Idle);
+    assert!(w.pcpu.ct.rcu_is_watching());
+    assert_eq!(w.pcpu.ct.nmi_nesting, 1);
+    // A nested NMI: +2, no counter change.
+    w.arch.in_nmi = true;
+    w.ct().ct_nmi_enter();
+    assert_eq!(w.pcpu.ct.nmi_nesting, 3);
+    assert_eq!(w.word(), 13);
+    w.ct().ct_nmi_exit();
+    w.arch.in_nmi = false;
+    assert_eq!(w.pcpu.ct.nmi_nesting, 1);
+    w.ct().ct_irq_exit();
+    assert_eq!(w.pcpu.ct.nmi_nesting, 0);
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    assert_eq!(w.word(), 17);
+    w.ct().ct_idle_exit();
+    assert_eq!(w.word(), 20);
+    assert_eq!(w.state(), CtState::Kernel);
+    assert_eq!((w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting), (1, CT_NESTING_IRQ_NONIDLE));
+    let s = &w.pcpu.stats;
+    assert_eq!(s.transitions[Transition::IdleEnter as usize], 1);
+    assert_eq!(s.transitions[Transition::IdleExit as usize], 1);
+    assert_eq!(s.transitions[Transition::IrqEqsExit as usize], 1);
+    assert_eq!(s.transitions[Transition::IrqEqsEnter as usize], 1);
+    assert_eq!(w.warns().0, 0);
+}
+
+#[test]
+fn irq_from_kernel_only_nests() {
+    let mut w = World::active();
+    w.ct().ct_irq_enter();
+    assert_eq!(w.pcpu.ct.nmi_nesting, CT_NESTING_IRQ_NONIDLE + 2);
+    assert_eq!(w.word(), 4);
+    w.ct().ct_irq_exit();
+    assert_eq!(w.pcpu.ct.nmi_nesting, CT_NESTING_IRQ_NONIDLE);
+    assert_eq!(w.pcpu.stats.transitions_total(), 0);
+    assert_eq!(w.warns().0, 0);
+}
+
+#[test]
+fn nmi_from_user_makes_rcu_watch_without_leaving_user() {
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    w.arch.in_nmi = true;
+    w.ct().ct_nmi_enter();
+    assert!(w.pcpu.ct.rcu_is_watching());
+    assert_eq!(w.state(), CtState::User);
+    assert_eq!(w.pcpu.ct.nmi_nesting, 1);
+    w.ct().ct_nmi_exit();
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    assert_eq!(w.word(), 18, "10 + 4 + 4");
+    assert_eq!(w.warns().0, 0);
+}
+
+#[test]
+fn momentary_eqs_moves_the_counter_only() {
+    let mut w = World::active();
+    w.ct().rcu_momentary_eqs();
+    assert_eq!(w.word(), 12);
+    assert!(w.pcpu.ct.rcu_is_watching());
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    w.ct().rcu_momentary_eqs();
+    assert_eq!(w.warns().1, Some(Violation::MomentaryEqsNotWatching));
+}
+
+#[test]
+fn exception_enter_saves_and_exception_exit_restores() {
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    w.arch.irqs_off = false; // exceptions run with the interrupted context's IRQ state
+    let prev = w.ct().exception_enter();
+    assert_eq!(prev, CtState::User);
+    assert_eq!(w.state(), CtState::Kernel);
+    assert!(!w.arch.irqs_off, "irq save/restore inside ct_user_exit restores IRQs");
+    assert_eq!(w.pcpu.stats.prims[Prim::IrqSaveRestore as usize], 1);
+    w.ct().exception_exit(prev);
+    assert_eq!(w.state(), CtState::User);
+    // From kernel: nothing to do.
+    let mut w = World::active();
+    assert_eq!(w.ct().exception_enter(), CtState::Kernel);
+    w.ct().exception_exit(CtState::Kernel);
+    assert_eq!(w.word(), 4);
+    assert_eq!(w.pcpu.stats.ct_calls, 0);
+    // Key off: returns KERNEL (0) without reading the state.
+    let mut w = World::off();
+    assert_eq!(w.ct().exception_enter(), CtState::Kernel);
+}
+
+#[test]
+fn irq_saving_forms_bail_out_in_interrupt_context() {
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    w.arch.in_irq = true;
+    w.ct().user_exit();
+    assert_eq!(w.state(), CtState::User, "ct_user_exit returns early in_interrupt()");
+    w.arch.in_irq = false;
+    w.ct().user_exit();
+    assert_eq!(w.state(), CtState::Kernel);
+}
+
+#[test]
+fn misuse_user_enter_with_irqs_on() {
+    let mut w = World::active();
+    w.arch.irqs_off = false;
+    w.ct().__ct_user_enter(CtState::User);
+    assert_eq!(w.warns().1, Some(Violation::UserEnterIrqsEnabled));
+    assert_eq!(w.pcpu.warn.last, Some(Violation::KernelExitIrqsEnabled), "ct_kernel_exit asserts too");
+}
+
+#[test]
+fn misuse_kthread_enters_user() {
+    let mut w = World::active();
+    w.arch.kthread = true;
+    w.ct().user_enter_irqoff();
+    assert_eq!(w.warns().1, Some(Violation::UserEnterKthread));
+}
+
+#[test]
+fn misuse_recursion() {
+    let mut w = World::active();
+    w.pcpu.ct.recursion = 1;
+    w.ct().user_enter_irqoff();
+    assert_eq!(w.word(), 4, "nested call is a silent no-op");
+    assert_eq!(w.warns().0, 0);
+    assert_eq!(w.pcpu.ct.recursion, 1);
+    w.pcpu.ct.recursion = -1;
+    w.ct().user_enter_irqoff();
+    assert_eq!(w.warns().1, Some(Violation::InvalidRecursion(0)));
+    assert_eq!(w.pcpu.ct.recursion, -1);
+}
+
+#[test]
+fn misuse_double_idle_enter() {
+    let mut w = World::active();
+    w.arch.idle_task = true;
+    w.ct().ct_idle_enter();
+    w.ct().ct_idle_enter();
+    assert_eq!(w.warns().1, Some(Violation::KernelExitNmiNesting));
+    assert!(w.pcpu.warn.count >= 2, "nesting == 0 is reported too");
+    assert_eq!(w.pcpu.ct.nesting, -1);
+}
+
+#[test]
+fn misuse_idle_enter_from_a_normal_task() {
+    let mut w = World::active();
+    w.ct().ct_idle_enter();
+    assert_eq!(w.warns().1, Some(Violation::KernelExitNotIdleTask));
+}
+
+#[test]
+fn misuse_unbalanced_nmi_exit_from_eqs() {
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    w.ct().ct_nmi_exit();
+    assert_eq!(w.warns().1, Some(Violation::NmiExitNestingNotPositive));
+    assert_eq!(w.pcpu.warn.last, Some(Violation::NmiExitNotWatching));
+}
+
+#[test]
+fn misuse_negative_nmi_nesting() {
+    let mut w = World::active();
+    w.pcpu.ct.nmi_nesting = -2;
+    w.ct().ct_nmi_enter();
+    assert_eq!(w.warns().1, Some(Violation::NmiNestingNegative));
+}
+
+#[test]
+fn misuse_irq_enter_with_irqs_on() {
+    let mut w = World::active();
+    w.arch.irqs_off = false;
+    w.ct().ct_irq_enter();
+    assert_eq!(w.warns().1, Some(Violation::IrqIrqsEnabled));
+}
+
+#[test]
+fn misuse_kernel_enter_with_leftover_nmi_nesting() {
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    w.pcpu.ct.nmi_nesting = 2;
+    w.ct().user_exit_irqoff();
+    assert_eq!(w.warns().1, Some(Violation::KernelEnterNmiNesting));
+}
+
+#[test]
+fn misuse_negative_nesting_on_kernel_enter() {
+    let mut w = World::active();
+    w.pcpu.ct.nesting = -1;
+    w.ct().ct_idle_exit();
+    assert_eq!(w.warns().1, Some(Violation::NestingNegative));
+}
+
+#[test]
+fn ct_warn_on_only_fires_with_the_key_on() {
+    let mut w = World::off();
+    assert!(!w.ct().ct_warn_on(true, Violation::EnterFromUserNotUser));
+    let mut w = World::active();
+    assert!(w.ct().ct_warn_on(true, Violation::EnterFromUserNotUser));
+    assert_eq!(w.warns().1, Some(Violation::EnterFromUserNotUser));
+}
+
+#[test]
+fn check_tick_turns_the_tick_on_for_urgent_rcu_and_warns_from_eqs() {
+    let mut w = World::active();
+    w.pcpu.rcu.set_urgent_qs(true);
+    w.ct().rcu_irq_enter_check_tick();
+    assert!(w.pcpu.rcu.forced_tick);
+    assert_eq!(w.pcpu.tick.tick_dep_mask, TickDepBit::Rcu.mask());
+    assert_eq!(w.arch.kicks, vec![1]);
+    // Second time: already forced, no second kick.
+    w.ct().rcu_irq_enter_check_tick();
+    assert_eq!(w.arch.kicks.len(), 1);
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    w.ct().rcu_irq_enter_check_tick();
+    assert_eq!(w.warns().1, Some(Violation::CheckTickFromEqs));
+}
+
+#[test]
+fn check_preempt_wants_process_level_nesting() {
+    let mut w = World::active();
+    w.ct().rcu_irq_exit_check_preempt();
+    assert_eq!(w.warns().0, 0);
+    w.ct().ct_irq_enter();
+    w.ct().rcu_irq_exit_check_preempt();
+    assert_eq!(w.warns().1, Some(Violation::CheckPreemptBadNesting));
+}
+
+#[test]
+fn remote_snapshot_protocol() {
+    let mut w = World::active();
+    // Watching: not quiescent yet.
+    let snap = rcu_watching_snap_save(&w.pcpu.ct);
+    assert!(!rcu_watching_snap_in_eqs(snap));
+    assert!(!rcu_watching_snap_stopped_since(&w.pcpu.ct, snap));
+    assert!(!rcu_cpu_quiescent_since(&w.pcpu.ct, snap));
+    // The CPU passes through user mode and back: the counter moved.
+    w.ct().user_enter_irqoff();
+    w.ct().user_exit_irqoff();
+    assert!(rcu_watching_snap_stopped_since(&w.pcpu.ct, snap));
+    // A snapshot taken in user mode is a quiescent state at once.
+    w.ct().user_enter_irqoff();
+    let snap = rcu_watching_snap_save(&w.pcpu.ct);
+    assert!(rcu_watching_snap_in_eqs(snap));
+    assert!(rcu_cpu_quiescent_since(&w.pcpu.ct, snap));
+    // An IRQ from user alone (ct_irq_enter) also moves the counter.
+    let mut w = World::active();
+    let snap = rcu_watching_snap_save(&w.pcpu.ct);
+    w.ct().rcu_momentary_eqs();
+    assert!(rcu_watching_snap_stopped_since(&w.pcpu.ct, snap));
+}
+
+#[test]
+fn vtime_accounts_each_interval_to_its_state_and_flushes_at_a_tick() {
+    let mut w = World::active();
+    w.arch.now = 1_000;
+    w.ct().user_enter_irqoff(); // 1000 ns of kernel
+    assert_eq!(w.task.vtime.stime, 1_000);
+    w.arch.now = 1_000 + TICK; // a tick of user time: flushed
+    w.ct().user_exit_irqoff();
+    assert_eq!((w.task.utime, w.task.vtime.utime), (TICK, 0));
+    assert_eq!(w.pcpu.cputime.kcpustat[Bucket::User as usize], TICK);
+    w.arch.now += 500;
+    w.ct().user_enter_irqoff();
+    assert_eq!(w.task.vtime.stime, 1_500, "sub-tick system time stays pending");
+    assert_eq!(w.task.stime, 0);
+    assert_eq!(w.pcpu.cputime.vtime_ns, [TICK, 1_500, 0, 0]);
+    // Conservation: accounted + open interval == elapsed, exactly.
+    w.arch.now += 77;
+    assert_eq!(w.pcpu.cputime.check_conservation(w.arch.now, &w.task, 1), Ok(()));
+    // Remote reader: in USER, pending utime + delta are visible, pending stime is not.
+    let (u, s) = task_cputime(&w.task, w.arch.now).unwrap();
+    assert_eq!((u, s), (TICK + 77, 0));
+}
+
+#[test]
+fn vtime_reader_sees_a_writer_in_progress() {
+    let w = World::active();
+    w.task.vtime.seqcount.write_begin();
+    assert_eq!(task_cputime(&w.task, 5), None);
+    w.task.vtime.seqcount.write_end();
+    assert!(task_cputime(&w.task, 5).is_some());
+}
+
+#[test]
+fn vtime_task_switch_closes_prev_and_opens_next() {
+    let mut w = World::active();
+    let mut next = TaskVtime::default();
+    w.arch.now = 700;
+    {
+        let mut ct = w.ct();
+        vtime_task_switch(&mut ct, &mut next, false);
+    }
+    assert_eq!(w.task.vtime.state, VtimeState::Inactive);
+    assert_eq!(w.task.vtime.cpu, -1);
+    assert_eq!(w.task.vtime.stime, 700);
+    assert_eq!(next.vtime.state, VtimeState::Sys);
+    assert_eq!((next.vtime.starttime, next.vtime.cpu), (700, 1));
+    w.arch.now = 900;
+    assert_eq!(w.pcpu.cputime.check_conservation(900, &next, 1), Ok(()));
+    // The idle task gets VTIME_IDLE and its time goes to idle.
+    let mut idle = TaskVtime::default();
+    let mut w2 = World::active();
+    vtime_init_idle(&mut idle, &mut w2.pcpu.cputime, 1, 0);
+    w2.arch.now = 50;
+    let mut ct = Ct::new(&w2.key, &mut w2.pcpu, &mut idle, &mut w2.arch);
+    let mut t = TaskVtime::default();
+    vtime_task_switch(&mut ct, &mut t, false);
+    assert_eq!(w2.pcpu.cputime.vtime_ns[Bucket::Idle as usize], 50);
+    assert_eq!(w2.pcpu.cputime.kcpustat[Bucket::Idle as usize], 50);
+}
+
+#[test]
+fn vtime_conservation_detects_a_lost_interval() {
+    let mut w = World::active();
+    w.arch.now = 100;
+    w.ct().user_enter_irqoff();
+    // A buggy caller resets the interval start without accounting it.
+    w.task.vtime.starttime = 150;
+    assert_eq!(w.pcpu.cputime.check_conservation(200, &w.task, 1), Err((150, 200)));
+}
+
+#[test]
+fn vtime_delta_on_inactive_task_warns() {
+    let mut w = World::active();
+    w.task.vtime.state = VtimeState::Inactive;
+    w.ct().vtime_user_exit();
+    assert_eq!(w.warns().1, Some(Violation::VtimeInactive));
+}
+
+#[test]
+fn vtime_irq_hooks_of_linux_4x() {
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    w.arch.now = 40;
+    // An IRQ that did not exit user context flushes user time.
+    w.ct().vtime_common_account_irq_enter();
+    assert_eq!(w.task.vtime.utime, 40);
+    w.arch.now = 60;
+    w.ct().vtime_account_irq_exit();
+    assert_eq!(w.pcpu.stats.vtime_hooks, 3);
+    // Inactive: nothing.
+    let mut w = World::off();
+    w.ct().vtime_common_account_irq_enter();
+    assert_eq!(w.pcpu.stats.vtime_hooks, 0);
+}
+
+#[test]
+fn tick_dependencies() {
+    assert_eq!(can_stop_full_tick(true, TickDeps::default()), Ok(()));
+    let deps = TickDeps { cpu: TickDepBit::Rcu.mask() | TickDepBit::Sched.mask(), ..Default::default() };
+    assert_eq!(can_stop_full_tick(true, deps), Err(TickDepBit::Sched), "first bit in Linux's order");
+    let deps = TickDeps { signal: TickDepBit::PosixTimer.mask(), ..Default::default() };
+    assert_eq!(can_stop_full_tick(true, deps), Err(TickDepBit::PosixTimer));
+    let mut ts = TickSched::default();
+    assert!(ts.tick_nohz_dep_set_cpu(TickDepBit::Sched), "first setter kicks");
+    assert!(!ts.tick_nohz_dep_set_cpu(TickDepBit::Rcu));
+    ts.tick_nohz_dep_clear_cpu(TickDepBit::Sched);
+    ts.tick_nohz_dep_clear_cpu(TickDepBit::Rcu);
+    assert_eq!(ts.tick_dep_mask, 0);
+    assert_eq!(ts.update(true), Some(true));
+    assert_eq!(ts.update(true), None);
+    assert_eq!(ts.update(false), Some(false));
+    assert_eq!(TickDepBit::RcuExp.name(), "RCU_EXP");
+}
+
+#[test]
+fn static_key_counts_call_sites() {
+    let key = StaticKey::new_false();
+    let mut st = CtStats::default();
+    assert!(!key.static_branch_unlikely(&mut st));
+    key.static_branch_inc();
+    key.static_branch_inc();
+    assert!(key.static_branch_unlikely(&mut st));
+    key.static_branch_dec();
+    assert!(key.is_enabled());
+    key.static_branch_dec();
+    key.static_branch_dec(); // saturates
+    assert_eq!(key.count(), 0);
+    assert_eq!((st.static_branch_taken, st.static_branch_not_taken), (1, 1));
+    // ct_cpu_track_user bumps the key once per CPU.
+    let mut p = PerCpu::new(TICK);
+    p.ct_cpu_track_user(&key);
+    p.ct_cpu_track_user(&key);
+    assert_eq!(key.count(), 1);
+}

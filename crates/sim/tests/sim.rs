@@ -1,0 +1,262 @@
+//! Simulator features: the properties the foundation promises, each asserted on a real run.
+
+use ctxtrack_core::stats::Transition;
+use ctxtrack_sim::design::{self, generic_entry, Design, Flow, Path, Step};
+use ctxtrack_sim::{run, Config, CpuSet, Report, Workload};
+
+fn cfg() -> Config {
+    Config::new(design::by_name("generic-entry").unwrap())
+}
+
+fn ms(n: u64) -> Option<u64> {
+    Some(n * 1_000_000)
+}
+
+fn small_messaging() -> Workload {
+    Workload::Messaging { groups: 2, loops: 20, pipe: false, thread: false }
+}
+
+fn transitions(r: &Report, cpu: usize) -> u64 {
+    r.per_cpu[cpu].ct_transitions_total
+}
+
+#[test]
+fn cpu_bound_stops_the_tick_and_makes_no_transition_after_start() {
+    let mut c = cfg();
+    c.duration_ns = ms(20);
+    let (short, _) = run(c.clone(), &Workload::CpuBound, None);
+    c.duration_ns = ms(200);
+    let (long, _) = run(c, &Workload::CpuBound, None);
+    assert_eq!(long.violations, 0, "{:?}", long.violation_reports);
+    for cpu in 1..8 {
+        let r = &long.per_cpu[cpu];
+        assert!(r.nohz_full);
+        // Started by ret_from_fork, one tick taken before the tick stops: 2 user_enter, 1 user_exit.
+        assert!(r.ct_transitions["user_enter"] <= 2, "cpu {cpu}: {:?}", r.ct_transitions);
+        assert_eq!(transitions(&long, cpu), transitions(&short, cpu), "cpu {cpu}: transitions after 20 ms");
+        assert_eq!(r.ticks, long.per_cpu[cpu].ticks);
+        assert!(r.ticks <= 2, "cpu {cpu} took {} ticks", r.ticks);
+        assert!(r.tick_stopped_ns >= 195_000_000, "cpu {cpu}: tick stopped only {} ns", r.tick_stopped_ns);
+        assert!(r.user_ns >= 195_000_000, "cpu {cpu}: user {} ns", r.user_ns);
+    }
+    // The housekeeping CPU keeps its tick.
+    assert!(long.per_cpu[0].ticks >= 199);
+}
+
+#[test]
+fn grace_periods_complete_without_ipis_to_nohz_full_cpus_in_user_mode() {
+    let mut c = cfg();
+    c.duration_ns = ms(100);
+    let (r, _) = run(c, &Workload::CpuBound, None);
+    assert!(r.rcu.completed >= 20, "{:?}", r.rcu);
+    assert_eq!(r.rcu_ipis_to_nohz_full, 0);
+    assert_eq!(r.rcu.resched_ipis, 0);
+    for cpu in 1..8 {
+        assert_eq!(r.per_cpu[cpu].ipis, 0, "cpu {cpu} was interrupted");
+    }
+    // They were found quiescent by their counters, remotely.
+    assert!(r.rcu.qs_from_eqs_snapshot >= 7 * 20, "{:?}", r.rcu);
+    // A GP needs the first FQS (3 jiffies at HZ=1000) to see the EQS snapshots.
+    assert!(r.rcu.latency_max_ns <= 4_000_000, "{:?}", r.rcu);
+}
+
+#[test]
+fn ct_off_tracks_nothing_and_keeps_ticks() {
+    let mut c = cfg();
+    c.ct_on = false;
+    c.duration_ns = ms(50);
+    let (r, _) = run(c, &Workload::CpuBound, None);
+    assert_eq!(r.totals.ct_calls_inactive, 0, "generic entry never calls CT while the key is off");
+    assert_eq!(r.totals.ct_transitions["user_exit"] + r.totals.ct_transitions["user_enter"], 0);
+    assert_eq!(r.totals.vtime_hooks, 0);
+    for cpu in 1..8 {
+        assert!(!r.per_cpu[cpu].nohz_full);
+        assert!(r.per_cpu[cpu].ticks >= 49, "cpu {cpu}: {} ticks", r.per_cpu[cpu].ticks);
+        assert_eq!(r.per_cpu[cpu].vtime_ns, [0; 4]);
+    }
+    assert_eq!(r.nohz_full, "none");
+}
+
+#[test]
+fn messaging_delivers_every_message_and_conserves_vtime() {
+    for pipe in [false, true] {
+        let w = Workload::Messaging { groups: 2, loops: 20, pipe, thread: false };
+        let (r, m) = run(cfg(), &w, None);
+        assert_eq!(r.violations, 0, "pipe={pipe}: {:?}", r.violation_reports.first());
+        assert_eq!(r.end, "WorkloadDone");
+        assert_eq!(r.messages_expected, 2 * 400 * 20);
+        assert_eq!(r.messages_written, r.messages_expected);
+        assert_eq!(r.bytes_read, r.messages_expected * 100);
+        assert!(r.bench_time_ns.unwrap() > 0);
+        // Exact conservation on every vtime CPU at the end of the run.
+        for (c, cpu) in m.cpus.iter().enumerate() {
+            if cpu.nohz_full {
+                let cur = &m.tasks[cpu.current].vtime;
+                assert_eq!(cpu.pcpu.cputime.check_conservation(cpu.hw.now, cur, c), Ok(()), "cpu {c}");
+                assert!(cpu.pcpu.cputime.vtime_total_ns() > 0);
+            }
+        }
+        // Every worker ran and exited.
+        assert!(m.tasks.iter().filter(|t| !t.is_idle).all(|t| t.state == ctxtrack_sim::machine::TaskState::Dead));
+    }
+}
+
+#[test]
+fn every_syscall_on_a_nohz_full_cpu_is_one_user_exit_enter_pair() {
+    let mut c = cfg();
+    c.duration_ns = ms(5);
+    let w = Workload::SyscallStorm { user_ns: 200, urn_every: 0 };
+    let (r, _) = run(c, &w, None);
+    assert_eq!(r.violations, 0);
+    for cpu in 1..8 {
+        let p = &r.per_cpu[cpu];
+        let exits = p.ct_transitions["user_exit"];
+        let enters = p.ct_transitions["user_enter"];
+        let irqs_from_user = p.irqs_from[0];
+        assert_eq!(exits, p.syscalls + irqs_from_user, "cpu {cpu}");
+        // ret_from_fork adds one user_enter without a user_exit; at most one entry is open.
+        assert!(enters == exits + 1 || enters == exits, "cpu {cpu}: {enters} vs {exits}");
+        assert!(p.syscalls > 1000);
+    }
+}
+
+#[test]
+fn user_return_notifiers_fire_and_the_work_loop_stays_balanced() {
+    let mut c = cfg();
+    c.duration_ns = ms(2);
+    let w = Workload::SyscallStorm { user_ns: 200, urn_every: 3 };
+    let (r, m) = run(c, &w, None);
+    assert_eq!(r.violations, 0);
+    // The flag never leaks to user mode: every task has it clear between syscalls.
+    let flag = ctxtrack_sim::machine::tif::USER_RETURN_NOTIFY;
+    for cpu in 1..8 {
+        let t = &m.tasks[m.cpus[cpu].current];
+        if m.cpus[cpu].mode == ctxtrack_sim::machine::Mode::User {
+            assert_eq!(t.ti_flags & flag, 0);
+        }
+    }
+}
+
+#[test]
+fn same_seed_is_byte_identical_and_different_seeds_differ() {
+    let go = |seed: u64| {
+        let mut c = cfg();
+        c.seed = seed;
+        let buf = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        struct W(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl std::io::Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (r, _) = run(c, &small_messaging(), Some(Box::new(W(buf.clone()))));
+        let json = serde_json::to_string(&r).unwrap();
+        let trace = buf.borrow().clone();
+        (json, trace)
+    };
+    let (j1, t1) = go(7);
+    let (j2, t2) = go(7);
+    assert_eq!(j1, j2);
+    assert_eq!(t1, t2);
+    assert!(t1.len() > 100_000);
+    let (j3, t3) = go(8);
+    assert_ne!(t1, t3, "a different seed must give a different schedule");
+    assert_ne!(j1, j3);
+}
+
+#[test]
+fn trace_has_linux_layout_and_pairs() {
+    let buf = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    struct W(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+    impl std::io::Write for W {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = cfg();
+    c.duration_ns = ms(1);
+    let (r, _) = run(c, &Workload::SyscallStorm { user_ns: 200, urn_every: 0 }, Some(Box::new(W(buf.clone()))));
+    let text = String::from_utf8(buf.borrow().clone()).unwrap();
+    assert!(text.starts_with("# tracer: nop\n"));
+    let cpu3: Vec<&str> = text.lines().filter(|l| l.contains(" [003] ")).collect();
+    assert!(cpu3.len() > 100);
+    // `syscall-storm-N [003] d.... 0.000123: user_exit: ` then sys_enter with IRQs on.
+    let i = cpu3.iter().position(|l| l.ends_with("user_exit: ")).unwrap();
+    assert!(cpu3[i].contains("] d.... "), "{}", cpu3[i]);
+    assert!(cpu3[i + 1].contains("] ..... ") && cpu3[i + 1].contains(": sys_enter: NR 39 "), "{}", cpu3[i + 1]);
+    assert!(cpu3[i + 2].contains(": sys_exit: NR 39 = "), "{}", cpu3[i + 2]);
+    assert!(cpu3[i + 3].ends_with(": user_enter: "), "{}", cpu3[i + 3]);
+    let exits = text.matches("user_exit: ").count() as u64;
+    let total: u64 = r.per_cpu.iter().map(|p| p.ct_transitions["user_exit"]).sum();
+    assert_eq!(exits, total);
+}
+
+#[test]
+fn cpu_list_and_config_validation() {
+    let mut c = cfg();
+    c.nohz_full = CpuSet::parse("0-3", 8).unwrap();
+    assert!(c.validate().unwrap_err().contains("CPU 0"));
+    c.cpus = 0;
+    assert!(c.validate().is_err());
+}
+
+// A broken design must be shown broken by the monitor, not by a label: generic entry with
+// user_enter_irqoff() moved before the exit work (which runs with IRQs on and may schedule).
+static BROKEN_EXIT: Path = Path {
+    name: "do_syscall_64 (user_enter too early)",
+    steps: &[
+        Step::noinstr("entry_SYSCALL_64", ctxtrack_sim::cost::CostKey::SyscallInsn, |_| Flow::Next),
+        Step::noinstr("enter_from_user_mode", ctxtrack_sim::cost::CostKey::Glue, |k| {
+            k.ct().user_exit_irqoff();
+            Flow::Next
+        }),
+        Step::instr("local_irq_enable", ctxtrack_sim::cost::CostKey::Glue, |k| {
+            k.local_irq_enable();
+            Flow::Next
+        }),
+        Step::work("do_syscall_x64", ctxtrack_sim::cost::CostKey::None, |_| Flow::Call(&ctxtrack_sim::kernel::SYSCALL_BODY)),
+        Step::instr("local_irq_disable_exit_to_user", ctxtrack_sim::cost::CostKey::Glue, |k| {
+            k.local_irq_disable();
+            Flow::Next
+        }),
+        Step::noinstr("exit_to_user_mode (moved up)", ctxtrack_sim::cost::CostKey::Glue, |k| {
+            k.ct().user_enter_irqoff();
+            Flow::Next
+        }),
+        Step::instr("exit_to_user_mode_prepare", ctxtrack_sim::cost::CostKey::None, |_| {
+            Flow::Call(&generic_entry::EXIT_TO_USER_MODE_PREPARE)
+        }),
+        Step::noinstr("sysretq", ctxtrack_sim::cost::CostKey::Sysret, |_| Flow::ReturnToUser),
+    ],
+};
+
+static BROKEN: Design = Design { name: "broken", summary: "test mutant", syscall: &BROKEN_EXIT, ..generic_entry::DESIGN };
+
+#[test]
+fn the_monitor_refutes_a_broken_design() {
+    let mut c = Config::new(&BROKEN);
+    c.duration_ns = ms(5);
+    let (r, _) = run(c, &Workload::SyscallStorm { user_ns: 200, urn_every: 0 }, None);
+    assert_eq!(r.end, "Violation");
+    let v = &r.violation_reports[0];
+    assert_eq!(v.invariant, "rcu_watching_in_kernel", "{v:?}");
+    assert!(v.detail.contains("`exit_to_user_mode_prepare` runs while RCU is not watching"), "{}", v.detail);
+    assert!(!v.history.is_empty());
+    assert_eq!(v.history.last().unwrap().step, "exit_to_user_mode (moved up)");
+}
+
+#[test]
+fn designs_registry() {
+    assert_eq!(design::all()[0].name, "generic-entry");
+    let e = design::by_name("nope").unwrap_err();
+    assert!(e.contains("valid designs: generic-entry"), "{e}");
+    let _ = Transition::ALL;
+}
