@@ -3,7 +3,10 @@
 use std::process::{Command, Output};
 
 fn ctxtrack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ctxtrack")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_ctxtrack"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -16,9 +19,26 @@ fn run_messaging_json_has_the_documented_keys() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for key in [
-        "design", "workload", "cpus", "nohz_full", "ct", "hz", "seed", "end", "sim_time_ns", "bench_time_ns", "steps",
-        "messages_written", "messages_expected", "bytes_read", "totals", "per_cpu", "rcu", "rcu_ipis_to_nohz_full",
-        "violations", "violation_reports",
+        "design",
+        "workload",
+        "cpus",
+        "nohz_full",
+        "ct",
+        "hz",
+        "seed",
+        "end",
+        "sim_time_ns",
+        "bench_time_ns",
+        "steps",
+        "messages_written",
+        "messages_expected",
+        "bytes_read",
+        "totals",
+        "per_cpu",
+        "rcu",
+        "rcu_ipis_to_nohz_full",
+        "violations",
+        "violation_reports",
     ] {
         assert!(v.get(key).is_some(), "missing key {key}");
     }
@@ -27,7 +47,9 @@ fn run_messaging_json_has_the_documented_keys() {
     assert_eq!(v["messages_written"], v["messages_expected"]);
     assert_eq!(v["per_cpu"].as_array().unwrap().len(), 8);
     assert_eq!(v["per_cpu"][1]["nohz_full"], true);
-    assert!(v["per_cpu"][1]["ct_transitions"]["user_exit"].as_u64().is_some());
+    assert!(v["per_cpu"][1]["ct_transitions"]["user_exit"]
+        .as_u64()
+        .is_some());
     assert_eq!(v["violations"], 0);
 }
 
@@ -43,15 +65,44 @@ fn run_text_looks_like_perf() {
 
 #[test]
 fn same_seed_same_json() {
-    let a = ctxtrack(&["run", "messaging", "-g", "1", "-l", "10", "--json", "--seed", "3"]);
-    let b = ctxtrack(&["run", "messaging", "-g", "1", "-l", "10", "--json", "--seed", "3"]);
+    let a = ctxtrack(&[
+        "run",
+        "messaging",
+        "-g",
+        "1",
+        "-l",
+        "10",
+        "--json",
+        "--seed",
+        "3",
+    ]);
+    let b = ctxtrack(&[
+        "run",
+        "messaging",
+        "-g",
+        "1",
+        "-l",
+        "10",
+        "--json",
+        "--seed",
+        "3",
+    ]);
     assert_eq!(a.stdout, b.stdout);
 }
 
 #[test]
 fn other_workloads_run() {
     for w in ["cpu-bound", "syscall-storm"] {
-        let o = ctxtrack(&["run", w, "--duration", "3ms", "--cpus", "4", "--nohz-full", "2-3"]);
+        let o = ctxtrack(&[
+            "run",
+            w,
+            "--duration",
+            "3ms",
+            "--cpus",
+            "4",
+            "--nohz-full",
+            "2-3",
+        ]);
         assert!(o.status.success(), "{w}: {}", stderr(&o));
         assert!(String::from_utf8_lossy(&o.stdout).contains("nohz_full=2-3"));
     }
@@ -60,13 +111,28 @@ fn other_workloads_run() {
 #[test]
 fn bad_options_are_clear_errors() {
     let cases: &[(&[&str], &str)] = &[
-        (&["run", "messaging", "--cpus", "0"], "--cpus must be between 1 and 64"),
-        (&["run", "messaging", "--nohz-full", "1-9"], "CPU 9 does not exist"),
+        (
+            &["run", "messaging", "--cpus", "0"],
+            "--cpus must be between 1 and 64",
+        ),
+        (
+            &["run", "messaging", "--nohz-full", "1-9"],
+            "CPU 9 does not exist",
+        ),
         (&["run", "messaging", "--nohz-full", "0-3"], "CPU 0"),
-        (&["run", "messaging", "--design", "nope"], "valid designs: generic-entry"),
+        (
+            &["run", "messaging", "--design", "nope"],
+            "valid designs: generic-entry",
+        ),
         (&["run", "cpu-bound", "--duration", "5"], "needs a unit"),
-        (&["run", "messaging", "--ct", "maybe"], "possible values: on, off"),
-        (&["run", "messaging", "--cost-model", "/nonexistent.toml"], "--cost-model /nonexistent.toml"),
+        (
+            &["run", "messaging", "--ct", "maybe"],
+            "possible values: on, off",
+        ),
+        (
+            &["run", "messaging", "--cost-model", "/nonexistent.toml"],
+            "--cost-model /nonexistent.toml",
+        ),
         (&["run", "fizz"], "unrecognized subcommand"),
     ];
     for (args, want) in cases {
@@ -82,19 +148,46 @@ fn cost_model_file_errors_name_the_key() {
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "call = 5\natomic_rmw = -1\n").unwrap();
-    let o = ctxtrack(&["run", "messaging", "-g", "1", "-l", "1", "--cost-model", bad.to_str().unwrap()]);
+    let o = ctxtrack(&[
+        "run",
+        "messaging",
+        "-g",
+        "1",
+        "-l",
+        "1",
+        "--cost-model",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.contains("bad.toml (line 2): key `atomic_rmw`: cost must be a non-negative integer, got -1"), "{e}");
+    assert!(
+        e.contains(
+            "bad.toml (line 2): key `atomic_rmw`: cost must be a non-negative integer, got -1"
+        ),
+        "{e}"
+    );
     let good = dir.join("good.toml");
     std::fs::write(&good, "atomic_rmw = 200\n").unwrap();
     let base = ctxtrack(&["run", "syscall-storm", "--duration", "1ms", "--json"]);
-    let o = ctxtrack(&["run", "syscall-storm", "--duration", "1ms", "--json", "--cost-model", good.to_str().unwrap()]);
+    let o = ctxtrack(&[
+        "run",
+        "syscall-storm",
+        "--duration",
+        "1ms",
+        "--json",
+        "--cost-model",
+        good.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let a: serde_json::Value = serde_json::from_slice(&base.stdout).unwrap();
     let b: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let cyc = |v: &serde_json::Value| v["totals"]["ct_cycles_per_syscall"].as_f64().unwrap();
-    assert!((cyc(&b) - cyc(&a) - 2.0 * 180.0).abs() < 1.0, "{} vs {}", cyc(&a), cyc(&b));
+    assert!(
+        (cyc(&b) - cyc(&a) - 2.0 * 180.0).abs() < 1.0,
+        "{} vs {}",
+        cyc(&a),
+        cyc(&b)
+    );
 }
 
 #[test]
@@ -102,12 +195,26 @@ fn trace_file_is_written() {
     let dir = std::env::temp_dir().join(format!("ctxtrack-cli-trace-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("t.txt");
-    let o = ctxtrack(&["run", "syscall-storm", "--duration", "1ms", "--trace", f.to_str().unwrap()]);
+    let o = ctxtrack(&[
+        "run",
+        "syscall-storm",
+        "--duration",
+        "1ms",
+        "--trace",
+        f.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     let t = std::fs::read_to_string(&f).unwrap();
     assert!(t.starts_with("# tracer: nop"));
     assert!(t.contains(": user_exit: \n"));
-    let o = ctxtrack(&["run", "syscall-storm", "--duration", "1ms", "--trace", "/nonexistent/dir/t.txt"]);
+    let o = ctxtrack(&[
+        "run",
+        "syscall-storm",
+        "--duration",
+        "1ms",
+        "--trace",
+        "/nonexistent/dir/t.txt",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--trace /nonexistent/dir/t.txt"));
 }

@@ -73,7 +73,15 @@ impl World {
         task.vtime.state = VtimeState::Sys;
         task.vtime.cpu = 1;
         pcpu.cputime.vtime_since_ns = Some(0);
-        World { key, pcpu, task, arch: MockArch { irqs_off: true, ..Default::default() } }
+        World {
+            key,
+            pcpu,
+            task,
+            arch: MockArch {
+                irqs_off: true,
+                ..Default::default()
+            },
+        }
     }
     /// Key on (another CPU is nohz_full) but this CPU is housekeeping.
     fn inactive_cpu() -> World {
@@ -123,15 +131,26 @@ fn user_enter_exit_on_active_cpu_follows_the_reference_arithmetic() {
     assert_eq!(w.word(), 12, "10 + 4 - 2");
     assert_eq!(w.state(), CtState::Kernel);
     assert!(w.pcpu.ct.rcu_is_watching());
-    assert_eq!((w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting), (1, CT_NESTING_IRQ_NONIDLE));
+    assert_eq!(
+        (w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting),
+        (1, CT_NESTING_IRQ_NONIDLE)
+    );
     assert_eq!(w.task.vtime.state, VtimeState::Sys);
     let s = &w.pcpu.stats;
     assert_eq!(s.transitions[Transition::UserEnter as usize], 1);
     assert_eq!(s.transitions[Transition::UserExit as usize], 1);
-    assert_eq!(s.prims[Prim::AtomicRmw as usize], 2, "one fully ordered RMW each way");
+    assert_eq!(
+        s.prims[Prim::AtomicRmw as usize],
+        2,
+        "one fully ordered RMW each way"
+    );
     assert_eq!(s.rcu_hooks, 2);
     assert_eq!(s.vtime_hooks, 2);
-    assert_eq!(s.prims[Prim::IrqSaveRestore as usize], 0, "the _irqoff forms save nothing");
+    assert_eq!(
+        s.prims[Prim::IrqSaveRestore as usize],
+        0,
+        "the _irqoff forms save nothing"
+    );
     assert_eq!(w.warns(), (0, None));
 }
 
@@ -156,7 +175,11 @@ fn inactive_cpu_tracks_context_bits_only() {
     assert_eq!(w.word(), 6, "4 + USER, watching untouched");
     assert_eq!(w.state(), CtState::User);
     assert!(w.pcpu.ct.rcu_is_watching());
-    assert_eq!(w.task.vtime.state, VtimeState::Sys, "no vtime on a housekeeping CPU");
+    assert_eq!(
+        w.task.vtime.state,
+        VtimeState::Sys,
+        "no vtime on a housekeeping CPU"
+    );
     w.ct().user_exit_irqoff();
     assert_eq!(w.word(), 4);
     assert_eq!(w.pcpu.stats.transitions_total(), 0);
@@ -232,7 +255,10 @@ fn idle_enter_exit_and_irq_from_idle() {
     w.ct().ct_idle_exit();
     assert_eq!(w.word(), 20);
     assert_eq!(w.state(), CtState::Kernel);
-    assert_eq!((w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting), (1, CT_NESTING_IRQ_NONIDLE));
+    assert_eq!(
+        (w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting),
+        (1, CT_NESTING_IRQ_NONIDLE)
+    );
     let s = &w.pcpu.stats;
     assert_eq!(s.transitions[Transition::IdleEnter as usize], 1);
     assert_eq!(s.transitions[Transition::IdleExit as usize], 1);
@@ -288,7 +314,10 @@ fn exception_enter_saves_and_exception_exit_restores() {
     let prev = w.ct().exception_enter();
     assert_eq!(prev, CtState::User);
     assert_eq!(w.state(), CtState::Kernel);
-    assert!(!w.arch.irqs_off, "irq save/restore inside ct_user_exit restores IRQs");
+    assert!(
+        !w.arch.irqs_off,
+        "irq save/restore inside ct_user_exit restores IRQs"
+    );
     assert_eq!(w.pcpu.stats.prims[Prim::IrqSaveRestore as usize], 1);
     w.ct().exception_exit(prev);
     assert_eq!(w.state(), CtState::User);
@@ -309,7 +338,11 @@ fn irq_saving_forms_bail_out_in_interrupt_context() {
     w.ct().user_enter_irqoff();
     w.arch.in_irq = true;
     w.ct().user_exit();
-    assert_eq!(w.state(), CtState::User, "ct_user_exit returns early in_interrupt()");
+    assert_eq!(
+        w.state(),
+        CtState::User,
+        "ct_user_exit returns early in_interrupt()"
+    );
     w.arch.in_irq = false;
     w.ct().user_exit();
     assert_eq!(w.state(), CtState::Kernel);
@@ -321,7 +354,11 @@ fn misuse_user_enter_with_irqs_on() {
     w.arch.irqs_off = false;
     w.ct().__ct_user_enter(CtState::User);
     assert_eq!(w.warns().1, Some(Violation::UserEnterIrqsEnabled));
-    assert_eq!(w.pcpu.warn.last, Some(Violation::KernelExitIrqsEnabled), "ct_kernel_exit asserts too");
+    assert_eq!(
+        w.pcpu.warn.last,
+        Some(Violation::KernelExitIrqsEnabled),
+        "ct_kernel_exit asserts too"
+    );
 }
 
 #[test]
@@ -478,12 +515,18 @@ fn vtime_accounts_each_interval_to_its_state_and_flushes_at_a_tick() {
     assert_eq!(w.pcpu.cputime.kcpustat[Bucket::User as usize], TICK);
     w.arch.now += 500;
     w.ct().user_enter_irqoff();
-    assert_eq!(w.task.vtime.stime, 1_500, "sub-tick system time stays pending");
+    assert_eq!(
+        w.task.vtime.stime, 1_500,
+        "sub-tick system time stays pending"
+    );
     assert_eq!(w.task.stime, 0);
     assert_eq!(w.pcpu.cputime.vtime_ns, [TICK, 1_500, 0, 0]);
     // Conservation: accounted + open interval == elapsed, exactly.
     w.arch.now += 77;
-    assert_eq!(w.pcpu.cputime.check_conservation(w.arch.now, &w.task, 1), Ok(()));
+    assert_eq!(
+        w.pcpu.cputime.check_conservation(w.arch.now, &w.task, 1),
+        Ok(())
+    );
     // Remote reader: in USER, pending utime + delta are visible, pending stime is not.
     let (u, s) = task_cputime(&w.task, w.arch.now).unwrap();
     assert_eq!((u, s), (TICK + 77, 0));
@@ -533,7 +576,10 @@ fn vtime_conservation_detects_a_lost_interval() {
     w.ct().user_enter_irqoff();
     // A buggy caller resets the interval start without accounting it.
     w.task.vtime.starttime = 150;
-    assert_eq!(w.pcpu.cputime.check_conservation(200, &w.task, 1), Err((150, 200)));
+    assert_eq!(
+        w.pcpu.cputime.check_conservation(200, &w.task, 1),
+        Err((150, 200))
+    );
 }
 
 #[test]
@@ -564,12 +610,25 @@ fn vtime_irq_hooks_of_linux_4x() {
 #[test]
 fn tick_dependencies() {
     assert_eq!(can_stop_full_tick(true, TickDeps::default()), Ok(()));
-    let deps = TickDeps { cpu: TickDepBit::Rcu.mask() | TickDepBit::Sched.mask(), ..Default::default() };
-    assert_eq!(can_stop_full_tick(true, deps), Err(TickDepBit::Sched), "first bit in Linux's order");
-    let deps = TickDeps { signal: TickDepBit::PosixTimer.mask(), ..Default::default() };
+    let deps = TickDeps {
+        cpu: TickDepBit::Rcu.mask() | TickDepBit::Sched.mask(),
+        ..Default::default()
+    };
+    assert_eq!(
+        can_stop_full_tick(true, deps),
+        Err(TickDepBit::Sched),
+        "first bit in Linux's order"
+    );
+    let deps = TickDeps {
+        signal: TickDepBit::PosixTimer.mask(),
+        ..Default::default()
+    };
     assert_eq!(can_stop_full_tick(true, deps), Err(TickDepBit::PosixTimer));
     let mut ts = TickSched::default();
-    assert!(ts.tick_nohz_dep_set_cpu(TickDepBit::Sched), "first setter kicks");
+    assert!(
+        ts.tick_nohz_dep_set_cpu(TickDepBit::Sched),
+        "first setter kicks"
+    );
     assert!(!ts.tick_nohz_dep_set_cpu(TickDepBit::Rcu));
     ts.tick_nohz_dep_clear_cpu(TickDepBit::Sched);
     ts.tick_nohz_dep_clear_cpu(TickDepBit::Rcu);

@@ -30,7 +30,8 @@ pub struct K<'m> {
     pub extra_cycles: u64,
 }
 
-/// The syscall body shared by all designs: the fd lookup under RCU, then the work.
+/// The syscall body shared by all designs: `__fget_light()` looks the fd up under
+/// `rcu_read_lock()`, so an event can land inside that read-side section; then the work.
 pub static SYSCALL_BODY: Path = Path {
     name: "ksys_call",
     steps: &[
@@ -46,6 +47,7 @@ pub static SYSCALL_BODY: Path = Path {
             }
             Flow::Next
         }),
+        // A blocked body is re-run when the task is woken (Flow::Retry), so it is a step of its own.
         Step::work("syscall body", C::None, |k| k.syscall_body()),
     ],
 };
@@ -870,7 +872,7 @@ pub(crate) fn send_ipi(m: &mut Machine, from: CpuId, target: CpuId, v: Vector) {
     if *slot == NEVER {
         *slot = at;
         m.cpus[from].counters.ipis_sent += 1;
-        m.ipi_sent = true;
+        m.refresh_next(target);
     }
 }
 

@@ -524,6 +524,9 @@ pub struct Machine {
     pub now_max: u64,
     /// Set when an event for another CPU was posted (ends a same-CPU run of events).
     pub ipi_sent: bool,
+    /// Cached next-event time of each CPU: refreshed after the CPU runs and when an IPI is posted
+    /// to it ([`Machine::refresh_next`]); nothing else changes another CPU's next event.
+    pub next_at: Vec<u64>,
     next_pid: u32,
 }
 
@@ -556,6 +559,7 @@ impl Machine {
             end: None,
             now_max: 0,
             ipi_sent: false,
+            next_at: vec![0; n],
             next_pid: 1,
             cfg,
         };
@@ -661,6 +665,13 @@ impl Machine {
         p
     }
 
+    /// Recomputes the cached next-event time of CPU `c` (after posting an event to it).
+    #[inline]
+    pub fn refresh_next(&mut self, c: CpuId) {
+        self.next_at[c] = self.next_time(c);
+        self.ipi_sent = true;
+    }
+
     /// Next event time of CPU `c`.
     #[inline]
     fn next_time(&self, c: CpuId) -> u64 {
@@ -668,7 +679,11 @@ impl Machine {
         match cpu.mode {
             Mode::Kernel => cpu.hw.now,
             // An IPI may have arrived while IRQs were off: it is taken at once, not in the past.
-            Mode::User => cpu.user_until.min(Self::earliest_irq(cpu)).min(cpu.nmi_at).max(cpu.hw.now),
+            Mode::User => cpu
+                .user_until
+                .min(Self::earliest_irq(cpu))
+                .min(cpu.nmi_at)
+                .max(cpu.hw.now),
             Mode::Halted => Self::earliest_irq(cpu).min(cpu.nmi_at).max(cpu.hw.now),
         }
     }
@@ -685,10 +700,12 @@ impl Machine {
     /// lower CPU id, as a rescan would decide).
     pub fn run(&mut self) -> EndReason {
         let limit_ns = self.cfg.duration_ns.unwrap_or(NEVER);
+        for c in 0..self.cpus.len() {
+            self.next_at[c] = self.next_time(c);
+        }
         while self.end.is_none() {
             let (mut best, mut bc, mut second) = (NEVER, usize::MAX, NEVER);
-            for c in 0..self.cpus.len() {
-                let t = self.next_time(c);
+            for (c, &t) in self.next_at.iter().enumerate() {
                 if t < best {
                     second = best;
                     best = t;
@@ -723,10 +740,11 @@ impl Machine {
                     break;
                 }
                 self.run_cpu(bc, t);
+                t = self.next_time(bc);
+                self.next_at[bc] = t;
                 if self.end.is_some() {
                     break;
                 }
-                t = self.next_time(bc);
                 // Running this CPU may have sent IPIs that change other CPUs' next events.
                 if t >= horizon || self.ipi_sent {
                     self.ipi_sent = false;
@@ -844,6 +862,7 @@ impl Machine {
         }
     }
 
+    #[inline(never)]
     fn enter_kernel(
         &mut self,
         c: CpuId,
@@ -878,6 +897,7 @@ impl Machine {
         }
     }
 
+    #[inline(never)]
     fn deliver_irq(&mut self, c: CpuId, v: Vector) {
         let cpu = &mut self.cpus[c];
         match v {
@@ -893,6 +913,7 @@ impl Machine {
         self.enter_kernel(c, EntryKind::Irq, Some(v), path);
     }
 
+    #[inline(never)]
     fn deliver_nmi(&mut self, c: CpuId) {
         let cpu = &mut self.cpus[c];
         cpu.nmi_at = match self.cfg.nmi_period_ns {
@@ -905,6 +926,7 @@ impl Machine {
     }
 
     /// The current user op's compute ended: do what comes next.
+    #[inline(never)]
     fn user_op_done(&mut self, c: CpuId) {
         let cur = self.cpus[c].current;
         loop {
@@ -1104,6 +1126,7 @@ impl Machine {
     }
 
     /// Ends an entry: back to user mode, to the interrupted kernel context, or halt.
+    #[inline(never)]
     fn leave_kernel(&mut self, c: CpuId, t0: TaskId, how: Flow) {
         match how {
             Flow::Halt => {

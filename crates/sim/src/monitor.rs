@@ -21,8 +21,8 @@ use crate::machine::{tif, CpuId, EndReason, EntryKind, Machine, StatsMark, TaskI
 use ctxtrack_core::CtState;
 use serde::Serialize;
 
-/// Steps kept per CPU for violation reports.
-pub const HISTORY_LEN: usize = 24;
+/// Steps kept per CPU for violation reports (a power of two).
+pub const HISTORY_LEN: usize = 32;
 /// Violation reports kept (the count goes on).
 pub const MAX_REPORTS: usize = 16;
 
@@ -51,31 +51,44 @@ fn ser_state<S: serde::Serializer>(s: &CtState, ser: S) -> Result<S::Ok, S::Erro
 }
 
 /// Ring buffer of the last [`HISTORY_LEN`] steps of a CPU.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct History {
-    buf: Vec<HistEntry>,
-    next: usize,
+    buf: [HistEntry; HISTORY_LEN],
+    /// Steps pushed so far.
+    len: u64,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        let e = HistEntry {
+            time_ns: 0,
+            pid: 0,
+            path: "",
+            step: "",
+            ct_state: CtState::Kernel,
+            irqs_on: false,
+            watching: true,
+        };
+        History {
+            buf: [e; HISTORY_LEN],
+            len: 0,
+        }
+    }
 }
 
 impl History {
     /// Records a step.
+    #[inline]
     pub fn push(&mut self, e: HistEntry) {
-        if self.buf.len() < HISTORY_LEN {
-            self.buf.push(e);
-        } else {
-            self.buf[self.next] = e;
-        }
-        self.next = (self.next + 1) % HISTORY_LEN;
+        self.buf[(self.len as usize) & (HISTORY_LEN - 1)] = e;
+        self.len += 1;
     }
     /// Oldest first.
     pub fn entries(&self) -> Vec<HistEntry> {
-        if self.buf.len() < HISTORY_LEN {
-            self.buf.clone()
-        } else {
-            let mut v = self.buf[self.next..].to_vec();
-            v.extend_from_slice(&self.buf[..self.next]);
-            v
-        }
+        let n = (self.len as usize).min(HISTORY_LEN);
+        (0..n)
+            .map(|i| self.buf[((self.len as usize) - n + i) & (HISTORY_LEN - 1)])
+            .collect()
     }
 }
 

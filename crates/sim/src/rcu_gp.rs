@@ -189,7 +189,7 @@ fn rcu_gp_fqs(m: &mut Machine, t: u64) {
             let slot = &mut m.cpus[c].pending[Vector::Reschedule as usize];
             if *slot == NEVER {
                 *slot = t + m.cost.ipi_latency_ns;
-                m.ipi_sent = true;
+                m.refresh_next(c);
             }
             m.cpus[c].counters.rcu_resched_ipis += 1;
             m.rcu.stats.resched_ipis += 1;

@@ -97,6 +97,8 @@ pub struct Report {
     pub bench_time_ns: Option<u64>,
     /// Steps executed.
     pub steps: u64,
+    /// The per-step invariant monitor was on.
+    pub monitor: bool,
     /// Messages written and read (messaging).
     pub messages_written: u64,
     /// Messages expected.
@@ -242,6 +244,7 @@ impl Report {
                 _ => None,
             },
             steps: m.steps,
+            monitor: m.monitor.enabled,
             messages_written: written,
             messages_expected: expected,
             bytes_read,
@@ -367,7 +370,12 @@ impl Report {
             "grace periods: {} completed, latency avg {:.3} ms max {:.3} ms; QS from EQS snapshots {}, counter changes {}, self-reported {}; resched IPIs to nohz_full CPUs: {}",
             r.completed, ms(avg), ms(r.latency_max_ns), r.qs_from_eqs_snapshot, r.qs_from_counter_change, r.qs_self_reported, self.rcu_ipis_to_nohz_full
         );
-        if self.violations == 0 {
+        if self.violations == 0 && !self.monitor {
+            let _ = writeln!(
+                s,
+                "invariants: per-step monitor off (--no-monitor); core WARNs: none"
+            );
+        } else if self.violations == 0 {
             let _ = writeln!(s, "invariants: OK ({} steps checked)", self.steps);
         } else {
             let _ = writeln!(s, "invariants: {} VIOLATION(S)", self.violations);

@@ -13,7 +13,12 @@ fn ms(n: u64) -> Option<u64> {
 }
 
 fn small_messaging() -> Workload {
-    Workload::Messaging { groups: 2, loops: 20, pipe: false, thread: false }
+    Workload::Messaging {
+        groups: 2,
+        loops: 20,
+        pipe: false,
+        thread: false,
+    }
 }
 
 fn transitions(r: &Report, cpu: usize) -> u64 {
@@ -32,11 +37,23 @@ fn cpu_bound_stops_the_tick_and_makes_no_transition_after_start() {
         let r = &long.per_cpu[cpu];
         assert!(r.nohz_full);
         // Started by ret_from_fork, one tick taken before the tick stops: 2 user_enter, 1 user_exit.
-        assert!(r.ct_transitions["user_enter"] <= 2, "cpu {cpu}: {:?}", r.ct_transitions);
-        assert_eq!(transitions(&long, cpu), transitions(&short, cpu), "cpu {cpu}: transitions after 20 ms");
+        assert!(
+            r.ct_transitions["user_enter"] <= 2,
+            "cpu {cpu}: {:?}",
+            r.ct_transitions
+        );
+        assert_eq!(
+            transitions(&long, cpu),
+            transitions(&short, cpu),
+            "cpu {cpu}: transitions after 20 ms"
+        );
         assert_eq!(r.ticks, long.per_cpu[cpu].ticks);
         assert!(r.ticks <= 2, "cpu {cpu} took {} ticks", r.ticks);
-        assert!(r.tick_stopped_ns >= 195_000_000, "cpu {cpu}: tick stopped only {} ns", r.tick_stopped_ns);
+        assert!(
+            r.tick_stopped_ns >= 195_000_000,
+            "cpu {cpu}: tick stopped only {} ns",
+            r.tick_stopped_ns
+        );
         assert!(r.user_ns >= 195_000_000, "cpu {cpu}: user {} ns", r.user_ns);
     }
     // The housekeeping CPU keeps its tick.
@@ -66,12 +83,22 @@ fn ct_off_tracks_nothing_and_keeps_ticks() {
     c.ct_on = false;
     c.duration_ns = ms(50);
     let (r, _) = run(c, &Workload::CpuBound, None);
-    assert_eq!(r.totals.ct_calls_inactive, 0, "generic entry never calls CT while the key is off");
-    assert_eq!(r.totals.ct_transitions["user_exit"] + r.totals.ct_transitions["user_enter"], 0);
+    assert_eq!(
+        r.totals.ct_calls_inactive, 0,
+        "generic entry never calls CT while the key is off"
+    );
+    assert_eq!(
+        r.totals.ct_transitions["user_exit"] + r.totals.ct_transitions["user_enter"],
+        0
+    );
     assert_eq!(r.totals.vtime_hooks, 0);
     for cpu in 1..8 {
         assert!(!r.per_cpu[cpu].nohz_full);
-        assert!(r.per_cpu[cpu].ticks >= 49, "cpu {cpu}: {} ticks", r.per_cpu[cpu].ticks);
+        assert!(
+            r.per_cpu[cpu].ticks >= 49,
+            "cpu {cpu}: {} ticks",
+            r.per_cpu[cpu].ticks
+        );
         assert_eq!(r.per_cpu[cpu].vtime_ns, [0; 4]);
     }
     assert_eq!(r.nohz_full, "none");
@@ -80,9 +107,19 @@ fn ct_off_tracks_nothing_and_keeps_ticks() {
 #[test]
 fn messaging_delivers_every_message_and_conserves_vtime() {
     for pipe in [false, true] {
-        let w = Workload::Messaging { groups: 2, loops: 20, pipe, thread: false };
+        let w = Workload::Messaging {
+            groups: 2,
+            loops: 20,
+            pipe,
+            thread: false,
+        };
         let (r, m) = run(cfg(), &w, None);
-        assert_eq!(r.violations, 0, "pipe={pipe}: {:?}", r.violation_reports.first());
+        assert_eq!(
+            r.violations,
+            0,
+            "pipe={pipe}: {:?}",
+            r.violation_reports.first()
+        );
         assert_eq!(r.end, "WorkloadDone");
         assert_eq!(r.messages_expected, 2 * 400 * 20);
         assert_eq!(r.messages_written, r.messages_expected);
@@ -92,12 +129,20 @@ fn messaging_delivers_every_message_and_conserves_vtime() {
         for (c, cpu) in m.cpus.iter().enumerate() {
             if cpu.nohz_full {
                 let cur = &m.tasks[cpu.current].vtime;
-                assert_eq!(cpu.pcpu.cputime.check_conservation(cpu.hw.now, cur, c), Ok(()), "cpu {c}");
+                assert_eq!(
+                    cpu.pcpu.cputime.check_conservation(cpu.hw.now, cur, c),
+                    Ok(()),
+                    "cpu {c}"
+                );
                 assert!(cpu.pcpu.cputime.vtime_total_ns() > 0);
             }
         }
         // Every worker ran and exited.
-        assert!(m.tasks.iter().filter(|t| !t.is_idle).all(|t| t.state == ctxtrack_sim::machine::TaskState::Dead));
+        assert!(m
+            .tasks
+            .iter()
+            .filter(|t| !t.is_idle)
+            .all(|t| t.state == ctxtrack_sim::machine::TaskState::Dead));
     }
 }
 
@@ -105,7 +150,10 @@ fn messaging_delivers_every_message_and_conserves_vtime() {
 fn every_syscall_on_a_nohz_full_cpu_is_one_user_exit_enter_pair() {
     let mut c = cfg();
     c.duration_ns = ms(5);
-    let w = Workload::SyscallStorm { user_ns: 200, urn_every: 0 };
+    let w = Workload::SyscallStorm {
+        user_ns: 200,
+        urn_every: 0,
+    };
     let (r, _) = run(c, &w, None);
     assert_eq!(r.violations, 0);
     for cpu in 1..8 {
@@ -115,7 +163,10 @@ fn every_syscall_on_a_nohz_full_cpu_is_one_user_exit_enter_pair() {
         let irqs_from_user = p.irqs_from[0];
         assert_eq!(exits, p.syscalls + irqs_from_user, "cpu {cpu}");
         // ret_from_fork adds one user_enter without a user_exit; at most one entry is open.
-        assert!(enters == exits + 1 || enters == exits, "cpu {cpu}: {enters} vs {exits}");
+        assert!(
+            enters == exits + 1 || enters == exits,
+            "cpu {cpu}: {enters} vs {exits}"
+        );
         assert!(p.syscalls > 1000);
     }
 }
@@ -124,7 +175,10 @@ fn every_syscall_on_a_nohz_full_cpu_is_one_user_exit_enter_pair() {
 fn user_return_notifiers_fire_and_the_work_loop_stays_balanced() {
     let mut c = cfg();
     c.duration_ns = ms(2);
-    let w = Workload::SyscallStorm { user_ns: 200, urn_every: 3 };
+    let w = Workload::SyscallStorm {
+        user_ns: 200,
+        urn_every: 3,
+    };
     let (r, m) = run(c, &w, None);
     assert_eq!(r.violations, 0);
     // The flag never leaks to user mode: every task has it clear between syscalls.
@@ -183,19 +237,41 @@ fn trace_has_linux_layout_and_pairs() {
     }
     let mut c = cfg();
     c.duration_ns = ms(1);
-    let (r, _) = run(c, &Workload::SyscallStorm { user_ns: 200, urn_every: 0 }, Some(Box::new(W(buf.clone()))));
+    let (r, _) = run(
+        c,
+        &Workload::SyscallStorm {
+            user_ns: 200,
+            urn_every: 0,
+        },
+        Some(Box::new(W(buf.clone()))),
+    );
     let text = String::from_utf8(buf.borrow().clone()).unwrap();
     assert!(text.starts_with("# tracer: nop\n"));
     let cpu3: Vec<&str> = text.lines().filter(|l| l.contains(" [003] ")).collect();
     assert!(cpu3.len() > 100);
     // `syscall-storm-N [003] d.... 0.000123: user_exit: ` then sys_enter with IRQs on.
-    let i = cpu3.iter().position(|l| l.ends_with("user_exit: ")).unwrap();
+    let i = cpu3
+        .iter()
+        .position(|l| l.ends_with("user_exit: "))
+        .unwrap();
     assert!(cpu3[i].contains("] d.... "), "{}", cpu3[i]);
-    assert!(cpu3[i + 1].contains("] ..... ") && cpu3[i + 1].contains(": sys_enter: NR 39 "), "{}", cpu3[i + 1]);
-    assert!(cpu3[i + 2].contains(": sys_exit: NR 39 = "), "{}", cpu3[i + 2]);
+    assert!(
+        cpu3[i + 1].contains("] ..... ") && cpu3[i + 1].contains(": sys_enter: NR 39 "),
+        "{}",
+        cpu3[i + 1]
+    );
+    assert!(
+        cpu3[i + 2].contains(": sys_exit: NR 39 = "),
+        "{}",
+        cpu3[i + 2]
+    );
     assert!(cpu3[i + 3].ends_with(": user_enter: "), "{}", cpu3[i + 3]);
     let exits = text.matches("user_exit: ").count() as u64;
-    let total: u64 = r.per_cpu.iter().map(|p| p.ct_transitions["user_exit"]).sum();
+    let total: u64 = r
+        .per_cpu
+        .iter()
+        .map(|p| p.ct_transitions["user_exit"])
+        .sum();
     assert_eq!(exits, total);
 }
 
@@ -213,44 +289,86 @@ fn cpu_list_and_config_validation() {
 static BROKEN_EXIT: Path = Path {
     name: "do_syscall_64 (user_enter too early)",
     steps: &[
-        Step::noinstr("entry_SYSCALL_64", ctxtrack_sim::cost::CostKey::SyscallInsn, |_| Flow::Next),
-        Step::noinstr("enter_from_user_mode", ctxtrack_sim::cost::CostKey::Glue, |k| {
-            k.ct().user_exit_irqoff();
-            Flow::Next
-        }),
+        Step::noinstr(
+            "entry_SYSCALL_64",
+            ctxtrack_sim::cost::CostKey::SyscallInsn,
+            |_| Flow::Next,
+        ),
+        Step::noinstr(
+            "enter_from_user_mode",
+            ctxtrack_sim::cost::CostKey::Glue,
+            |k| {
+                k.ct().user_exit_irqoff();
+                Flow::Next
+            },
+        ),
         Step::instr("local_irq_enable", ctxtrack_sim::cost::CostKey::Glue, |k| {
             k.local_irq_enable();
             Flow::Next
         }),
-        Step::work("do_syscall_x64", ctxtrack_sim::cost::CostKey::None, |_| Flow::Call(&ctxtrack_sim::kernel::SYSCALL_BODY)),
-        Step::instr("local_irq_disable_exit_to_user", ctxtrack_sim::cost::CostKey::Glue, |k| {
-            k.local_irq_disable();
-            Flow::Next
+        Step::work("do_syscall_x64", ctxtrack_sim::cost::CostKey::None, |_| {
+            Flow::Call(&ctxtrack_sim::kernel::SYSCALL_BODY)
         }),
-        Step::noinstr("exit_to_user_mode (moved up)", ctxtrack_sim::cost::CostKey::Glue, |k| {
-            k.ct().user_enter_irqoff();
-            Flow::Next
+        Step::instr(
+            "local_irq_disable_exit_to_user",
+            ctxtrack_sim::cost::CostKey::Glue,
+            |k| {
+                k.local_irq_disable();
+                Flow::Next
+            },
+        ),
+        Step::noinstr(
+            "exit_to_user_mode (moved up)",
+            ctxtrack_sim::cost::CostKey::Glue,
+            |k| {
+                k.ct().user_enter_irqoff();
+                Flow::Next
+            },
+        ),
+        Step::instr(
+            "exit_to_user_mode_prepare",
+            ctxtrack_sim::cost::CostKey::None,
+            |_| Flow::Call(&generic_entry::EXIT_TO_USER_MODE_PREPARE),
+        ),
+        Step::noinstr("sysretq", ctxtrack_sim::cost::CostKey::Sysret, |_| {
+            Flow::ReturnToUser
         }),
-        Step::instr("exit_to_user_mode_prepare", ctxtrack_sim::cost::CostKey::None, |_| {
-            Flow::Call(&generic_entry::EXIT_TO_USER_MODE_PREPARE)
-        }),
-        Step::noinstr("sysretq", ctxtrack_sim::cost::CostKey::Sysret, |_| Flow::ReturnToUser),
     ],
 };
 
-static BROKEN: Design = Design { name: "broken", summary: "test mutant", syscall: &BROKEN_EXIT, ..generic_entry::DESIGN };
+static BROKEN: Design = Design {
+    name: "broken",
+    summary: "test mutant",
+    syscall: &BROKEN_EXIT,
+    ..generic_entry::DESIGN
+};
 
 #[test]
 fn the_monitor_refutes_a_broken_design() {
     let mut c = Config::new(&BROKEN);
     c.duration_ns = ms(5);
-    let (r, _) = run(c, &Workload::SyscallStorm { user_ns: 200, urn_every: 0 }, None);
+    let (r, _) = run(
+        c,
+        &Workload::SyscallStorm {
+            user_ns: 200,
+            urn_every: 0,
+        },
+        None,
+    );
     assert_eq!(r.end, "Violation");
     let v = &r.violation_reports[0];
     assert_eq!(v.invariant, "rcu_watching_in_kernel", "{v:?}");
-    assert!(v.detail.contains("`exit_to_user_mode_prepare` runs while RCU is not watching"), "{}", v.detail);
+    assert!(
+        v.detail
+            .contains("`exit_to_user_mode_prepare` runs while RCU is not watching"),
+        "{}",
+        v.detail
+    );
     assert!(!v.history.is_empty());
-    assert_eq!(v.history.last().unwrap().step, "exit_to_user_mode (moved up)");
+    assert_eq!(
+        v.history.last().unwrap().step,
+        "exit_to_user_mode (moved up)"
+    );
 }
 
 #[test]

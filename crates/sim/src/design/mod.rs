@@ -125,7 +125,9 @@ impl Path {
     /// Index of the step named `label` (panics on a typo in a design: a programming error caught
     /// by the per-path tests, never by user input).
     pub fn label(&self, label: &str) -> usize {
-        match self.steps.iter().position(|s| s.name == label) {
+        // Labels are the steps' own literals: compare addresses first, text only as a fallback.
+        let by_ptr = self.steps.iter().position(|s| std::ptr::eq(s.name, label));
+        match by_ptr.or_else(|| self.steps.iter().position(|s| s.name == label)) {
             Some(i) => i,
             None => panic!("design bug: path {} has no step named {label:?}", self.name),
         }
