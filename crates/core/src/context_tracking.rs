@@ -593,6 +593,25 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `ct_nmi_enter()`: make RCU watch for an NMI (or IRQ) from any context. The context bits
     /// are not changed: an IRQ from idle keeps `IDLE` and becomes watching.
     pub fn ct_nmi_enter(&mut self) {
+        self.nmi_enter_common(true);
+    }
+
+    /// Linux 4.x `rcu_irq_enter()` (`kernel/rcu/tree.c` before the 6.0 merge): the same counter
+    /// protocol as [`Self::ct_nmi_enter`] but without `rcu_irq_enter_check_tick()` (added in 5.x).
+    pub fn rcu_irq_enter(&mut self) {
+        let on = !self.arch.irqs_disabled();
+        self.warn_on(on, Violation::IrqIrqsEnabled);
+        self.nmi_enter_common(false);
+    }
+
+    /// Linux 4.x `rcu_irq_exit()`.
+    pub fn rcu_irq_exit(&mut self) {
+        let on = !self.arch.irqs_disabled();
+        self.warn_on(on, Violation::IrqIrqsEnabled);
+        self.ct_nmi_exit();
+    }
+
+    fn nmi_enter_common(&mut self, check_tick: bool) {
         self.ct_call_idle();
         self.pcpu.stats.rcu_hooks += 1;
         self.prim(Prim::RcuHook);
@@ -604,7 +623,7 @@ impl<'a, A: Arch> Ct<'a, A> {
             self.pcpu.stats.transition(Transition::IrqEqsExit);
             1
         } else {
-            if !self.arch.in_nmi() {
+            if check_tick && !self.arch.in_nmi() {
                 self.rcu_irq_enter_check_tick();
             }
             2

@@ -181,35 +181,27 @@ impl CpuTime {
     }
 }
 
-fn bucket_of(state: VtimeState) -> Bucket {
-    match state {
-        VtimeState::User => Bucket::User,
-        VtimeState::Guest => Bucket::Guest,
-        VtimeState::Idle => Bucket::Idle,
-        VtimeState::Sys | VtimeState::Inactive => Bucket::System,
-    }
-}
-
 impl<A: Arch> Ct<'_, A> {
     fn vtime_clock(&mut self) -> u64 {
         self.prim(Prim::ClockRead);
         self.arch.sched_clock()
     }
 
-    /// `get_vtime_delta(vtime)`: consume the open interval (no steal/irqtime in this model).
-    fn get_vtime_delta(&mut self) -> u64 {
+    /// `get_vtime_delta(vtime)`: consume the open interval (no steal/irqtime in this model),
+    /// recording it exactly in the bucket the caller accounts it to.
+    fn get_vtime_delta(&mut self, bucket: Bucket) -> u64 {
         let now = self.vtime_clock();
         let inactive = self.task.vtime.state == VtimeState::Inactive;
         self.warn_on(inactive, Violation::VtimeInactive);
         let delta = now.saturating_sub(self.task.vtime.starttime);
         self.task.vtime.starttime += delta;
-        self.pcpu.cputime.vtime_ns[bucket_of(self.task.vtime.state) as usize] += delta;
+        self.pcpu.cputime.vtime_ns[bucket as usize] += delta;
         delta
     }
 
     /// `vtime_account_system()`: accumulate kernel time, flush at a tick.
     fn vtime_account_system(&mut self) {
-        let d = self.get_vtime_delta();
+        let d = self.get_vtime_delta(Bucket::System);
         self.task.vtime.stime += d;
         if self.task.vtime.stime >= self.pcpu.cputime.tick_nsec {
             // account_system_time(tsk, irq_count(), vtime->stime)
@@ -221,7 +213,7 @@ impl<A: Arch> Ct<'_, A> {
 
     /// `vtime_account_guest()`.
     fn vtime_account_guest(&mut self) {
-        let d = self.get_vtime_delta();
+        let d = self.get_vtime_delta(Bucket::Guest);
         self.task.vtime.gtime += d;
         if self.task.vtime.gtime >= self.pcpu.cputime.tick_nsec {
             // account_guest_time: utime and gtime both grow.
@@ -260,7 +252,14 @@ impl<A: Arch> Ct<'_, A> {
     pub fn vtime_user_exit(&mut self) {
         self.vtime_hook();
         self.task.vtime.seqcount.write_begin();
-        let d = self.get_vtime_delta();
+        self.vtime_account_user();
+        self.task.vtime.state = VtimeState::Sys;
+        self.task.vtime.seqcount.write_end();
+    }
+
+    /// Accumulate user time, flush at a tick (`vtime_user_exit` body, 4.x `vtime_account_user`).
+    fn vtime_account_user(&mut self) {
+        let d = self.get_vtime_delta(Bucket::User);
         self.task.vtime.utime += d;
         if self.task.vtime.utime >= self.pcpu.cputime.tick_nsec {
             // account_user_time(tsk, vtime->utime)
@@ -269,8 +268,6 @@ impl<A: Arch> Ct<'_, A> {
             self.pcpu.cputime.kcpustat[Bucket::User as usize] += u;
             self.task.vtime.utime = 0;
         }
-        self.task.vtime.state = VtimeState::Sys;
-        self.task.vtime.seqcount.write_end();
     }
 
     /// `vtime_guest_enter(tsk)`.
@@ -306,13 +303,14 @@ impl<A: Arch> Ct<'_, A> {
 
     /// `vtime_account_idle(tsk)`: no seqcount (the idle task has no remote readers).
     pub fn vtime_account_idle(&mut self) {
-        let d = self.get_vtime_delta();
+        let d = self.get_vtime_delta(Bucket::Idle);
         self.pcpu.cputime.kcpustat[Bucket::Idle as usize] += d;
     }
 
     /// Linux 4.x `vtime_common_account_irq_enter(tsk)` (GEN): on IRQ entry, flush the interrupted
-    /// context's time. In 6.x GEN this hook is a no-op (only NATIVE accounts IRQ time this way);
-    /// the `linux-4.3` design uses it.
+    /// context's time: user time if context tracking still says USER (the IRQ did not exit user
+    /// context), idle time for the idle task, else system time. In 6.x GEN this hook is a no-op
+    /// (only NATIVE accounts IRQ time this way); the 2015 designs use it.
     pub fn vtime_common_account_irq_enter(&mut self) {
         if !self.key.is_enabled() || !self.pcpu.ct.active {
             return;
@@ -320,10 +318,10 @@ impl<A: Arch> Ct<'_, A> {
         self.vtime_hook();
         if !self.arch.in_interrupt() {
             if self.pcpu.ct.ct_state_bits() == crate::CtState::User {
-                // context_tracking_in_user(): the IRQ did not exit user context.
+                // 4.x vtime_account_user(): account, then the IRQ runs as VTIME_SYS.
                 self.task.vtime.seqcount.write_begin();
-                let d = self.get_vtime_delta();
-                self.task.vtime.utime += d;
+                self.vtime_account_user();
+                self.task.vtime.state = VtimeState::Sys;
                 self.task.vtime.seqcount.write_end();
                 return;
             }
@@ -337,14 +335,19 @@ impl<A: Arch> Ct<'_, A> {
         self.task.vtime.seqcount.write_end();
     }
 
-    /// Linux 4.x `vtime_account_irq_exit(tsk)` (GEN): account the IRQ as system time.
+    /// Linux 4.x `vtime_account_irq_exit(tsk)` (GEN): account the IRQ as system time and return
+    /// to VTIME_USER if the IRQ came from user context.
     pub fn vtime_account_irq_exit(&mut self) {
         if !self.key.is_enabled() || !self.pcpu.ct.active {
             return;
         }
         self.vtime_hook();
         self.task.vtime.seqcount.write_begin();
+        // Even for the idle task: 4.x accounted IRQ time in idle as system time.
         self.vtime_account_kernel_inner();
+        if self.pcpu.ct.ct_state_bits() == crate::CtState::User {
+            self.task.vtime.state = VtimeState::User;
+        }
         self.task.vtime.seqcount.write_end();
     }
 }

@@ -141,6 +141,12 @@ impl<'m> K<'m> {
         self.read_thread_flags() & tif::NOTIFY_RESUME != 0
     }
 
+    /// `TIF_NOHZ`: set on every task once context tracking is enabled anywhere (Linux < 5.x
+    /// inherited it from `init_task`); it forced syscalls onto the slow path.
+    pub fn tif_nohz(&self) -> bool {
+        self.m.key.is_enabled()
+    }
+
     /// Kernel preemption possible here (`CONFIG_PREEMPTION` and `preempt_count() == 0`).
     pub fn preemption_enabled(&self) -> bool {
         self.m.cfg.preempt && self.m.cpus[self.cpu].hw.preempt_count == 0

@@ -1005,6 +1005,16 @@ impl Machine {
                 Flow::Return => {
                     self.tasks[t0].frames.pop();
                 }
+                // A branch may call a helper path (a C function call that is not itself an
+                // instruction boundary of interest).
+                Flow::Call(p) => {
+                    f.pc = pc + 1;
+                    if self.tasks[t0].frames.len() >= MAX_FRAMES {
+                        self.monitor.fail_limit(c, "kernel stack depth (MAX_FRAMES)", &mut self.end);
+                        return;
+                    }
+                    self.tasks[t0].frames.push(Frame { path: p, pc: 0 });
+                }
                 other => unreachable!(
                     "branch step {:?} in {} returned {other:?}",
                     step.name, path.name

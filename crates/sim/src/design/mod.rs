@@ -10,6 +10,11 @@
 //! kernel services on [`crate::kernel::K`].
 
 pub mod generic_entry;
+pub mod linux_4_3;
+pub mod linux_4x;
+pub mod lutomirski_2015;
+pub mod weisbecker_2015;
+pub mod weisbecker_hoisted;
 
 use crate::cost::CostKey;
 use crate::kernel::K;
@@ -175,7 +180,13 @@ impl std::fmt::Debug for Design {
 
 /// Every design this build knows, in presentation order.
 pub fn all() -> &'static [&'static Design] {
-    static ALL: [&Design; 1] = [&generic_entry::DESIGN];
+    static ALL: [&Design; 5] = [
+        &linux_4_3::DESIGN,
+        &weisbecker_2015::DESIGN,
+        &weisbecker_hoisted::DESIGN,
+        &lutomirski_2015::DESIGN,
+        &generic_entry::DESIGN,
+    ];
     &ALL
 }
 
