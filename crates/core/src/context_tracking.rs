@@ -683,7 +683,8 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `rcu_irq_enter_check_tick()` (`__rcu_irq_enter_check_tick`): on a nohz_full CPU that RCU
     /// wants urgently, turn the tick on (`TICK_DEP_BIT_RCU`).
     pub fn rcu_irq_enter_check_tick(&mut self) {
-        if self.arch.in_nmi() {
+        // include/linux/hardirq.h: a static-key wrapper around __rcu_irq_enter_check_tick().
+        if !self.context_tracking_enabled() || self.arch.in_nmi() {
             return;
         }
         self.pcpu.stats.rcu_hooks += 1;

@@ -121,6 +121,8 @@ pub struct Config {
     pub rcu_cb_interval_ns: Option<u64>,
     /// A perf NMI on every CPU every this many ns.
     pub nmi_period_ns: Option<u64>,
+    /// Device interrupts on every CPU at random gaps with this mean.
+    pub irq_period_ns: Option<u64>,
     /// Livelock guard.
     pub max_steps: u64,
 }
@@ -142,6 +144,7 @@ impl Config {
             preempt: false,
             rcu_cb_interval_ns: Some(4_000_000),
             nmi_period_ns: None,
+            irq_period_ns: None,
             max_steps: 2_000_000_000,
         }
     }

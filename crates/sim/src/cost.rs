@@ -32,6 +32,7 @@
 //! | `tick` | 1500 | `tick_sched_timer` → `update_process_times` + `scheduler_tick` |
 //! | `resched_ipi` | 100 | `sysvec_reschedule_ipi` body |
 //! | `irq_work` | 200 | `sysvec_irq_work` body (nohz kick) |
+//! | `device_irq` | 300 | a device interrupt handler (virtio completion) |
 //! | `signal` | 1000 | `arch_do_signal_or_restart` for an ignored signal |
 //! | `notify_resume` | 150 | `resume_user_mode_work` (rseq fixup) |
 //! | `nmi_handler` | 500 | `default_do_nmi` (perf NMI) |
@@ -131,6 +132,8 @@ pub struct CostModel {
     pub resched_ipi: u64,
     /// irq_work handler.
     pub irq_work: u64,
+    /// Device IRQ handler.
+    pub device_irq: u64,
     /// Signal delivery.
     pub signal: u64,
     /// Notify-resume work.
@@ -176,6 +179,7 @@ impl Default for CostModel {
             tick: 1500,
             resched_ipi: 100,
             irq_work: 200,
+            device_irq: 300,
             signal: 1000,
             notify_resume: 150,
             nmi_handler: 500,
@@ -229,6 +233,7 @@ impl CostModel {
             "tick" => &mut self.tick,
             "resched_ipi" => &mut self.resched_ipi,
             "irq_work" => &mut self.irq_work,
+            "device_irq" => &mut self.device_irq,
             "signal" => &mut self.signal,
             "notify_resume" => &mut self.notify_resume,
             "nmi_handler" => &mut self.nmi_handler,

@@ -260,6 +260,7 @@ impl<'m> K<'m> {
             Vector::Reschedule => self.extra_cycles += self.m.cost.resched_ipi,
             // irq_work: nohz_full_kick_func() is empty; the re-evaluation happens at irq exit.
             Vector::IrqWork => self.extra_cycles += self.m.cost.irq_work,
+            Vector::Device => self.extra_cycles += self.m.cost.device_irq,
         }
         if self.m.trace.is_some() {
             crate::trace::event(

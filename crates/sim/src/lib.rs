@@ -17,6 +17,7 @@ pub mod ipc;
 pub mod kernel;
 pub mod machine;
 pub mod monitor;
+pub mod probe;
 pub mod program;
 pub mod rcu_gp;
 pub mod report;

@@ -58,7 +58,7 @@ pub mod preempt {
     pub const NMI_MASK: u32 = 0xf << 20;
 }
 
-/// Interrupt vectors the machine delivers, lowest priority first.
+/// Interrupt vectors the machine delivers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Vector {
     /// `LOCAL_TIMER_VECTOR` (0xec).
@@ -67,17 +67,28 @@ pub enum Vector {
     IrqWork = 1,
     /// `RESCHEDULE_VECTOR` (0xfd).
     Reschedule = 2,
+    /// A device interrupt (vector 0x22, Linux IRQ 11) arriving at random times (`--irq-period`).
+    Device = 3,
 }
+
+/// Number of [`Vector`]s.
+pub const NVEC: usize = 4;
 
 impl Vector {
     /// All vectors, by index.
-    pub const ALL: [Vector; 3] = [Vector::LocalTimer, Vector::IrqWork, Vector::Reschedule];
+    pub const ALL: [Vector; NVEC] = [
+        Vector::LocalTimer,
+        Vector::IrqWork,
+        Vector::Reschedule,
+        Vector::Device,
+    ];
     /// The x86 vector number.
     pub fn number(self) -> u32 {
         match self {
             Vector::LocalTimer => 236,
             Vector::IrqWork => 246,
             Vector::Reschedule => 253,
+            Vector::Device => 34,
         }
     }
     /// Event-name prefix in `irq_vectors` (`local_timer`, `irq_work`, `reschedule`).
@@ -86,6 +97,7 @@ impl Vector {
             Vector::LocalTimer => "local_timer",
             Vector::IrqWork => "irq_work",
             Vector::Reschedule => "reschedule",
+            Vector::Device => "irq_handler",
         }
     }
 }
@@ -165,7 +177,7 @@ pub struct CpuCounters {
     /// Syscalls entered.
     pub syscalls: u64,
     /// IRQs delivered, by [`Vector`].
-    pub irqs: [u64; 3],
+    pub irqs: [u64; NVEC],
     /// IRQs that interrupted user mode / kernel / the halted idle loop.
     pub irqs_from: [u64; 3],
     /// Exceptions (page faults) taken.
@@ -175,7 +187,7 @@ pub struct CpuCounters {
     /// Ticks handled.
     pub ticks: u64,
     /// IPIs received, by [`Vector`].
-    pub ipis_received: [u64; 3],
+    pub ipis_received: [u64; NVEC],
     /// IPIs sent.
     pub ipis_sent: u64,
     /// Reschedule IPIs sent to this CPU by RCU forcing a quiescent state.
@@ -230,8 +242,8 @@ pub struct Cpu {
     pub nohz_full: bool,
     /// Next tick (NEVER while stopped).
     pub next_tick: u64,
-    /// Arrival time of pending IPIs, by [`Vector`] (`LocalTimer` unused: see `next_tick`).
-    pub pending: [u64; 3],
+    /// Arrival time of pending interrupts, by [`Vector`] (`LocalTimer` unused: see `next_tick`).
+    pub pending: [u64; NVEC],
     /// Arrival of a pending NMI.
     pub nmi_at: u64,
     /// End of the current user burst (valid in [`Mode::User`]).
@@ -602,7 +614,15 @@ impl Machine {
                 min_vruntime: 0,
                 nohz_full: nohz,
                 next_tick: tick_nsec,
-                pending: [NEVER; 3],
+                pending: [
+                    NEVER,
+                    NEVER,
+                    NEVER,
+                    m.cfg
+                        .irq_period_ns
+                        .map(|p| p / 2 + p * c as u64 / n as u64)
+                        .unwrap_or(NEVER),
+                ],
                 nmi_at: cfg_nmi_first(&m.cfg, c),
                 user_until: NEVER,
                 user_since: 0,
@@ -690,7 +710,10 @@ impl Machine {
 
     #[inline]
     fn earliest_irq(cpu: &Cpu) -> u64 {
-        cpu.next_tick.min(cpu.pending[1]).min(cpu.pending[2])
+        cpu.next_tick
+            .min(cpu.pending[1])
+            .min(cpu.pending[2])
+            .min(cpu.pending[3])
     }
 
     /// Runs until the workload ends, the duration passes, or an invariant fails.
@@ -799,6 +822,15 @@ impl Machine {
         }
     }
 
+    /// Performs the next event of CPU `c` alone, ignoring every other CPU and the RCU kthread
+    /// (for drivers that stage one path at a time: [`crate::probe`], model checkers).
+    pub fn advance(&mut self, c: CpuId) {
+        let t = self.next_time(c);
+        if t != NEVER {
+            self.run_cpu(c, t);
+        }
+    }
+
     /// Advances CPU `c` to time `t` and performs its next event.
     fn run_cpu(&mut self, c: CpuId, t: u64) {
         match self.cpus[c].mode {
@@ -857,6 +889,8 @@ impl Machine {
             Some(Vector::IrqWork)
         } else if cpu.next_tick <= now {
             Some(Vector::LocalTimer)
+        } else if cpu.pending[3] <= now {
+            Some(Vector::Device)
         } else {
             None
         }
@@ -903,6 +937,11 @@ impl Machine {
         match v {
             // The timer fires once per programmed expiry; the handler re-arms it.
             Vector::LocalTimer => cpu.next_tick = NEVER,
+            // The next device interrupt comes after a uniformly random gap (mean: the period).
+            Vector::Device => {
+                let p = self.cfg.irq_period_ns.unwrap_or(NEVER / 4);
+                cpu.pending[3] = cpu.hw.now + 1 + self.rng.below(2 * p);
+            }
             _ => {
                 cpu.pending[v as usize] = NEVER;
                 cpu.counters.ipis_received[v as usize] += 1;
@@ -1010,7 +1049,11 @@ impl Machine {
                 Flow::Call(p) => {
                     f.pc = pc + 1;
                     if self.tasks[t0].frames.len() >= MAX_FRAMES {
-                        self.monitor.fail_limit(c, "kernel stack depth (MAX_FRAMES)", &mut self.end);
+                        self.monitor.fail_limit(
+                            c,
+                            "kernel stack depth (MAX_FRAMES)",
+                            &mut self.end,
+                        );
                         return;
                     }
                     self.tasks[t0].frames.push(Frame { path: p, pc: 0 });

@@ -373,8 +373,21 @@ fn the_monitor_refutes_a_broken_design() {
 
 #[test]
 fn designs_registry() {
-    assert_eq!(design::all()[0].name, "generic-entry");
+    let names: Vec<&str> = design::all().iter().map(|d| d.name).collect();
+    assert_eq!(
+        names,
+        [
+            "linux-4.3",
+            "weisbecker-2015",
+            "weisbecker-hoisted",
+            "lutomirski-2015",
+            "generic-entry"
+        ]
+    );
     let e = design::by_name("nope").unwrap_err();
-    assert!(e.contains("valid designs: generic-entry"), "{e}");
+    assert!(
+        e.contains("valid designs: linux-4.3, weisbecker-2015"),
+        "{e}"
+    );
     let _ = Transition::ALL;
 }

@@ -21,7 +21,6 @@
 use super::{generic_entry, linux_4x, Design, Flow, Path, Step};
 use crate::cost::CostKey as C;
 
-
 /// The design.
 pub static DESIGN: Design = Design {
     name: "linux-4.3",
@@ -40,7 +39,9 @@ use linux_4x::enter_from_user_mode;
 pub static SYSCALL: Path = Path {
     name: "entry_SYSCALL_64",
     steps: &[
-        Step::noinstr("entry_SYSCALL_64 ... call *sys_call_table", C::None, |_| Flow::Call(&linux_4x::SYSCALL_ENTRY)),
+        Step::noinstr("entry_SYSCALL_64 ... call *sys_call_table", C::None, |_| {
+            Flow::Call(&linux_4x::SYSCALL_ENTRY)
+        }),
         Step::branch("fast path without work?", |k| {
             if k.locals().scratch == linux_4x::FAST_SYSRET {
                 Flow::Goto("USERGS_SYSRET64")
@@ -104,7 +105,13 @@ pub static IRQ: Path = Path {
     name: "interrupt",
     steps: &[
         Step::noinstr("interrupt (hw delivery)", C::IrqDelivery, |_| Flow::Next),
-        Step::branch("testb $3, CS(%rsp)", |k| if k.regs_user() { Flow::Next } else { Flow::Goto("irq_enter") }),
+        Step::branch("testb $3, CS(%rsp)", |k| {
+            if k.regs_user() {
+                Flow::Next
+            } else {
+                Flow::Goto("irq_enter")
+            }
+        }),
         Step::noinstr("SWAPGS; call enter_from_user_mode", C::Glue, |k| {
             enter_from_user_mode(k);
             Flow::Next
@@ -119,7 +126,9 @@ pub static IRQ: Path = Path {
                 Flow::Goto("retint_kernel")
             }
         }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE)),
+        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
         Step::noinstr("iretq", C::Iret, |k| k.iret()),
@@ -130,7 +139,9 @@ pub static IRQ: Path = Path {
 pub static EXCEPTION: Path = Path {
     name: "page_fault",
     steps: &[
-        Step::noinstr("idtentry (hw exception)", C::ExceptionDelivery, |_| Flow::Next),
+        Step::noinstr("idtentry (hw exception)", C::ExceptionDelivery, |_| {
+            Flow::Next
+        }),
         Step::branch("error_entry: testb $3, CS(%rsp)", |k| {
             if k.regs_user() {
                 Flow::Next
@@ -138,10 +149,14 @@ pub static EXCEPTION: Path = Path {
                 Flow::Goto("do_page_fault: exception_enter")
             }
         }),
-        Step::noinstr("error_entry: SWAPGS; call enter_from_user_mode", C::Glue, |k| {
-            enter_from_user_mode(k);
-            Flow::Next
-        }),
+        Step::noinstr(
+            "error_entry: SWAPGS; call enter_from_user_mode",
+            C::Glue,
+            |k| {
+                enter_from_user_mode(k);
+                Flow::Next
+            },
+        ),
         Step::noinstr("do_page_fault: exception_enter", C::Glue, |k| {
             let prev = k.ct().exception_enter();
             k.locals().prev_ctx = prev;
@@ -160,8 +175,16 @@ pub static EXCEPTION: Path = Path {
             k.ct().exception_exit(prev);
             Flow::Next
         }),
-        Step::branch("error_exit: testb $3, CS(%rsp)", |k| if k.regs_user() { Flow::Next } else { Flow::Goto("retint_kernel") }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE)),
+        Step::branch("error_exit: testb $3, CS(%rsp)", |k| {
+            if k.regs_user() {
+                Flow::Next
+            } else {
+                Flow::Goto("retint_kernel")
+            }
+        }),
+        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
         Step::noinstr("iretq", C::Iret, |k| k.iret()),

@@ -25,7 +25,8 @@ pub fn enter_from_user_mode(k: &mut K) {
 /// exit tracepoint, IRQs off.
 pub fn syscall_return_slowpath(k: &mut K) {
     let not_kernel = k.ct().ct_state().is_some_and(|s| s != CtState::Kernel);
-    k.ct().ct_warn_on(not_kernel, Violation::SyscallExitNotKernel);
+    k.ct()
+        .ct_warn_on(not_kernel, Violation::SyscallExitNotKernel);
     k.trace_sys_exit();
     k.local_irq_disable();
 }
@@ -57,15 +58,25 @@ pub static SYSCALL_ENTRY: Path = Path {
             }
         }),
         // tracesys:
-        Step::noinstr("syscall_trace_enter_phase1: enter_from_user_mode", C::Glue, |k| {
-            enter_from_user_mode(k);
-            k.trace_sys_enter();
-            Flow::Next
+        Step::noinstr(
+            "syscall_trace_enter_phase1: enter_from_user_mode",
+            C::Glue,
+            |k| {
+                enter_from_user_mode(k);
+                k.trace_sys_enter();
+                Flow::Next
+            },
+        ),
+        Step::work("call *sys_call_table (slow path)", C::None, |_| {
+            Flow::Call(&SYSCALL_BODY)
         }),
-        Step::work("call *sys_call_table (slow path)", C::None, |_| Flow::Call(&SYSCALL_BODY)),
         Step::branch("jmp int_ret_from_sys_call", |_| Flow::Return),
         // The fast path: no context tracking at all.
-        Step::work("entry_SYSCALL_64_fastpath: call *sys_call_table", C::None, |_| Flow::Call(&SYSCALL_BODY)),
+        Step::work(
+            "entry_SYSCALL_64_fastpath: call *sys_call_table",
+            C::None,
+            |_| Flow::Call(&SYSCALL_BODY),
+        ),
         Step::noinstr("DISABLE_INTERRUPTS (fastpath)", C::Glue, |k| {
             k.local_irq_disable();
             Flow::Next

@@ -81,7 +81,9 @@ pub static SYSCALL: Path = Path {
             k.trace_sys_enter();
             Flow::Next
         }),
-        Step::work("call *sys_call_table", C::None, |_| Flow::Call(&SYSCALL_BODY)),
+        Step::work("call *sys_call_table", C::None, |_| {
+            Flow::Call(&SYSCALL_BODY)
+        }),
         Step::noinstr("syscall_return_slowpath", C::Glue, |k| {
             linux_4x::syscall_return_slowpath(k);
             Flow::Call(&PREPARE_EXIT_TO_USERMODE)
@@ -111,7 +113,13 @@ pub static IRQ: Path = Path {
     name: "interrupt",
     steps: &[
         Step::noinstr("interrupt (hw delivery)", C::IrqDelivery, |_| Flow::Next),
-        Step::branch("user_mode(regs)", |k| if k.regs_user() { Flow::Next } else { Flow::Goto("irq_enter") }),
+        Step::branch("user_mode(regs)", |k| {
+            if k.regs_user() {
+                Flow::Next
+            } else {
+                Flow::Goto("irq_enter")
+            }
+        }),
         Step::noinstr("CALL_enter_from_user_mode", C::Glue, |k| {
             enter_from_user_mode(k);
             Flow::Next
@@ -119,8 +127,16 @@ pub static IRQ: Path = Path {
         Step::noinstr("irq_enter", C::None, |_| Flow::Call(&linux_4x::IRQ_ENTER)),
         linux_4x::HANDLER,
         Step::noinstr("irq_exit", C::None, |_| Flow::Call(&linux_4x::IRQ_EXIT)),
-        Step::branch("ret_from_intr: user_mode(regs)", |k| if k.regs_user() { Flow::Next } else { Flow::Goto("retint_kernel") }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE)),
+        Step::branch("ret_from_intr: user_mode(regs)", |k| {
+            if k.regs_user() {
+                Flow::Next
+            } else {
+                Flow::Goto("retint_kernel")
+            }
+        }),
+        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
         Step::noinstr("iretq", C::Iret, |k| k.iret()),
@@ -131,8 +147,16 @@ pub static IRQ: Path = Path {
 pub static EXCEPTION: Path = Path {
     name: "page_fault",
     steps: &[
-        Step::noinstr("idtentry (hw exception)", C::ExceptionDelivery, |_| Flow::Next),
-        Step::branch("user_mode(regs)", |k| if k.regs_user() { Flow::Next } else { Flow::Goto("do_page_fault") }),
+        Step::noinstr("idtentry (hw exception)", C::ExceptionDelivery, |_| {
+            Flow::Next
+        }),
+        Step::branch("user_mode(regs)", |k| {
+            if k.regs_user() {
+                Flow::Next
+            } else {
+                Flow::Goto("do_page_fault")
+            }
+        }),
         Step::noinstr("CALL_enter_from_user_mode", C::Glue, |k| {
             enter_from_user_mode(k);
             Flow::Next
@@ -151,8 +175,16 @@ pub static EXCEPTION: Path = Path {
             k.local_irq_disable();
             Flow::Next
         }),
-        Step::branch("error_exit: user_mode(regs)", |k| if k.regs_user() { Flow::Next } else { Flow::Goto("retint_kernel") }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE)),
+        Step::branch("error_exit: user_mode(regs)", |k| {
+            if k.regs_user() {
+                Flow::Next
+            } else {
+                Flow::Goto("retint_kernel")
+            }
+        }),
+        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
         Step::noinstr("iretq", C::Iret, |k| k.iret()),

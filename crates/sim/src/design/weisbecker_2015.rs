@@ -20,7 +20,8 @@ use crate::cost::CostKey as C;
 /// The design.
 pub static DESIGN: Design = Design {
     name: "weisbecker-2015",
-    summary: "the seed's patch: no CT on IRQs; exception_enter/exit around each exit-loop iteration",
+    summary:
+        "the seed's patch: no CT on IRQs; exception_enter/exit around each exit-loop iteration",
     syscall: &SYSCALL,
     irq: &IRQ,
     exception: &EXCEPTION,
@@ -33,7 +34,9 @@ pub static DESIGN: Design = Design {
 pub static SYSCALL: Path = Path {
     name: "entry_SYSCALL_64",
     steps: &[
-        Step::noinstr("entry_SYSCALL_64 ... call *sys_call_table", C::None, |_| Flow::Call(&linux_4x::SYSCALL_ENTRY)),
+        Step::noinstr("entry_SYSCALL_64 ... call *sys_call_table", C::None, |_| {
+            Flow::Call(&linux_4x::SYSCALL_ENTRY)
+        }),
         Step::branch("fast path without work?", |k| {
             if k.locals().scratch == linux_4x::FAST_SYSRET {
                 Flow::Goto("USERGS_SYSRET64")
@@ -103,7 +106,9 @@ pub static PREPARE_EXIT_TO_USERMODE: Path = Path {
 pub static PREPARE_EXIT_TO_USERMODE_TRACK: Path = Path {
     name: "prepare_exit_to_usermode_track",
     steps: &[
-        Step::noinstr("prepare_exit_to_usermode", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE)),
+        Step::noinstr("prepare_exit_to_usermode", C::None, |_| {
+            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        }),
         Step::noinstr("user_enter", C::Glue, |k| {
             k.ct().user_enter();
             Flow::Return
@@ -126,7 +131,9 @@ pub static IRQ: Path = Path {
                 Flow::Goto("retint_kernel")
             }
         }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE)),
+        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
         Step::noinstr("iretq", C::Iret, |k| k.iret()),
@@ -137,7 +144,9 @@ pub static IRQ: Path = Path {
 pub static EXCEPTION: Path = Path {
     name: "page_fault",
     steps: &[
-        Step::noinstr("idtentry (hw exception)", C::ExceptionDelivery, |_| Flow::Next),
+        Step::noinstr("idtentry (hw exception)", C::ExceptionDelivery, |_| {
+            Flow::Next
+        }),
         Step::branch("error_entry: testb $3, CS(%rsp)", |k| {
             if k.regs_user() {
                 Flow::Next
@@ -145,10 +154,14 @@ pub static EXCEPTION: Path = Path {
                 Flow::Goto("do_page_fault: exception_enter")
             }
         }),
-        Step::noinstr("error_entry: SWAPGS; call enter_from_user_mode", C::Glue, |k| {
-            linux_4x::enter_from_user_mode(k);
-            Flow::Next
-        }),
+        Step::noinstr(
+            "error_entry: SWAPGS; call enter_from_user_mode",
+            C::Glue,
+            |k| {
+                linux_4x::enter_from_user_mode(k);
+                Flow::Next
+            },
+        ),
         Step::noinstr("do_page_fault: exception_enter", C::Glue, |k| {
             let prev = k.ct().exception_enter();
             k.locals().prev_ctx = prev;
@@ -167,8 +180,18 @@ pub static EXCEPTION: Path = Path {
             k.ct().exception_exit(prev);
             Flow::Next
         }),
-        Step::branch("error_exit: testb $3, CS(%rsp)", |k| if k.regs_user() { Flow::Next } else { Flow::Goto("retint_kernel") }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode_track", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE_TRACK)),
+        Step::branch("error_exit: testb $3, CS(%rsp)", |k| {
+            if k.regs_user() {
+                Flow::Next
+            } else {
+                Flow::Goto("retint_kernel")
+            }
+        }),
+        Step::noinstr(
+            "retint_user: prepare_exit_to_usermode_track",
+            C::None,
+            |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE_TRACK),
+        ),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
         Step::noinstr("iretq", C::Iret, |k| k.iret()),

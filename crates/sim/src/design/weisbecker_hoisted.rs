@@ -22,7 +22,8 @@ use crate::cost::CostKey as C;
 /// The design.
 pub static DESIGN: Design = Design {
     name: "weisbecker-hoisted",
-    summary: "the seed's 'ideally': one exception_enter/exit around the whole exit loop, only with work",
+    summary:
+        "the seed's 'ideally': one exception_enter/exit around the whole exit loop, only with work",
     syscall: &SYSCALL,
     irq: &IRQ,
     exception: &EXCEPTION,
@@ -75,7 +76,9 @@ pub static PREPARE_EXIT_TO_USERMODE: Path = Path {
 pub static PREPARE_EXIT_TO_USERMODE_TRACK: Path = Path {
     name: "prepare_exit_to_usermode_track",
     steps: &[
-        Step::noinstr("prepare_exit_to_usermode", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE)),
+        Step::noinstr("prepare_exit_to_usermode", C::None, |_| {
+            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        }),
         Step::noinstr("user_enter", C::Glue, |k| {
             k.ct().user_enter();
             Flow::Return
@@ -87,7 +90,9 @@ pub static PREPARE_EXIT_TO_USERMODE_TRACK: Path = Path {
 pub static SYSCALL: Path = Path {
     name: "entry_SYSCALL_64",
     steps: &[
-        Step::noinstr("entry_SYSCALL_64 ... call *sys_call_table", C::None, |_| Flow::Call(&linux_4x::SYSCALL_ENTRY)),
+        Step::noinstr("entry_SYSCALL_64 ... call *sys_call_table", C::None, |_| {
+            Flow::Call(&linux_4x::SYSCALL_ENTRY)
+        }),
         Step::branch("fast path without work?", |k| {
             if k.locals().scratch == linux_4x::FAST_SYSRET {
                 Flow::Goto("USERGS_SYSRET64")
@@ -134,7 +139,9 @@ pub static IRQ: Path = Path {
                 Flow::Goto("retint_kernel")
             }
         }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE)),
+        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
         Step::noinstr("iretq", C::Iret, |k| k.iret()),
@@ -145,7 +152,9 @@ pub static IRQ: Path = Path {
 pub static EXCEPTION: Path = Path {
     name: "page_fault",
     steps: &[
-        Step::noinstr("idtentry (hw exception)", C::ExceptionDelivery, |_| Flow::Next),
+        Step::noinstr("idtentry (hw exception)", C::ExceptionDelivery, |_| {
+            Flow::Next
+        }),
         Step::branch("error_entry: testb $3, CS(%rsp)", |k| {
             if k.regs_user() {
                 Flow::Next
@@ -153,10 +162,14 @@ pub static EXCEPTION: Path = Path {
                 Flow::Goto("do_page_fault: exception_enter")
             }
         }),
-        Step::noinstr("error_entry: SWAPGS; call enter_from_user_mode", C::Glue, |k| {
-            linux_4x::enter_from_user_mode(k);
-            Flow::Next
-        }),
+        Step::noinstr(
+            "error_entry: SWAPGS; call enter_from_user_mode",
+            C::Glue,
+            |k| {
+                linux_4x::enter_from_user_mode(k);
+                Flow::Next
+            },
+        ),
         Step::noinstr("do_page_fault: exception_enter", C::Glue, |k| {
             let prev = k.ct().exception_enter();
             k.locals().prev_ctx = prev;
@@ -175,8 +188,18 @@ pub static EXCEPTION: Path = Path {
             k.ct().exception_exit(prev);
             Flow::Next
         }),
-        Step::branch("error_exit: testb $3, CS(%rsp)", |k| if k.regs_user() { Flow::Next } else { Flow::Goto("retint_kernel") }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode_track", C::None, |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE_TRACK)),
+        Step::branch("error_exit: testb $3, CS(%rsp)", |k| {
+            if k.regs_user() {
+                Flow::Next
+            } else {
+                Flow::Goto("retint_kernel")
+            }
+        }),
+        Step::noinstr(
+            "retint_user: prepare_exit_to_usermode_track",
+            C::None,
+            |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE_TRACK),
+        ),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
         Step::noinstr("iretq", C::Iret, |k| k.iret()),
