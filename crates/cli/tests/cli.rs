@@ -122,7 +122,7 @@ fn bad_options_are_clear_errors() {
         (&["run", "messaging", "--nohz-full", "0-3"], "CPU 0"),
         (
             &["run", "messaging", "--design", "nope"],
-            "valid designs: generic-entry",
+            "valid designs: linux-4.3, weisbecker-2015, weisbecker-hoisted, lutomirski-2015, generic-entry",
         ),
         (&["run", "cpu-bound", "--duration", "5"], "needs a unit"),
         (
