@@ -2,6 +2,7 @@
 //! crates and prints. No simulation logic lives here.
 
 mod bench;
+mod compare;
 
 use clap::{Args, Parser, Subcommand};
 use ctxtrack_sim::{design, Config, CostModel, CpuSet, Workload};
@@ -25,6 +26,28 @@ enum Cmd {
     Run {
         #[command(subcommand)]
         workload: WorkloadCmd,
+    },
+    /// Run one workload under every design, context tracking off and on, and compare them
+    /// (default workload: messaging with perf's defaults). Also runs each path alone and
+    /// randomized stress runs. The workload's --design and --ct are ignored.
+    Compare {
+        /// Comma-separated design names (default: all).
+        #[arg(long, value_delimiter = ',', value_name = "A,B")]
+        designs: Option<Vec<String>>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Write an SVG chart of context-tracking overhead per design and mode.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// No progress display.
+        #[arg(long)]
+        quiet: bool,
+        /// Randomized stress runs per design (IRQs, NMIs, preemption everywhere); 0 skips them.
+        #[arg(long, default_value_t = 3)]
+        stress_seeds: u64,
+        #[command(subcommand)]
+        workload: Option<WorkloadCmd>,
     },
     /// Benchmarks (wall-clock figures of this machine; not tests).
     Bench {
@@ -67,6 +90,9 @@ pub(crate) enum WorkloadCmd {
         /// Set TIF_USER_RETURN_NOTIFY every N syscalls (a KVM-like user); 0 = never.
         #[arg(long, default_value_t = 0)]
         urn_every: u64,
+        /// Tasks per nohz_full CPU.
+        #[arg(long, default_value_t = 1)]
+        tasks_per_cpu: u32,
         #[command(flatten)]
         common: Common,
     },
@@ -106,6 +132,9 @@ pub(crate) struct Common {
     /// A perf NMI on every CPU with this period (e.g. 1ms).
     #[arg(long = "nmi-period", value_parser = parse_duration)]
     nmi_period: Option<u64>,
+    /// Device interrupts on every CPU at random gaps with this mean (e.g. 50us).
+    #[arg(long = "irq-period", value_parser = parse_duration)]
+    irq_period: Option<u64>,
     /// Turn the per-step invariant monitor off (faster).
     #[arg(long = "no-monitor")]
     no_monitor: bool,
@@ -166,11 +195,13 @@ impl WorkloadCmd {
             WorkloadCmd::SyscallStorm {
                 user_ns,
                 urn_every,
+                tasks_per_cpu,
                 common,
             } => (
                 Workload::SyscallStorm {
                     user_ns: *user_ns,
                     urn_every: *urn_every,
+                    per_cpu: *tasks_per_cpu,
                 },
                 common,
             ),
@@ -198,6 +229,7 @@ pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
         .or(if w.finite() { None } else { Some(100_000_000) });
     cfg.preempt = o.preempt;
     cfg.nmi_period_ns = o.nmi_period;
+    cfg.irq_period_ns = o.irq_period;
     cfg.monitor = !o.no_monitor;
     if let Some(p) = &o.cost_model {
         let text =
@@ -245,6 +277,21 @@ fn main() -> ExitCode {
     let r = match &cli.cmd {
         Cmd::Run { workload } => cmd_run(workload),
         Cmd::Bench { what } => bench::run(what),
+        Cmd::Compare {
+            designs,
+            json,
+            svg,
+            quiet,
+            stress_seeds,
+            workload,
+        } => compare::run(compare::Args {
+            designs: designs.as_deref(),
+            json: *json,
+            svg: svg.as_deref(),
+            quiet: *quiet,
+            stress_seeds: *stress_seeds,
+            workload: workload.as_ref(),
+        }),
         Cmd::Designs => {
             for d in design::all() {
                 println!("{:<20} {}", d.name, d.summary);

@@ -147,9 +147,11 @@ impl<'m> K<'m> {
         self.m.key.is_enabled()
     }
 
-    /// Kernel preemption possible here (`CONFIG_PREEMPTION` and `preempt_count() == 0`).
+    /// Kernel preemption possible here (`CONFIG_PREEMPTION` and `preempt_count() == 0`). The
+    /// idle task always runs with preemption disabled (`init_idle_preempt_count`); it schedules
+    /// only through `schedule_idle()`.
     pub fn preemption_enabled(&self) -> bool {
-        self.m.cfg.preempt && self.m.cpus[self.cpu].hw.preempt_count == 0
+        self.m.cfg.preempt && self.m.cpus[self.cpu].hw.preempt_count == 0 && !self.is_idle_task()
     }
 
     fn now(&self) -> u64 {

@@ -10,6 +10,7 @@
 //! - designs are data ([`design`]); the machine never branches on a design's name;
 //! - each invariant has one home ([`monitor`]).
 
+pub mod compare;
 pub mod config;
 pub mod cost;
 pub mod design;

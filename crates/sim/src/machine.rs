@@ -1065,7 +1065,7 @@ impl Machine {
             }
         };
         self.tasks[t0].frames[depth].pc = pc + 1;
-        crate::monitor::before_step(self, c, step);
+        crate::monitor::before_step(self, c, path, step);
         if self.end.is_some() {
             return;
         }

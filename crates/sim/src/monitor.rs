@@ -16,7 +16,7 @@
 //! state: Linux runs the `cli` after `hlt` (and, in 6.1, `ct_idle_exit()` itself) with IRQs on in
 //! `CT_STATE_IDLE`, and softirqs from idle too (not modeled).
 
-use crate::design::{Step, StepKind};
+use crate::design::{Path, Step, StepKind};
 use crate::machine::{tif, CpuId, EndReason, EntryKind, Machine, StatsMark, TaskId, Vector, NEVER};
 use ctxtrack_core::CtState;
 use serde::Serialize;
@@ -97,6 +97,8 @@ impl History {
 pub struct ViolationReport {
     /// Invariant name.
     pub invariant: String,
+    /// Where it was detected (`path: step`, or the check's place).
+    pub site: String,
     /// CPU.
     pub cpu: CpuId,
     /// Time.
@@ -114,7 +116,11 @@ pub struct Monitor {
     pub enabled: bool,
     /// Total violations.
     pub count: u64,
-    /// The first [`MAX_REPORTS`] violations.
+    /// Violations per invariant.
+    pub by_invariant: std::collections::BTreeMap<String, u64>,
+    /// Violations per `invariant @ site`.
+    pub by_site: std::collections::BTreeMap<String, u64>,
+    /// The first violation of each distinct `invariant @ site`, at most [`MAX_REPORTS`].
     pub reports: Vec<ViolationReport>,
     /// Stop the run at the first violation.
     pub stop_on_violation: bool,
@@ -126,6 +132,8 @@ impl Monitor {
         Monitor {
             enabled,
             count: 0,
+            by_invariant: Default::default(),
+            by_site: Default::default(),
             reports: Vec::new(),
             stop_on_violation: true,
         }
@@ -135,8 +143,10 @@ impl Monitor {
     /// be a wrong result.
     pub fn fail_limit(&mut self, cpu: CpuId, what: &str, end: &mut Option<EndReason>) {
         self.count += 1;
+        *self.by_invariant.entry("model_limit".into()).or_default() += 1;
         self.reports.push(ViolationReport {
             invariant: "model_limit".into(),
+            site: what.to_string(),
             cpu,
             time_ns: 0,
             detail: format!("limit reached: {what}"),
@@ -146,11 +156,17 @@ impl Monitor {
     }
 }
 
-fn fail(m: &mut Machine, c: CpuId, invariant: &str, detail: String) {
-    m.monitor.count += 1;
-    if m.monitor.reports.len() < MAX_REPORTS {
-        m.monitor.reports.push(ViolationReport {
+fn fail(m: &mut Machine, c: CpuId, invariant: &str, site: &str, detail: String) {
+    let mon = &mut m.monitor;
+    mon.count += 1;
+    *mon.by_invariant.entry(invariant.to_string()).or_default() += 1;
+    let key = format!("{invariant} @ {site}");
+    let n = mon.by_site.entry(key).or_default();
+    *n += 1;
+    if *n == 1 && mon.reports.len() < MAX_REPORTS {
+        mon.reports.push(ViolationReport {
             invariant: invariant.to_string(),
+            site: site.to_string(),
             cpu: c,
             time_ns: m.cpus[c].hw.now,
             detail,
@@ -164,7 +180,7 @@ fn fail(m: &mut Machine, c: CpuId, invariant: &str, detail: String) {
 
 /// Checks before a non-branch step runs.
 #[inline]
-pub fn before_step(m: &mut Machine, c: CpuId, step: &Step) {
+pub fn before_step(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
     if !m.monitor.enabled {
         return;
     }
@@ -176,7 +192,13 @@ pub fn before_step(m: &mut Machine, c: CpuId, step: &Step) {
             step.name,
             ct.ct_state_bits().name()
         );
-        fail(m, c, "rcu_watching_in_kernel", d);
+        fail(
+            m,
+            c,
+            "rcu_watching_in_kernel",
+            &format!("{}: {}", path.name, step.name),
+            d,
+        );
         return;
     }
     let state = ct.ct_state_bits();
@@ -187,7 +209,13 @@ pub fn before_step(m: &mut Machine, c: CpuId, step: &Step) {
             step.name,
             ct.ct_state_bits().name()
         );
-        fail(m, c, "ct_kernel_with_irqs_on", d);
+        fail(
+            m,
+            c,
+            "ct_kernel_with_irqs_on",
+            &format!("{}: {}", path.name, step.name),
+            d,
+        );
     }
 }
 
@@ -201,7 +229,7 @@ pub fn after_step(m: &mut Machine, c: CpuId, t0: TaskId, before: &StatsMark, war
             .last
             .expect("warn count moved without a violation");
         let d = format!("{} in {} (WARN in the core)", v.name(), v.linux_site());
-        fail(m, c, v.name(), d);
+        fail(m, c, v.name(), v.linux_site(), d);
         return;
     }
     if !m.monitor.enabled {
@@ -210,7 +238,7 @@ pub fn after_step(m: &mut Machine, c: CpuId, t0: TaskId, before: &StatsMark, war
     let ct = &cpu.pcpu.ct;
     if ct.nesting < 0 || ct.nmi_nesting < 0 {
         let d = format!("nesting {} nmi_nesting {}", ct.nesting, ct.nmi_nesting);
-        fail(m, c, "nesting_non_negative", d);
+        fail(m, c, "nesting_non_negative", "after a step", d);
         return;
     }
     if cpu.pcpu.stats.vtime_hooks != before.vtime_hooks {
@@ -223,7 +251,7 @@ fn check_vtime(m: &mut Machine, c: CpuId, _t0: TaskId) {
     let cur = &m.tasks[cpu.current].vtime;
     if let Err((acc, el)) = cpu.pcpu.cputime.check_conservation(cpu.hw.now, cur, c) {
         let d = format!("vtime accounted {acc} ns but {el} ns elapsed");
-        fail(m, c, "vtime_conservation", d);
+        fail(m, c, "vtime_conservation", "vtime hook", d);
     }
 }
 
@@ -247,15 +275,11 @@ pub fn on_return_to_user(m: &mut Machine, c: CpuId, t: TaskId, kind: EntryKind) 
             "returning to user mode with context tracking in {}",
             state.name()
         );
-        return fail(m, c, "return_to_user", d);
+        return fail(m, c, "return_to_user", "sysret/iret: context state", d);
     }
     if cpu.hw.irqs_on {
-        return fail(
-            m,
-            c,
-            "return_to_user",
-            "returning to user mode with IRQs enabled before sysret/iret".into(),
-        );
+        let d = "returning to user mode with IRQs enabled before sysret/iret".into();
+        return fail(m, c, "return_to_user", "sysret/iret: IRQ flag", d);
     }
     // Work set remotely comes with an IPI that will bring the task straight back; NMIs never
     // process work.
@@ -263,7 +287,7 @@ pub fn on_return_to_user(m: &mut Machine, c: CpuId, t: TaskId, kind: EntryKind) 
     let ipi_in_flight = cpu.pending[Vector::Reschedule as usize] != NEVER;
     if work != 0 && kind != EntryKind::Nmi && !ipi_in_flight {
         let d = format!("returning to user mode with exit work pending (ti_flags {work:#x}) and no IPI in flight");
-        fail(m, c, "return_to_user", d);
+        fail(m, c, "return_to_user", "sysret/iret: exit work", d);
     }
 }
 
@@ -280,16 +304,12 @@ pub fn on_gp_end(m: &mut Machine, t: u64) {
             "grace period {} (started {start} ns) completed at {t} ns while pid {} is in a read-side section begun at {} ns",
             m.rcu.gp_seq, m.tasks[i].pid, m.tasks[i].rcu_since_ns
         );
-        fail(m, c, "rcu_gp_safety", d);
+        fail(m, c, "rcu_gp_safety", "grace period end", d);
     }
 }
 
 /// `__schedule()` inside a read-side section.
 pub fn fail_schedule_in_rcu_reader(m: &mut Machine, c: CpuId) {
-    fail(
-        m,
-        c,
-        "rcu_reader_schedule",
-        "context switch inside an rcu_read_lock() section".into(),
-    );
+    let d = "context switch inside an rcu_read_lock() section".into();
+    fail(m, c, "rcu_reader_schedule", "__schedule", d);
 }

@@ -115,6 +115,10 @@ pub struct Report {
     pub rcu_ipis_to_nohz_full: u64,
     /// Violations seen.
     pub violations: u64,
+    /// Violations per invariant.
+    pub violations_by_invariant: BTreeMap<String, u64>,
+    /// Violations per `invariant @ site`.
+    pub violations_by_site: BTreeMap<String, u64>,
     /// The first violations in detail.
     pub violation_reports: Vec<ViolationReport>,
 }
@@ -272,6 +276,8 @@ impl Report {
             rcu: m.rcu.stats.clone(),
             rcu_ipis_to_nohz_full: rcu_ipis_nohz,
             violations: m.monitor.count,
+            violations_by_invariant: m.monitor.by_invariant.clone(),
+            violations_by_site: m.monitor.by_site.clone(),
             violation_reports: m.monitor.reports.clone(),
         }
     }

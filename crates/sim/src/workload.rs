@@ -33,6 +33,8 @@ pub enum Workload {
         user_ns: u64,
         /// Set `TIF_USER_RETURN_NOTIFY` every N syscalls (0: never).
         urn_every: u64,
+        /// Tasks per target CPU (more than one keeps the tick and makes them preempt each other).
+        per_cpu: u32,
     },
 }
 
@@ -131,17 +133,20 @@ pub fn install(m: &mut Machine, w: &Workload) {
                 );
             }
         }
-        Workload::SyscallStorm { user_ns, urn_every } => {
+        Workload::SyscallStorm {
+            user_ns,
+            urn_every,
+            per_cpu,
+        } => {
             for c in targets {
-                let id = m.spawn(
-                    "syscall-storm",
-                    Program::SyscallStorm {
+                for _ in 0..per_cpu.max(1) {
+                    let prog = Program::SyscallStorm {
                         user_ns,
                         remaining: None,
-                    },
-                    c,
-                );
-                m.tasks[id].urn_every = urn_every;
+                    };
+                    let id = m.spawn("syscall-storm", prog, c);
+                    m.tasks[id].urn_every = urn_every;
+                }
             }
         }
     }

@@ -153,6 +153,7 @@ fn every_syscall_on_a_nohz_full_cpu_is_one_user_exit_enter_pair() {
     let w = Workload::SyscallStorm {
         user_ns: 200,
         urn_every: 0,
+        per_cpu: 1,
     };
     let (r, _) = run(c, &w, None);
     assert_eq!(r.violations, 0);
@@ -178,6 +179,7 @@ fn user_return_notifiers_fire_and_the_work_loop_stays_balanced() {
     let w = Workload::SyscallStorm {
         user_ns: 200,
         urn_every: 3,
+        per_cpu: 1,
     };
     let (r, m) = run(c, &w, None);
     assert_eq!(r.violations, 0);
@@ -242,6 +244,7 @@ fn trace_has_linux_layout_and_pairs() {
         &Workload::SyscallStorm {
             user_ns: 200,
             urn_every: 0,
+            per_cpu: 1,
         },
         Some(Box::new(W(buf.clone()))),
     );
@@ -352,6 +355,7 @@ fn the_monitor_refutes_a_broken_design() {
         &Workload::SyscallStorm {
             user_ns: 200,
             urn_every: 0,
+            per_cpu: 1,
         },
         None,
     );
