@@ -224,3 +224,44 @@ fn designs_are_listed() {
     let o = ctxtrack(&["designs"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("generic-entry"));
 }
+
+#[test]
+fn compare_rejects_bad_design_names_listing_the_valid_ones() {
+    let o = ctxtrack(&["compare", "--designs", "linux-4.3,nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("--designs: unknown design \"nope\"; valid designs: linux-4.3, weisbecker-2015, weisbecker-hoisted, lutomirski-2015, generic-entry"), "{e}");
+}
+
+#[test]
+fn compare_prints_json_and_writes_svg() {
+    let dir = std::env::temp_dir().join(format!("ctxtrack-cli-cmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("c.svg");
+    let o = ctxtrack(&[
+        "compare",
+        "--designs",
+        "linux-4.3,generic-entry",
+        "--stress-seeds",
+        "0",
+        "--json",
+        "--svg",
+        svg.to_str().unwrap(),
+        "messaging",
+        "-g",
+        "1",
+        "-l",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        o.stderr.is_empty(),
+        "no progress output when stderr is not a TTY"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["rows"].as_array().unwrap().len(), 4);
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        s.starts_with("<svg") && s.contains("CT cycles per IRQ") && s.contains("generic-entry")
+    );
+}

@@ -626,15 +626,19 @@ impl<'m> K<'m> {
     fn wake_up(&mut self, p: TaskId, target: CpuId, new: bool) {
         self.extra_cycles += self.m.cost.wakeup;
         self.m.cpus[self.cpu].counters.wakeups += 1;
+        let from_min = self.m.cpus[self.m.tasks[p].cpu].min_vruntime;
+        let to_min = self.m.cpus[target].min_vruntime;
         let task = &mut self.m.tasks[p];
         if task.cpu != target {
             // rseq_migrate(): the task must fix up its rseq area on return to user.
             task.ti_flags |= tif::NOTIFY_RESUME;
+            task.vruntime = migrate_vruntime(task.vruntime, from_min, to_min);
             task.cpu = target;
         }
         // place_entity(): a sleeper gets at most half a latency of credit.
-        let minv = self.m.cpus[target].min_vruntime;
-        task.vruntime = task.vruntime.max(minv.saturating_sub(SCHED_LATENCY_NS / 2));
+        task.vruntime = task
+            .vruntime
+            .max(to_min.saturating_sub(SCHED_LATENCY_NS / 2));
         task.state = TaskState::Runnable;
         if self.m.trace.is_some() {
             let (comm, pid) = (task.comm.clone(), task.pid);
@@ -774,6 +778,13 @@ fn update_curr(m: &mut Machine, c: CpuId, now: u64) {
     }
 }
 
+/// A task's vruntime moved from a run queue with `from_min` to one with `to_min`
+/// (`migrate_task_rq_fair`: relative to `min_vruntime`; the lag is clamped to one latency so a
+/// stale source queue cannot inflate the destination).
+fn migrate_vruntime(v: u64, from_min: u64, to_min: u64) -> u64 {
+    to_min + v.saturating_sub(from_min).min(SCHED_LATENCY_NS)
+}
+
 /// Inserts `p` into `c`'s run queue by vruntime (FIFO among equals).
 pub(crate) fn enqueue(m: &mut Machine, p: TaskId, c: CpuId) {
     let v = m.tasks[p].vruntime;
@@ -811,7 +822,7 @@ fn pick_next_task(m: &mut Machine, c: CpuId) -> TaskId {
         update_sched_tick_dep(m, c, o);
         let t = &mut m.tasks[p];
         t.ti_flags |= tif::NOTIFY_RESUME;
-        t.vruntime = t.vruntime.saturating_sub(m.cpus[o].min_vruntime) + m.cpus[c].min_vruntime;
+        t.vruntime = migrate_vruntime(t.vruntime, m.cpus[o].min_vruntime, m.cpus[c].min_vruntime);
         t.cpu = c;
         return p;
     }
