@@ -60,7 +60,7 @@ pub enum Category {
     Work,
 }
 
-/// One named step of a path.
+/// One named step of a path. Steps are compared by identity.
 #[derive(Clone, Copy)]
 pub struct Step {
     /// The Linux function or statement this step is (e.g. `user_exit_irqoff`).
@@ -117,6 +117,19 @@ impl Step {
         }
     }
 }
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for Step {
+    fn eq(&self, o: &Self) -> bool {
+        std::ptr::eq(self, o)
+    }
+}
+impl Eq for Step {}
 
 /// A Linux function as a sequence of steps.
 pub struct Path {
