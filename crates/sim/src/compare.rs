@@ -101,31 +101,22 @@ pub struct Comparison {
     pub stress: Vec<Stress>,
 }
 
-/// The steps of the entry a violation happened in: the history from the last first step of one
-/// of the design's entry paths.
-pub fn entry_trace(design: &Design, h: &[HistEntry]) -> Vec<HistEntry> {
-    let starts = [
-        design.syscall,
-        design.irq,
-        design.exception,
-        design.nmi,
-        design.ret_from_fork,
-    ];
-    let is_start = |e: &HistEntry| {
-        starts
-            .iter()
-            .any(|p| e.path == p.name && p.steps.first().is_some_and(|s| s.name == e.step))
+/// The steps of the entry a violation happened in: the history from the first step of the last
+/// entry (nested entries that interrupted it stay in between).
+pub fn entry_trace(h: &[HistEntry]) -> Vec<HistEntry> {
+    let Some(last) = h.last() else {
+        return Vec::new();
     };
-    let i = h.iter().rposition(is_start).unwrap_or(0);
+    let i = h.iter().position(|e| e.entry == last.entry).unwrap_or(0);
     h[i..].to_vec()
 }
 
-fn found(design: &Design, r: &Report) -> Option<Found> {
+fn found(r: &Report) -> Option<Found> {
     r.violation_reports.first().map(|v| Found {
         invariant: v.invariant.clone(),
         site: v.site.clone(),
         detail: v.detail.clone(),
-        trace: entry_trace(design, &v.history),
+        trace: entry_trace(&v.history),
     })
 }
 
@@ -168,7 +159,7 @@ fn row(design: &'static Design, r: &Report, cfg: &Config) -> Row {
         gp_latency_max_ns: r.rcu.latency_max_ns,
         rcu_ipis_to_nohz_full: r.rcu_ipis_to_nohz_full,
         violations: r.violations,
-        first_violation: found(design, r),
+        first_violation: found(r),
     }
 }
 
@@ -278,7 +269,7 @@ pub fn compare(
                     invariant: v.invariant.clone(),
                     site: v.site.clone(),
                     detail: v.detail.clone(),
-                    trace: entry_trace(d, &v.history),
+                    trace: entry_trace(&v.history),
                 };
                 let better = s
                     .shortest

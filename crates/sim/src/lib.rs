@@ -33,17 +33,42 @@ pub use report::Report;
 pub use workload::Workload;
 
 /// Builds a machine for `cfg`, installs `workload`, runs it and reports.
+///
+/// If the run found violations, the same configuration is replayed with step history on up to
+/// the last reported violation (the run is deterministic, so the replay is the same run), and the
+/// reports get the last steps of their CPU.
 pub fn run(
     cfg: Config,
     workload: &Workload,
     trace: Option<Box<dyn std::io::Write>>,
 ) -> (Report, Machine) {
-    let mut m = Machine::new(cfg);
+    let mut m = Machine::new(cfg.clone());
     if let Some(out) = trace {
         m.trace = Some(trace::TraceSink::new(out));
     }
     workload::install(&mut m, workload);
     let end = m.run();
+    let wanted = m
+        .monitor
+        .reports
+        .iter()
+        .filter(|r| r.invariant != "model_limit")
+        .count();
+    if wanted > 0 {
+        let mut replay = Machine::new(cfg);
+        replay.monitor.record_history = true;
+        replay.monitor.stop_after_reports = Some(wanted);
+        workload::install(&mut replay, workload);
+        replay.run();
+        for (a, b) in m.monitor.reports.iter_mut().zip(replay.monitor.reports) {
+            let same = (&a.invariant, &a.site, a.time_ns, a.cpu)
+                == (&b.invariant, &b.site, b.time_ns, b.cpu);
+            debug_assert!(same, "replay diverged: {a:?} vs {b:?}");
+            if same {
+                a.history = b.history;
+            }
+        }
+    }
     let r = Report::from_machine(&m, workload, &end);
     (r, m)
 }

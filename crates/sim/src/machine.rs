@@ -264,6 +264,8 @@ pub struct Cpu {
     pub times: CpuTimes,
     /// Last steps (for violation reports).
     pub history: History,
+    /// Kernel entries taken so far (numbers [`Entry::seq`]).
+    pub entry_seq: u32,
 }
 
 /// Task states.
@@ -344,6 +346,8 @@ pub struct Entry {
     pub locals: Locals,
     /// Frame depth at which this entry's outermost path sits.
     pub base: u16,
+    /// Per-CPU sequence number of this entry (identifies its steps in the history).
+    pub seq: u32,
 }
 
 /// One path activation on a task's kernel stack.
@@ -369,7 +373,11 @@ pub struct StatsMark {
 impl Frame {
     /// A fresh activation of `path`.
     pub fn new(path: &'static Path) -> Frame {
-        Frame { path, steps: path.steps, pc: 0 }
+        Frame {
+            path,
+            steps: path.steps,
+            pc: 0,
+        }
     }
 }
 
@@ -476,13 +484,20 @@ impl Task {
         }
     }
 
-    /// Pushes a new kernel entry whose outermost path is `path`.
+    /// Pushes a new kernel entry whose outermost path is `path` (sequence number 0: entries
+    /// made outside the machine's delivery, such as a new task's first return).
     pub fn push_entry(&mut self, kind: EntryKind, regs: Regs, path: &'static Path) {
+        self.push_entry_seq(kind, regs, path, 0);
+    }
+
+    /// [`Self::push_entry`] with the CPU's entry sequence number.
+    pub fn push_entry_seq(&mut self, kind: EntryKind, regs: Regs, path: &'static Path, seq: u32) {
         self.entries.push(Entry {
             kind,
             regs,
             locals: Locals::default(),
             base: self.frames.len() as u16,
+            seq,
         });
         self.frames.push(Frame::new(path));
     }
@@ -642,6 +657,7 @@ impl Machine {
                 counters: CpuCounters::default(),
                 times: CpuTimes::default(),
                 history: History::default(),
+                entry_seq: 0,
             });
         }
         for c in 0..n {
@@ -737,14 +753,12 @@ impl Machine {
         }
         while self.end.is_none() {
             let (mut best, mut bc, mut second) = (NEVER, usize::MAX, NEVER);
+            // Branch-free: which CPU is earliest is unpredictable, so no data-dependent jumps.
             for (c, &t) in self.next_at.iter().enumerate() {
-                if t < best {
-                    second = best;
-                    best = t;
-                    bc = c;
-                } else if t < second {
-                    second = t;
-                }
+                let lt = t < best;
+                second = if lt { best } else { second.min(t) };
+                bc = if lt { c } else { bc };
+                best = if lt { t } else { best };
             }
             let rcu_t = self.rcu.next_event_ns();
             if rcu_t <= best && rcu_t != NEVER {
@@ -923,13 +937,14 @@ impl Machine {
         cpu.hw.irqs_on = false;
         cpu.mode = Mode::Kernel;
         let cur = cpu.current;
-        let task = &mut self.tasks[cur];
-        if task.frames.len() >= MAX_FRAMES {
+        if self.tasks[cur].frames.len() >= MAX_FRAMES {
             self.monitor
                 .fail_limit(c, "kernel stack depth (MAX_FRAMES)", &mut self.end);
             return;
         }
-        task.push_entry(kind, regs, path);
+        cpu_entry_seq_bump(&mut self.cpus[c]);
+        let seq = self.cpus[c].entry_seq;
+        self.tasks[cur].push_entry_seq(kind, regs, path, seq);
         let from_idx = match from {
             Mode::User => 0,
             Mode::Kernel => 1,
@@ -1168,10 +1183,12 @@ impl Machine {
         if self.trace.is_some() {
             crate::trace::transitions(self, c, t0, &before.transitions, start);
         }
-        if self.monitor.enabled || self.cpus[c].pcpu.warn.count != warn_before {
+        if self.monitor.record_history {
             let cpu = &mut self.cpus[c];
             let ct = &cpu.pcpu.ct;
+            let entry = self.tasks[t0].entries.last().map_or(0, |e| e.seq);
             cpu.history.push(HistEntry {
+                entry,
                 time_ns: start,
                 pid: self.tasks[t0].pid,
                 path: path.name,
@@ -1180,6 +1197,8 @@ impl Machine {
                 irqs_on: cpu.hw.irqs_on,
                 watching: ct.rcu_is_watching(),
             });
+        }
+        if self.monitor.enabled || self.cpus[c].pcpu.warn.count != warn_before {
             crate::monitor::after_step(self, c, t0, &before, warn_before);
         }
         if let Some(l) = leave {
@@ -1224,6 +1243,10 @@ impl Machine {
             _ => unreachable!("leave_kernel called with {how:?}"),
         }
     }
+}
+
+fn cpu_entry_seq_bump(cpu: &mut Cpu) {
+    cpu.entry_seq = cpu.entry_seq.wrapping_add(1);
 }
 
 fn cfg_nmi_first(cfg: &Config, c: CpuId) -> u64 {

@@ -52,7 +52,7 @@ pub static SYSCALL: Path = Path {
             k.trace_sys_enter();
             Flow::Next
         }),
-        Step::work("do_syscall_x64", C::None, |_| Flow::Call(&SYSCALL_BODY)),
+        Step::branch("do_syscall_x64", |_| Flow::Call(&SYSCALL_BODY)),
         Step::instr("syscall_exit_to_user_mode_work", C::Glue, |k| {
             let not_kernel = k.ct().ct_state().is_some_and(|s| s != CtState::Kernel);
             k.ct()
@@ -64,7 +64,7 @@ pub static SYSCALL: Path = Path {
             k.local_irq_disable();
             Flow::Next
         }),
-        Step::instr("exit_to_user_mode_prepare", C::None, |_| {
+        Step::branch("exit_to_user_mode_prepare", |_| {
             Flow::Call(&EXIT_TO_USER_MODE_PREPARE)
         }),
         Step::noinstr("exit_to_user_mode", C::Glue, |k| {
@@ -92,7 +92,7 @@ pub static RET_FROM_FORK: Path = Path {
             k.local_irq_disable();
             Flow::Next
         }),
-        Step::instr("exit_to_user_mode_prepare", C::None, |_| {
+        Step::branch("exit_to_user_mode_prepare", |_| {
             Flow::Call(&EXIT_TO_USER_MODE_PREPARE)
         }),
         Step::noinstr("exit_to_user_mode", C::Glue, |k| {
@@ -224,7 +224,7 @@ pub static IRQENTRY_EXIT: Path = Path {
             }
         }),
         // irqentry_exit_to_user_mode():
-        Step::instr("exit_to_user_mode_prepare", C::None, |_| {
+        Step::branch("exit_to_user_mode_prepare", |_| {
             Flow::Call(&EXIT_TO_USER_MODE_PREPARE)
         }),
         Step::noinstr("exit_to_user_mode", C::Glue, |k| {
@@ -277,7 +277,7 @@ pub static IRQ: Path = Path {
     name: "asm_sysvec",
     steps: &[
         Step::noinstr("idtentry (hw delivery)", C::IrqDelivery, |_| Flow::Next),
-        Step::noinstr("irqentry_enter", C::None, |_| Flow::Call(&IRQENTRY_ENTER)),
+        Step::branch("irqentry_enter", |_| Flow::Call(&IRQENTRY_ENTER)),
         Step::instr("irq_enter_rcu", C::Glue, |k| {
             k.irq_enter_rcu();
             Flow::Next
@@ -290,7 +290,7 @@ pub static IRQ: Path = Path {
             k.irq_exit_rcu();
             Flow::Next
         }),
-        Step::noinstr("irqentry_exit", C::None, |_| Flow::Call(&IRQENTRY_EXIT)),
+        Step::branch("irqentry_exit", |_| Flow::Call(&IRQENTRY_EXIT)),
         Step::noinstr("iretq", C::Iret, |k| k.iret()),
     ],
 };
@@ -302,7 +302,7 @@ pub static EXCEPTION: Path = Path {
         Step::noinstr("idtentry (hw exception)", C::ExceptionDelivery, |_| {
             Flow::Next
         }),
-        Step::noinstr("irqentry_enter", C::None, |_| Flow::Call(&IRQENTRY_ENTER)),
+        Step::branch("irqentry_enter", |_| Flow::Call(&IRQENTRY_ENTER)),
         Step::instr("local_irq_enable (if regs had IRQs on)", C::Glue, |k| {
             if k.regs_irqs_on() {
                 k.local_irq_enable();
@@ -317,7 +317,7 @@ pub static EXCEPTION: Path = Path {
             k.local_irq_disable();
             Flow::Next
         }),
-        Step::noinstr("irqentry_exit", C::None, |_| Flow::Call(&IRQENTRY_EXIT)),
+        Step::branch("irqentry_exit", |_| Flow::Call(&IRQENTRY_EXIT)),
         Step::noinstr("iretq", C::Iret, |k| k.iret()),
     ],
 };

@@ -39,7 +39,7 @@ use linux_4x::enter_from_user_mode;
 pub static SYSCALL: Path = Path {
     name: "entry_SYSCALL_64",
     steps: &[
-        Step::noinstr("entry_SYSCALL_64 ... call *sys_call_table", C::None, |_| {
+        Step::branch("entry_SYSCALL_64 ... call *sys_call_table", |_| {
             Flow::Call(&linux_4x::SYSCALL_ENTRY)
         }),
         Step::branch("fast path without work?", |k| {
@@ -116,9 +116,9 @@ pub static IRQ: Path = Path {
             enter_from_user_mode(k);
             Flow::Next
         }),
-        Step::noinstr("irq_enter", C::None, |_| Flow::Call(&linux_4x::IRQ_ENTER)),
+        Step::branch("irq_enter", |_| Flow::Call(&linux_4x::IRQ_ENTER)),
         linux_4x::HANDLER,
-        Step::noinstr("irq_exit", C::None, |_| Flow::Call(&linux_4x::IRQ_EXIT)),
+        Step::branch("irq_exit", |_| Flow::Call(&linux_4x::IRQ_EXIT)),
         Step::branch("ret_from_intr: testb $3, CS(%rsp)", |k| {
             if k.regs_user() {
                 Flow::Next
@@ -126,7 +126,7 @@ pub static IRQ: Path = Path {
                 Flow::Goto("retint_kernel")
             }
         }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+        Step::branch("retint_user: prepare_exit_to_usermode", |_| {
             Flow::Call(&PREPARE_EXIT_TO_USERMODE)
         }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
@@ -182,7 +182,7 @@ pub static EXCEPTION: Path = Path {
                 Flow::Goto("retint_kernel")
             }
         }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+        Step::branch("retint_user: prepare_exit_to_usermode", |_| {
             Flow::Call(&PREPARE_EXIT_TO_USERMODE)
         }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),

@@ -67,7 +67,7 @@ pub static SYSCALL_ENTRY: Path = Path {
                 Flow::Next
             },
         ),
-        Step::work("call *sys_call_table (slow path)", C::None, |_| {
+        Step::branch("call *sys_call_table (slow path)", |_| {
             Flow::Call(&SYSCALL_BODY)
         }),
         Step::branch("jmp int_ret_from_sys_call", |_| Flow::Return),

@@ -81,9 +81,7 @@ pub static SYSCALL: Path = Path {
             k.trace_sys_enter();
             Flow::Next
         }),
-        Step::work("call *sys_call_table", C::None, |_| {
-            Flow::Call(&SYSCALL_BODY)
-        }),
+        Step::branch("call *sys_call_table", |_| Flow::Call(&SYSCALL_BODY)),
         Step::noinstr("syscall_return_slowpath", C::Glue, |k| {
             linux_4x::syscall_return_slowpath(k);
             Flow::Call(&PREPARE_EXIT_TO_USERMODE)
@@ -124,9 +122,9 @@ pub static IRQ: Path = Path {
             enter_from_user_mode(k);
             Flow::Next
         }),
-        Step::noinstr("irq_enter", C::None, |_| Flow::Call(&linux_4x::IRQ_ENTER)),
+        Step::branch("irq_enter", |_| Flow::Call(&linux_4x::IRQ_ENTER)),
         linux_4x::HANDLER,
-        Step::noinstr("irq_exit", C::None, |_| Flow::Call(&linux_4x::IRQ_EXIT)),
+        Step::branch("irq_exit", |_| Flow::Call(&linux_4x::IRQ_EXIT)),
         Step::branch("ret_from_intr: user_mode(regs)", |k| {
             if k.regs_user() {
                 Flow::Next
@@ -134,7 +132,7 @@ pub static IRQ: Path = Path {
                 Flow::Goto("retint_kernel")
             }
         }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+        Step::branch("retint_user: prepare_exit_to_usermode", |_| {
             Flow::Call(&PREPARE_EXIT_TO_USERMODE)
         }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
@@ -182,7 +180,7 @@ pub static EXCEPTION: Path = Path {
                 Flow::Goto("retint_kernel")
             }
         }),
-        Step::noinstr("retint_user: prepare_exit_to_usermode", C::None, |_| {
+        Step::branch("retint_user: prepare_exit_to_usermode", |_| {
             Flow::Call(&PREPARE_EXIT_TO_USERMODE)
         }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
