@@ -25,6 +25,7 @@ pub static DESIGN: Design = Design {
     nmi: &NMI,
     ret_from_fork: &RET_FROM_FORK,
     idle: &IDLE,
+    exit_to_usermode: None,
 };
 
 /// `enter_from_user_mode(regs)` (noinstr, IRQs off).

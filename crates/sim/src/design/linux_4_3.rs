@@ -31,6 +31,7 @@ pub static DESIGN: Design = Design {
     nmi: &generic_entry::NMI,
     ret_from_fork: &RET_FROM_FORK,
     idle: &generic_entry::IDLE,
+    exit_to_usermode: None,
 };
 
 use linux_4x::enter_from_user_mode;

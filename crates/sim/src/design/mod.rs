@@ -183,6 +183,9 @@ pub struct Design {
     pub ret_from_fork: &'static Path,
     /// The idle task's loop (`do_idle`), run forever by each CPU's idle task.
     pub idle: &'static Path,
+    /// For designs that share entry paths and differ only in the exit-to-user work loop (the 2015
+    /// `prepare_exit_to_usermode()` variants): the loop those shared paths call.
+    pub exit_to_usermode: Option<&'static Path>,
 }
 
 impl std::fmt::Debug for Design {

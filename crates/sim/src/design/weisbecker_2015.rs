@@ -16,6 +16,7 @@
 
 use super::{generic_entry, linux_4x, Design, Flow, Path, Step};
 use crate::cost::CostKey as C;
+use crate::kernel::K;
 
 /// The design.
 pub static DESIGN: Design = Design {
@@ -28,7 +29,16 @@ pub static DESIGN: Design = Design {
     nmi: &generic_entry::NMI,
     ret_from_fork: &RET_FROM_FORK,
     idle: &generic_entry::IDLE,
+    exit_to_usermode: Some(&PREPARE_EXIT_TO_USERMODE),
 };
+
+/// The running design's `prepare_exit_to_usermode()`: this one, or the loop of a variant that
+/// reuses these entry paths (`weisbecker-hoisted`).
+fn prepare_exit_to_usermode(k: &mut K) -> &'static Path {
+    k.m.design
+        .exit_to_usermode
+        .unwrap_or(&PREPARE_EXIT_TO_USERMODE)
+}
 
 /// `entry_SYSCALL_64` (4.3 entry) → `syscall_return_slowpath()` → `_track`.
 pub static SYSCALL: Path = Path {
@@ -106,8 +116,8 @@ pub static PREPARE_EXIT_TO_USERMODE: Path = Path {
 pub static PREPARE_EXIT_TO_USERMODE_TRACK: Path = Path {
     name: "prepare_exit_to_usermode_track",
     steps: &[
-        Step::branch("prepare_exit_to_usermode", |_| {
-            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        Step::branch("prepare_exit_to_usermode", |k| {
+            Flow::Call(prepare_exit_to_usermode(k))
         }),
         Step::noinstr("user_enter", C::Glue, |k| {
             k.ct().user_enter();
@@ -131,8 +141,8 @@ pub static IRQ: Path = Path {
                 Flow::Goto("retint_kernel")
             }
         }),
-        Step::branch("retint_user: prepare_exit_to_usermode", |_| {
-            Flow::Call(&PREPARE_EXIT_TO_USERMODE)
+        Step::branch("retint_user: prepare_exit_to_usermode", |k| {
+            Flow::Call(prepare_exit_to_usermode(k))
         }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
@@ -187,11 +197,9 @@ pub static EXCEPTION: Path = Path {
                 Flow::Goto("retint_kernel")
             }
         }),
-        Step::noinstr(
-            "retint_user: prepare_exit_to_usermode_track",
-            C::None,
-            |_| Flow::Call(&PREPARE_EXIT_TO_USERMODE_TRACK),
-        ),
+        Step::branch("retint_user: prepare_exit_to_usermode_track", |_| {
+            Flow::Call(&PREPARE_EXIT_TO_USERMODE_TRACK)
+        }),
         Step::noinstr("iretq (to user)", C::Iret, |_| Flow::ReturnToUser),
         linux_4x::RETINT_KERNEL,
         Step::noinstr("iretq", C::Iret, |k| k.iret()),
