@@ -12,6 +12,19 @@ fn ms(n: u64) -> Option<u64> {
     Some(n * 1_000_000)
 }
 
+/// An in-memory trace sink the test can read back after the run.
+struct SharedBuf(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn small_messaging() -> Workload {
     Workload::Messaging {
         groups: 2,
@@ -199,17 +212,11 @@ fn same_seed_is_byte_identical_and_different_seeds_differ() {
         let mut c = cfg();
         c.seed = seed;
         let buf = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-        struct W(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
-        impl std::io::Write for W {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.borrow_mut().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let (r, _) = run(c, &small_messaging(), Some(Box::new(W(buf.clone()))));
+        let (r, _) = run(
+            c,
+            &small_messaging(),
+            Some(Box::new(SharedBuf(buf.clone()))),
+        );
         let json = serde_json::to_string(&r).unwrap();
         let trace = buf.borrow().clone();
         (json, trace)
@@ -227,16 +234,6 @@ fn same_seed_is_byte_identical_and_different_seeds_differ() {
 #[test]
 fn trace_has_linux_layout_and_pairs() {
     let buf = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-    struct W(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
-    impl std::io::Write for W {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.borrow_mut().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let mut c = cfg();
     c.duration_ns = ms(1);
     let (r, _) = run(
@@ -246,7 +243,7 @@ fn trace_has_linux_layout_and_pairs() {
             urn_every: 0,
             per_cpu: 1,
         },
-        Some(Box::new(W(buf.clone()))),
+        Some(Box::new(SharedBuf(buf.clone()))),
     );
     let text = String::from_utf8(buf.borrow().clone()).unwrap();
     assert!(text.starts_with("# tracer: nop\n"));
