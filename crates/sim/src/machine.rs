@@ -357,6 +357,9 @@ pub struct Frame {
     pub path: &'static Path,
     /// `path.steps`, cached: one dependent load less per step on the hot path.
     pub steps: &'static [crate::design::Step],
+    /// Kind of the entry this activation belongs to (cached from [`Entry::kind`] for the same
+    /// reason).
+    pub kind: EntryKind,
     /// Next step to run.
     pub pc: u16,
 }
@@ -371,11 +374,12 @@ pub struct StatsMark {
 }
 
 impl Frame {
-    /// A fresh activation of `path`.
-    pub fn new(path: &'static Path) -> Frame {
+    /// A fresh activation of `path` within an entry of `kind`.
+    pub fn new(path: &'static Path, kind: EntryKind) -> Frame {
         Frame {
             path,
             steps: path.steps,
+            kind,
             pc: 0,
         }
     }
@@ -499,7 +503,7 @@ impl Task {
             base: self.frames.len() as u16,
             seq,
         });
-        self.frames.push(Frame::new(path));
+        self.frames.push(Frame::new(path, kind));
     }
 }
 
@@ -1048,12 +1052,17 @@ impl Machine {
     /// inline: they are decisions, not instruction boundaries where an event could land.
     fn exec_step(&mut self, c: CpuId) {
         let t0 = self.cpus[c].current;
-        let (path, pc, depth, step) = loop {
+        let (path, pc, depth, step, kind) = loop {
             let depth = self.tasks[t0].frames.len() - 1;
-            let Frame { path, steps, pc } = self.tasks[t0].frames[depth];
+            let Frame {
+                path,
+                steps,
+                pc,
+                kind,
+            } = self.tasks[t0].frames[depth];
             let step = &steps[pc as usize];
             if step.kind != StepKind::Branch {
-                break (path, pc, depth, step);
+                break (path, pc, depth, step, kind);
             }
             let mut k = K {
                 m: self,
@@ -1080,7 +1089,7 @@ impl Machine {
                         );
                         return;
                     }
-                    self.tasks[t0].frames.push(Frame::new(p));
+                    self.tasks[t0].frames.push(Frame::new(p, kind));
                 }
                 other => unreachable!(
                     "branch step {:?} in {} returned {other:?}",
@@ -1123,7 +1132,7 @@ impl Machine {
                         .fail_limit(c, "kernel stack depth (MAX_FRAMES)", &mut self.end);
                     return;
                 }
-                self.tasks[t0].frames.push(Frame::new(p));
+                self.tasks[t0].frames.push(Frame::new(p, kind));
             }
             Flow::Return => {
                 self.tasks[t0].frames.pop();
@@ -1147,11 +1156,7 @@ impl Machine {
             cpu.priced_total = st.prims_total;
         }
         let cycles = self.cost.base(step.cost) + ct_cycles + extra;
-        let kind = self.tasks[t0]
-            .entries
-            .last()
-            .map(|e| e.kind as usize)
-            .unwrap_or(EntryKind::Idle as usize);
+        let kind = kind as usize;
         if step.category == Category::Entry {
             cpu.counters.entry_cycles[kind] += cycles - extra;
             cpu.counters.ct_cycles[kind] += ct_cycles;
