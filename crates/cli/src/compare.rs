@@ -14,7 +14,7 @@ use std::process::ExitCode;
 pub(crate) fn parse_designs(list: Option<&[String]>) -> Result<Vec<&'static Design>, String> {
     match list {
         None => Ok(design::all().to_vec()),
-        Some(names) if names.is_empty() => Err("--designs: empty list".into()),
+        Some([]) => Err("--designs: empty list".into()),
         Some(names) => names
             .iter()
             .map(|n| design::by_name(n.trim()).map_err(|e| format!("--designs: {e}")))

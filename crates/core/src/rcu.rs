@@ -57,11 +57,10 @@ impl RcuCpu {
 
 impl Clone for RcuCpu {
     fn clone(&self) -> Self {
-        let c = RcuCpu {
+        RcuCpu {
             urgent_qs: AtomicBool::new(self.urgent_qs()),
             forced_tick: self.forced_tick,
-        };
-        c
+        }
     }
 }
 impl PartialEq for RcuCpu {

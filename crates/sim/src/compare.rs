@@ -151,11 +151,11 @@ fn row(design: &'static Design, r: &Report, cfg: &Config) -> Row {
         ct_share_of_run_pct: pct(ct_cycles as f64, cpu_cycles),
         bench_time_ns: r.bench_time_ns,
         gp_completed: r.rcu.completed,
-        gp_latency_avg_ns: if r.rcu.completed > 0 {
-            r.rcu.latency_sum_ns / r.rcu.completed
-        } else {
-            0
-        },
+        gp_latency_avg_ns: r
+            .rcu
+            .latency_sum_ns
+            .checked_div(r.rcu.completed)
+            .unwrap_or(0),
         gp_latency_max_ns: r.rcu.latency_max_ns,
         rcu_ipis_to_nohz_full: r.rcu_ipis_to_nohz_full,
         violations: r.violations,

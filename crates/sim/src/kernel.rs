@@ -417,7 +417,9 @@ impl<'m> K<'m> {
             Syscall::Getpid => {
                 self.extra_cycles += cost.getpid;
                 if self.m.tasks[t].urn_every != 0
-                    && self.m.tasks[t].syscalls % self.m.tasks[t].urn_every == 0
+                    && self.m.tasks[t]
+                        .syscalls
+                        .is_multiple_of(self.m.tasks[t].urn_every)
                 {
                     // A KVM-like user of user_return_notifier_register().
                     self.m.tasks[t].ti_flags |= tif::USER_RETURN_NOTIFY;

@@ -366,11 +366,7 @@ impl Report {
             t.ct_cycles_per_irq
         );
         let r = &self.rcu;
-        let avg = if r.completed > 0 {
-            r.latency_sum_ns / r.completed
-        } else {
-            0
-        };
+        let avg = r.latency_sum_ns.checked_div(r.completed).unwrap_or(0);
         let _ = writeln!(
             s,
             "grace periods: {} completed, latency avg {:.3} ms max {:.3} ms; QS from EQS snapshots {}, counter changes {}, self-reported {}; resched IPIs to nohz_full CPUs: {}",
