@@ -313,13 +313,13 @@ impl Comparison {
         );
         let _ = writeln!(
             s,
-            "{:<19} {:>3} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8} {:>7} {:>6} {:>9} {:>8} {:>5} {:>10}",
-            "design", "ct", "ct_calls", "inactive", "rcu_hooks", "vtime", "irq_s/r", "ct/sysc", "ct/irq", "%irqdlv", "%run", "total_ms", "gp_avg", "ipis", "violations"
+            "{:<19} {:>3} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>6} {:>9} {:>8} {:>5} {:>10}",
+            "design", "ct", "ct_calls", "inactive", "rcu_hooks", "vtime", "irq_s/r", "ent/sysc", "ct/sysc", "ent/irq", "ct/irq", "%irqdlv", "%run", "total_ms", "gp_avg", "ipis", "violations"
         );
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "{:<19} {:>3} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8.1} {:>8.1} {:>7.2} {:>6.2} {:>9.3} {:>8.3} {:>5} {:>10}",
+                "{:<19} {:>3} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>6.2} {:>9.3} {:>8.3} {:>5} {:>10}",
                 r.design,
                 r.ct,
                 r.ct_calls,
@@ -327,7 +327,9 @@ impl Comparison {
                 r.rcu_hooks,
                 r.vtime_hooks,
                 r.irq_save_restore,
+                r.entry_cycles_per_syscall,
                 r.ct_cycles_per_syscall,
+                r.entry_cycles_per_irq,
                 r.ct_cycles_per_irq,
                 r.ct_share_of_irq_delivery_pct,
                 r.ct_share_of_run_pct,
@@ -337,7 +339,7 @@ impl Comparison {
                 r.violations
             );
         }
-        let _ = writeln!(s, "\nct/sysc, ct/irq: modeled context-tracking cycles per syscall / per IRQ; %irqdlv: ct/irq as a share of IRQ delivery; %run: all context-tracking cycles as a share of all CPU time; gp_avg: grace-period latency (ms); ipis: RCU reschedule IPIs to nohz_full CPUs.");
+        let _ = writeln!(s, "\nent/sysc, ent/irq: modeled entry/exit cycles per syscall / per IRQ (entry glue incl. syscall/sysret, IRQ delivery/iret, and context tracking); ct/sysc, ct/irq: the context-tracking part; %irqdlv: ct/irq as a share of IRQ delivery; %run: all context-tracking cycles as a share of all CPU time; gp_avg: grace-period latency (ms); ipis: RCU reschedule IPIs to nohz_full CPUs.");
         let _ = writeln!(s, "\nper path (one event on a nohz_full CPU, ct on | ct off): CT calls / RCU hooks / vtime hooks / irq save-restore, calls while inactive when off");
         let probes = [
             "syscall",
