@@ -13,7 +13,7 @@ use crate::rcu::RcuCpu;
 use crate::state::*;
 use crate::static_key::StaticKey;
 use crate::stats::{CtStats, Prim, Transition};
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{atomic_add_return, AtomicU32, Ordering};
 use crate::tick::TickSched;
 use crate::violation::{Violation, WarnLog};
 use crate::vtime::{CpuTime, TaskVtime};
@@ -36,7 +36,20 @@ pub struct ContextTracking {
 
 impl ContextTracking {
     /// Initial per-CPU value (`DEFINE_PER_CPU(struct context_tracking, context_tracking)`).
+    #[cfg(not(loom))]
     pub const fn new() -> ContextTracking {
+        ContextTracking {
+            active: false,
+            recursion: 0,
+            state: AtomicU32::new(CT_STATE_INIT),
+            nesting: 1,
+            nmi_nesting: CT_NESTING_IRQ_NONIDLE,
+        }
+    }
+
+    /// Initial per-CPU value (loom's atomics have no `const` constructor).
+    #[cfg(loom)]
+    pub fn new() -> ContextTracking {
         ContextTracking {
             active: false,
             recursion: 0,
@@ -77,12 +90,13 @@ impl ContextTracking {
         self.state.load(Ordering::Acquire) & CT_RCU_WATCHING_MASK
     }
 
-    /// `ct_state_inc(incby)`: `raw_atomic_add_return`, the only fully ordered update.
+    /// `ct_state_inc(incby)`: `raw_atomic_add_return`, the only fully ordered update. Its full
+    /// barriers order the EQS transition against the read-side accesses that follow (leaving an
+    /// EQS) or precede (entering one); the grace period's `smp_mb()` and acquire snapshot pair
+    /// with them (`tests/loom.rs` checks the protocol).
     #[inline(always)]
     pub fn ct_state_inc(&self, incby: u32) -> u32 {
-        self.state
-            .fetch_add(incby, Ordering::SeqCst)
-            .wrapping_add(incby)
+        atomic_add_return(&self.state, incby)
     }
 
     /// `raw_atomic_add` (unordered) used by inactive CPUs for the context bits only.

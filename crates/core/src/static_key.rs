@@ -16,7 +16,16 @@ pub struct StaticKey {
 
 impl StaticKey {
     /// `DEFINE_STATIC_KEY_FALSE`: a key that starts disabled.
+    #[cfg(not(loom))]
     pub const fn new_false() -> StaticKey {
+        StaticKey {
+            enabled: AtomicU32::new(0),
+        }
+    }
+
+    /// `DEFINE_STATIC_KEY_FALSE` (loom's atomics have no `const` constructor).
+    #[cfg(loom)]
+    pub fn new_false() -> StaticKey {
         StaticKey {
             enabled: AtomicU32::new(0),
         }
