@@ -519,14 +519,12 @@ impl<'m> K<'m> {
                 let task = &mut self.m.tasks[t];
                 if task.zombies > 0 {
                     task.zombies -= 1;
-                    task.in_wait = false;
                     task.last_ret = Some(1);
                     Flow::Return
                 } else if task.children_alive == 0 {
                     task.last_ret = Some(-10); // -ECHILD
                     Flow::Return
                 } else {
-                    task.in_wait = true;
                     task.state = TaskState::Sleeping;
                     self.schedule();
                     Flow::Retry
@@ -596,7 +594,6 @@ impl<'m> K<'m> {
         self.m.tasks[p].ti_flags |= tif::SIGPENDING;
         match self.m.tasks[p].state {
             TaskState::Sleeping => {
-                self.m.tasks[p].in_wait = false;
                 // Remove from any channel wait queue it might be on.
                 for ch in self.m.chans.iter_mut() {
                     ch.readers.retain(|&x| x != p);

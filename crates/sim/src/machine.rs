@@ -435,8 +435,6 @@ pub struct Task {
     pub zombies: u32,
     /// Live children.
     pub children_alive: u32,
-    /// Sleeping in `wait4`.
-    pub in_wait: bool,
     /// `rcu_read_lock()` nesting.
     pub rcu_depth: u32,
     /// When the outermost read-side section began.
@@ -478,7 +476,6 @@ impl Task {
             parent: None,
             zombies: 0,
             children_alive: 0,
-            in_wait: false,
             rcu_depth: 0,
             rcu_since_ns: 0,
             user_ns: 0,
@@ -589,7 +586,7 @@ impl Machine {
             rcu: RcuGp::new(n, &cfg),
             monitor: Monitor {
                 stop_on_violation: cfg.stop_on_violation,
-                ..Monitor::new(cfg.monitor, n)
+                ..Monitor::new(cfg.monitor)
             },
             trace: None,
             mark_start_ns: None,

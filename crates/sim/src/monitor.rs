@@ -138,7 +138,7 @@ pub struct Monitor {
 
 impl Monitor {
     /// A monitor; `enabled` turns the per-step checks on.
-    pub fn new(enabled: bool, _ncpus: usize) -> Monitor {
+    pub fn new(enabled: bool) -> Monitor {
         Monitor {
             enabled,
             count: 0,
