@@ -882,17 +882,27 @@ pub(crate) fn resched_curr(m: &mut Machine, from: CpuId, target: CpuId) {
 
 /// Sends an IPI; it arrives after `ipi_latency_ns`. A pending vector coalesces (one IRR bit).
 pub(crate) fn send_ipi(m: &mut Machine, from: CpuId, target: CpuId, v: Vector) {
+    let now = m.cpus[from].hw.now;
     let at = if from == target {
-        m.cpus[from].hw.now
+        now
     } else {
-        m.cpus[from].hw.now + m.cost.ipi_latency_ns
+        now + m.cost.ipi_latency_ns
     };
-    let slot = &mut m.cpus[target].pending[v as usize];
-    if *slot == NEVER {
-        *slot = at;
+    if post_irq(m, target, v, at) {
         m.cpus[from].counters.ipis_sent += 1;
-        m.refresh_next(target);
     }
+}
+
+/// Raises vector `v` on `target`, arriving at `at`. A pending vector coalesces (one IRR bit):
+/// returns false when it was already pending.
+pub(crate) fn post_irq(m: &mut Machine, target: CpuId, v: Vector, at: u64) -> bool {
+    let slot = &mut m.cpus[target].pending[v as usize];
+    if *slot != NEVER {
+        return false;
+    }
+    *slot = at;
+    m.refresh_next(target);
+    true
 }
 
 /// `sched_update_tick_dependency()`: on a nohz_full CPU, more than one runnable task needs the

@@ -130,8 +130,6 @@ pub struct Hw {
     pub cur_is_idle: bool,
     /// CPUs the core asked to kick (processed after the step).
     pub kicks: u64,
-    /// `sched_clock()` reads (for the trace of what a step did).
-    pub clock_reads: u64,
 }
 
 impl Arch for Hw {
@@ -145,7 +143,6 @@ impl Arch for Hw {
         self.irqs_on = true;
     }
     fn sched_clock(&mut self) -> u64 {
-        self.clock_reads += 1;
         self.now
     }
     fn smp_processor_id(&self) -> usize {
@@ -559,8 +556,9 @@ pub struct Machine {
     pub end: Option<EndReason>,
     /// Last time any CPU reached.
     pub now_max: u64,
-    /// Set when an event for another CPU was posted (ends a same-CPU run of events).
-    pub ipi_sent: bool,
+    /// Set when another event source's next time moved (an IRQ posted to another CPU, a grace
+    /// period requested): ends a same-CPU run of events so the loop rescans.
+    pub rescan: bool,
     /// Cached next-event time of each CPU: refreshed after the CPU runs and when an IPI is posted
     /// to it ([`Machine::refresh_next`]); nothing else changes another CPU's next event.
     pub next_at: Vec<u64>,
@@ -595,7 +593,7 @@ impl Machine {
             steps: 0,
             end: None,
             now_max: 0,
-            ipi_sent: false,
+            rescan: false,
             next_at: vec![0; n],
             next_pid: 1,
             cfg,
@@ -630,7 +628,6 @@ impl Machine {
                     cur_has_mm: false,
                     cur_is_idle: true,
                     kicks: 0,
-                    clock_reads: 0,
                 },
                 mode: Mode::Kernel,
                 current: idle,
@@ -715,7 +712,7 @@ impl Machine {
     #[inline]
     pub fn refresh_next(&mut self, c: CpuId) {
         self.next_at[c] = self.next_time(c);
-        self.ipi_sent = true;
+        self.rescan = true;
     }
 
     /// Next event time of CPU `c`.
@@ -793,8 +790,8 @@ impl Machine {
                     break;
                 }
                 // Running this CPU may have sent IPIs that change other CPUs' next events.
-                if t >= horizon || self.ipi_sent {
-                    self.ipi_sent = false;
+                if t >= horizon || self.rescan {
+                    self.rescan = false;
                     break;
                 }
             }
@@ -844,6 +841,26 @@ impl Machine {
         if self.end != Some(EndReason::Violation) {
             crate::monitor::check_all_vtime(self);
         }
+    }
+
+    /// The limit on kernel stack depth: false (and the run ends with `model_limit`) when task `t`
+    /// on CPU `c` has no room for another frame.
+    fn frame_room(&mut self, c: CpuId, t: TaskId) -> bool {
+        if self.tasks[t].frames.len() < MAX_FRAMES {
+            return true;
+        }
+        self.monitor
+            .fail_limit(c, "kernel stack depth (MAX_FRAMES)", &mut self.end);
+        false
+    }
+
+    /// Pushes `f` on task `t`'s kernel stack within the limit; false if the run had to end.
+    fn push_frame(&mut self, c: CpuId, t: TaskId, f: Frame) -> bool {
+        let room = self.frame_room(c, t);
+        if room {
+            self.tasks[t].frames.push(f);
+        }
+        room
     }
 
     /// Performs the next event of CPU `c` alone, ignoring every other CPU and the RCU kthread
@@ -938,9 +955,7 @@ impl Machine {
         cpu.hw.irqs_on = false;
         cpu.mode = Mode::Kernel;
         let cur = cpu.current;
-        if self.tasks[cur].frames.len() >= MAX_FRAMES {
-            self.monitor
-                .fail_limit(c, "kernel stack depth (MAX_FRAMES)", &mut self.end);
+        if !self.frame_room(c, cur) {
             return;
         }
         cpu_entry_seq_bump(&mut self.cpus[c]);
@@ -1078,15 +1093,9 @@ impl Machine {
                 // instruction boundary of interest).
                 Flow::Call(p) => {
                     f.pc = pc + 1;
-                    if self.tasks[t0].frames.len() >= MAX_FRAMES {
-                        self.monitor.fail_limit(
-                            c,
-                            "kernel stack depth (MAX_FRAMES)",
-                            &mut self.end,
-                        );
+                    if !self.push_frame(c, t0, Frame::new(p, kind)) {
                         return;
                     }
-                    self.tasks[t0].frames.push(Frame::new(p, kind));
                 }
                 other => unreachable!(
                     "branch step {:?} in {} returned {other:?}",
@@ -1124,12 +1133,9 @@ impl Machine {
             Flow::Goto(l) => self.tasks[t0].frames[depth].pc = path.label(l) as u16,
             Flow::Retry => self.tasks[t0].frames[depth].pc = pc,
             Flow::Call(p) => {
-                if self.tasks[t0].frames.len() >= MAX_FRAMES {
-                    self.monitor
-                        .fail_limit(c, "kernel stack depth (MAX_FRAMES)", &mut self.end);
+                if !self.push_frame(c, t0, Frame::new(p, kind)) {
                     return;
                 }
-                self.tasks[t0].frames.push(Frame::new(p, kind));
             }
             Flow::Return => {
                 self.tasks[t0].frames.pop();
@@ -1201,7 +1207,7 @@ impl Machine {
             });
         }
         if self.monitor.enabled || self.cpus[c].pcpu.warn.count != warn_before {
-            crate::monitor::after_step(self, c, t0, &before, warn_before);
+            crate::monitor::after_step(self, c, &before, warn_before);
         }
         if let Some(l) = leave {
             self.leave_kernel(c, t0, l);

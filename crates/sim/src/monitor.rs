@@ -233,7 +233,7 @@ pub fn before_step(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
 }
 
 /// Checks after a step.
-pub fn after_step(m: &mut Machine, c: CpuId, t0: TaskId, before: &StatsMark, warn_before: u32) {
+pub fn after_step(m: &mut Machine, c: CpuId, before: &StatsMark, warn_before: u32) {
     let cpu = &m.cpus[c];
     if cpu.pcpu.warn.count != warn_before {
         let v = cpu
@@ -255,11 +255,11 @@ pub fn after_step(m: &mut Machine, c: CpuId, t0: TaskId, before: &StatsMark, war
         return;
     }
     if cpu.pcpu.stats.vtime_hooks != before.vtime_hooks {
-        check_vtime(m, c, t0);
+        check_vtime(m, c);
     }
 }
 
-fn check_vtime(m: &mut Machine, c: CpuId, _t0: TaskId) {
+fn check_vtime(m: &mut Machine, c: CpuId) {
     let cpu = &m.cpus[c];
     let cur = &m.tasks[cpu.current].vtime;
     if let Err((acc, el)) = cpu.pcpu.cputime.check_conservation(cpu.hw.now, cur, c) {
@@ -271,8 +271,7 @@ fn check_vtime(m: &mut Machine, c: CpuId, _t0: TaskId) {
 /// Vtime conservation on every CPU (end of run).
 pub fn check_all_vtime(m: &mut Machine) {
     for c in 0..m.cpus.len() {
-        let cur = m.cpus[c].current;
-        check_vtime(m, c, cur);
+        check_vtime(m, c);
     }
 }
 

@@ -120,7 +120,7 @@ pub fn call_rcu(m: &mut Machine, now: u64) {
     if !r.in_progress && r.start_at_ns == NEVER {
         r.start_at_ns = now;
         // The kthread's next event moved: end any same-CPU run of events in the machine loop.
-        m.ipi_sent = true;
+        m.rescan = true;
     }
 }
 
@@ -140,9 +140,6 @@ pub fn rcu_gp_kthread(m: &mut Machine, t: u64) {
         r.cbs_next = 0;
         r.start_at_ns = NEVER;
         r.next_fqs_ns = t + r.fqs_period_ns;
-        if let Some(tr) = m.trace.as_mut() {
-            tr.gp_events.push((t, true));
-        }
         return;
     }
     if m.rcu.in_progress && m.rcu.next_fqs_ns <= t {
@@ -186,11 +183,8 @@ fn rcu_gp_fqs(m: &mut Machine, t: u64) {
             // resched_cpu(): make the holdout pass through the scheduler.
             let cur = m.cpus[c].current;
             m.tasks[cur].ti_flags |= crate::machine::tif::NEED_RESCHED;
-            let slot = &mut m.cpus[c].pending[Vector::Reschedule as usize];
-            if *slot == NEVER {
-                *slot = t + m.cost.ipi_latency_ns;
-                m.refresh_next(c);
-            }
+            let at = t + m.cost.ipi_latency_ns;
+            crate::kernel::post_irq(m, c, Vector::Reschedule, at);
             m.cpus[c].counters.rcu_resched_ipis += 1;
             m.rcu.stats.resched_ipis += 1;
         }
@@ -238,8 +232,5 @@ fn complete(m: &mut Machine, t: u64) {
     r.stats.latency_hist[b] += 1;
     if r.cbs_next > 0 {
         r.start_at_ns = t;
-    }
-    if let Some(tr) = m.trace.as_mut() {
-        tr.gp_events.push((t, false));
     }
 }

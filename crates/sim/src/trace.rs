@@ -13,8 +13,6 @@ pub struct TraceSink {
     pub lines: u64,
     /// First write error (reported at the end, never a panic).
     pub error: Option<std::io::Error>,
-    /// Grace-period start (true) / end (false) instants, for other exporters.
-    pub gp_events: Vec<(u64, bool)>,
 }
 
 /// The header Linux prints (`print_trace_header` for the `nop` tracer with latency flags).
@@ -37,7 +35,6 @@ impl TraceSink {
             out,
             lines: 0,
             error: None,
-            gp_events: Vec::new(),
         };
         s.write(HEADER.as_bytes());
         s
