@@ -9,6 +9,13 @@ fn ctxtrack(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// A per-process scratch directory for files a test hands to the binary.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -144,8 +151,7 @@ fn bad_options_are_clear_errors() {
 
 #[test]
 fn cost_model_file_errors_name_the_key() {
-    let dir = std::env::temp_dir().join(format!("ctxtrack-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("ctxtrack-cli");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "call = 5\natomic_rmw = -1\n").unwrap();
     let o = ctxtrack(&[
@@ -192,8 +198,7 @@ fn cost_model_file_errors_name_the_key() {
 
 #[test]
 fn trace_file_is_written() {
-    let dir = std::env::temp_dir().join(format!("ctxtrack-cli-trace-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("ctxtrack-cli-trace");
     let f = dir.join("t.txt");
     let o = ctxtrack(&[
         "run",
@@ -235,8 +240,7 @@ fn compare_rejects_bad_design_names_listing_the_valid_ones() {
 
 #[test]
 fn compare_prints_json_and_writes_svg() {
-    let dir = std::env::temp_dir().join(format!("ctxtrack-cli-cmp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("ctxtrack-cli-cmp");
     let svg = dir.join("c.svg");
     let o = ctxtrack(&[
         "compare",
