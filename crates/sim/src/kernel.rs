@@ -233,6 +233,24 @@ impl<'m> K<'m> {
         self.m.cpus[self.cpu].hw.preempt_count -= preempt::NMI_OFFSET + preempt::HARDIRQ_OFFSET;
     }
 
+    /// `preempt_count_add(n)`.
+    pub fn preempt_count_add(&mut self, n: u32) {
+        self.m.cpus[self.cpu].hw.preempt_count += n;
+    }
+
+    /// `preempt_count_sub(n)`.
+    pub fn preempt_count_sub(&mut self, n: u32) {
+        self.m.cpus[self.cpu].hw.preempt_count -= n;
+    }
+
+    /// `do_int3()`: a breakpoint nobody claimed to own, such as a kprobe that is not ours (trace
+    /// only; the cost is the step's).
+    pub fn do_int3(&mut self) {
+        if self.m.trace.is_some() {
+            crate::trace::event(self.m, self.cpu, "int3", "ip=0x0");
+        }
+    }
+
     /// `default_do_nmi()`: a perf NMI (cost only).
     pub fn default_do_nmi(&mut self) {}
 
@@ -452,22 +470,12 @@ impl<'m> K<'m> {
                 } else {
                     cost.sock_write
                 };
-                match self.m.chans[ch as usize].write(len) {
-                    Io::Done { bytes, wake } => {
+                match self.write_wake(ch, len) {
+                    Some(bytes) => {
                         self.m.tasks[t].last_ret = Some(bytes as i64);
-                        if wake {
-                            let readers = std::mem::take(&mut self.m.chans[ch as usize].readers);
-                            for r in readers {
-                                self.try_to_wake_up(r);
-                            }
-                        }
-                        // pipe_write's wake_next_writer: pass the baton while there is room.
-                        if kind == ChanKind::Pipe && !self.m.chans[ch as usize].writers.is_empty() {
-                            self.wake_writers(ch);
-                        }
                         Flow::Return
                     }
-                    Io::WouldBlock => self.block_on(ch, false),
+                    None => self.block_on(ch, false),
                 }
             }
             Syscall::Poll { ch } => {
@@ -538,6 +546,28 @@ impl<'m> K<'m> {
         }
     }
 
+    /// The data-moving half of `write()`: writes up to `len` bytes, wakes the readers (and, for
+    /// a pipe with room left, the next writer). `None` when the writer must sleep.
+    pub(crate) fn write_wake(&mut self, ch: ChanId, len: u64) -> Option<u64> {
+        let kind = self.m.chans[ch as usize].kind;
+        match self.m.chans[ch as usize].write(len) {
+            Io::Done { bytes, wake } => {
+                if wake {
+                    let readers = std::mem::take(&mut self.m.chans[ch as usize].readers);
+                    for r in readers {
+                        self.try_to_wake_up(r);
+                    }
+                }
+                // pipe_write's wake_next_writer: pass the baton while there is room.
+                if kind == ChanKind::Pipe && !self.m.chans[ch as usize].writers.is_empty() {
+                    self.wake_writers(ch);
+                }
+                Some(bytes)
+            }
+            Io::WouldBlock => None,
+        }
+    }
+
     fn block_on(&mut self, ch: ChanId, reader: bool) -> Flow {
         let t = self.current();
         let chan = &mut self.m.chans[ch as usize];
@@ -590,7 +620,7 @@ impl<'m> K<'m> {
 
     /// `signal_wake_up()`: set `TIF_SIGPENDING` and wake the task if it sleeps interruptibly;
     /// a running task on another CPU is kicked (`kick_process`).
-    fn signal_wake_up(&mut self, p: TaskId) {
+    pub(crate) fn signal_wake_up(&mut self, p: TaskId) {
         self.m.tasks[p].ti_flags |= tif::SIGPENDING;
         match self.m.tasks[p].state {
             TaskState::Sleeping => {
@@ -807,17 +837,24 @@ fn pick_next_task(m: &mut Machine, c: CpuId) -> TaskId {
     if !m.cpus[c].rq.is_empty() {
         return m.cpus[c].rq.remove(0);
     }
-    // newidle balance: pull the last queued task of the busiest other run queue.
+    // newidle balance: pull the last movable queued task of the busiest other run queue.
+    let movable = |m: &Machine, o: CpuId| {
+        m.cpus[o]
+            .rq
+            .iter()
+            .rposition(|&q| m.tasks[q].pinned.is_none())
+    };
     let mut busiest = None;
     let mut most = 0;
     for o in 0..m.cpus.len() {
-        if o != c && m.cpus[o].rq.len() > most {
+        if o != c && m.cpus[o].rq.len() > most && movable(m, o).is_some() {
             most = m.cpus[o].rq.len();
             busiest = Some(o);
         }
     }
     if let Some(o) = busiest {
-        let p = m.cpus[o].rq.pop().unwrap();
+        let i = movable(m, o).unwrap();
+        let p = m.cpus[o].rq.remove(i);
         update_sched_tick_dep(m, c, o);
         let t = &mut m.tasks[p];
         t.ti_flags |= tif::NOTIFY_RESUME;
@@ -835,6 +872,9 @@ fn cpu_idle(m: &Machine, c: CpuId) -> bool {
 /// `select_task_rq_fair()` simplified: previous CPU if idle, else any idle CPU (searching from
 /// the previous one), else the shorter of the waker's and the previous run queue.
 fn select_task_rq(m: &Machine, p: TaskId, waker: CpuId) -> CpuId {
+    if let Some(c) = m.tasks[p].pinned {
+        return c;
+    }
     let prev = m.tasks[p].cpu;
     if cpu_idle(m, prev) {
         return prev;

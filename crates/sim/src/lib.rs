@@ -14,6 +14,7 @@ pub mod compare;
 pub mod config;
 pub mod cost;
 pub mod design;
+pub mod inject;
 pub mod ipc;
 pub mod kernel;
 pub mod machine;

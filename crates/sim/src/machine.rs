@@ -345,6 +345,43 @@ pub struct Entry {
     pub base: u16,
     /// Per-CPU sequence number of this entry (identifies its steps in the history).
     pub seq: u32,
+    /// The CPU's context as the event found it (`None` for entries not made by hardware
+    /// delivery, such as a new task's first return): a complete path must leave it as it was.
+    pub saved: Option<CtSnap>,
+}
+
+/// The part of a CPU's context that an entry must restore on its way out: what the interrupted
+/// code (or a fresh entry) expects to find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CtSnap {
+    /// The CPU (a task that blocked inside the entry may finish it elsewhere: then only the
+    /// return-to-user checks apply).
+    pub cpu: CpuId,
+    /// Context-tracking state (`CT_STATE_*`).
+    pub state: CtState,
+    /// `rcu_is_watching()`.
+    pub watching: bool,
+    /// `ct->nesting`.
+    pub nesting: i64,
+    /// `ct->nmi_nesting`.
+    pub nmi_nesting: i64,
+    /// `preempt_count`.
+    pub preempt_count: u32,
+}
+
+impl CtSnap {
+    /// The context of CPU `cpu` now.
+    pub fn of(cpu: &Cpu) -> CtSnap {
+        let ct = &cpu.pcpu.ct;
+        CtSnap {
+            cpu: cpu.hw.cpu,
+            state: ct.ct_state_bits(),
+            watching: ct.rcu_is_watching(),
+            nesting: ct.nesting,
+            nmi_nesting: ct.nmi_nesting,
+            preempt_count: cpu.hw.preempt_count,
+        }
+    }
 }
 
 /// One path activation on a task's kernel stack.
@@ -444,6 +481,9 @@ pub struct Task {
     pub syscalls: u64,
     /// Registered for user-return notifications every N syscalls (0: never).
     pub urn_every: u64,
+    /// Bound to one CPU (`sched_setaffinity` to a single CPU): wakeups and load balancing
+    /// never move it.
+    pub pinned: Option<CpuId>,
 }
 
 impl Task {
@@ -479,6 +519,7 @@ impl Task {
             sys_ns: 0,
             syscalls: 0,
             urn_every: 0,
+            pinned: None,
         }
     }
 
@@ -496,6 +537,7 @@ impl Task {
             locals: Locals::default(),
             base: self.frames.len() as u16,
             seq,
+            saved: None,
         });
         self.frames.push(Frame::new(path, kind));
     }
@@ -876,15 +918,8 @@ impl Machine {
     fn run_cpu(&mut self, c: CpuId, t: u64) {
         match self.cpus[c].mode {
             Mode::User => {
-                let cpu = &mut self.cpus[c];
-                let cur = cpu.current;
-                let ran = t - cpu.user_since;
-                cpu.times.user_ns += ran;
-                cpu.hw.now = t;
-                cpu.user_since = t;
-                let task = &mut self.tasks[cur];
-                task.user_ns += ran;
-                task.user_left_ns = task.user_left_ns.saturating_sub(ran);
+                self.account_user(c, t);
+                let cpu = &self.cpus[c];
                 if cpu.nmi_at <= t {
                     self.deliver_nmi(c);
                 } else if let Some(v) = self.deliverable_irq(c) {
@@ -905,7 +940,7 @@ impl Machine {
             }
             Mode::Kernel => {
                 let cpu = &self.cpus[c];
-                if cpu.nmi_at <= cpu.hw.now && cpu.hw.preempt_count & preempt::NMI_MASK == 0 {
+                if cpu.nmi_at <= cpu.hw.now && !self.in_nmi(c) {
                     self.deliver_nmi(c);
                 } else if cpu.hw.irqs_on && Self::earliest_irq(cpu) <= cpu.hw.now {
                     let v = self.deliverable_irq(c).expect("pending irq");
@@ -918,6 +953,25 @@ impl Machine {
         if self.cpus[c].hw.now > self.now_max {
             self.now_max = self.cpus[c].hw.now;
         }
+    }
+
+    /// User mode of CPU `c` ran until `t`: account it to the CPU and the task.
+    pub(crate) fn account_user(&mut self, c: CpuId, t: u64) {
+        let cpu = &mut self.cpus[c];
+        let cur = cpu.current;
+        let ran = t - cpu.user_since;
+        cpu.times.user_ns += ran;
+        cpu.hw.now = t;
+        cpu.user_since = t;
+        let task = &mut self.tasks[cur];
+        task.user_ns += ran;
+        task.user_left_ns = task.user_left_ns.saturating_sub(ran);
+    }
+
+    /// An NMI is being handled on CPU `c`: NMIs are blocked until its `iretq`.
+    pub(crate) fn in_nmi(&self, c: CpuId) -> bool {
+        let t = &self.tasks[self.cpus[c].current];
+        t.entries.iter().any(|e| e.kind == EntryKind::Nmi)
     }
 
     /// Highest-priority IRQ that has arrived by now on `c`.
@@ -938,7 +992,7 @@ impl Machine {
     }
 
     #[inline(never)]
-    fn enter_kernel(
+    pub(crate) fn enter_kernel(
         &mut self,
         c: CpuId,
         kind: EntryKind,
@@ -952,6 +1006,7 @@ impl Machine {
             irqs_on: from != Mode::Kernel || cpu.hw.irqs_on,
             vector,
         };
+        let saved = CtSnap::of(cpu);
         cpu.hw.irqs_on = false;
         cpu.mode = Mode::Kernel;
         let cur = cpu.current;
@@ -961,6 +1016,7 @@ impl Machine {
         cpu_entry_seq_bump(&mut self.cpus[c]);
         let seq = self.cpus[c].entry_seq;
         self.tasks[cur].push_entry_seq(kind, regs, path, seq);
+        self.tasks[cur].entries.last_mut().unwrap().saved = Some(saved);
         let from_idx = match from {
             Mode::User => 0,
             Mode::Kernel => 1,
@@ -1226,16 +1282,22 @@ impl Machine {
                 let e = task.entries.pop().expect("entry to leave");
                 task.frames.truncate(e.base as usize);
                 self.cpus[c].counters.entries[e.kind as usize] += 1;
+                if let Some(saved) = e.saved {
+                    crate::monitor::on_entry_exit(self, c, &saved, how == Flow::ReturnToUser);
+                }
                 if how == Flow::ReturnToUser {
                     crate::monitor::on_return_to_user(self, c, t0, e.kind);
                     let cpu = &mut self.cpus[c];
                     cpu.hw.irqs_on = true;
                     cpu.mode = Mode::User;
                     cpu.user_since = cpu.hw.now;
+                    // The fault the program asked for is done (next op); an asynchronous one
+                    // (a breakpoint, an injected fault) resumes the interrupted burst.
+                    let asked =
+                        e.kind == EntryKind::Exception && self.tasks[t0].then == Then::Fault;
                     match e.kind {
-                        EntryKind::Syscall | EntryKind::Fork | EntryKind::Exception => {
-                            self.next_user_op(c)
-                        }
+                        EntryKind::Syscall | EntryKind::Fork => self.next_user_op(c),
+                        EntryKind::Exception if asked => self.next_user_op(c),
                         _ => {
                             let left = self.tasks[t0].user_left_ns;
                             let cpu = &mut self.cpus[c];

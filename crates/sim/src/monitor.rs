@@ -6,6 +6,8 @@
 //! | `ct_kernel_with_irqs_on` | before every non-branch step | on a tracked CPU, kernel code with IRQs enabled runs in `CT_STATE_KERNEL` (the idle task may also be in `CT_STATE_IDLE`: `sti; hlt` returns with IRQs on into its EQS) |
 //! | `return_to_user` | every return to user mode | context tracking says USER (key on), IRQs off, and no exit work pending unless an IPI for it is already in flight |
 //! | `nesting_non_negative` | after every step | `nesting >= 0`, `nmi_nesting >= 0` |
+//! | `nesting_balanced` | every return to user mode | `nesting`/`nmi_nesting` are what user mode has: 0/0 on a tracked CPU, 1/`CT_NESTING_IRQ_NONIDLE` otherwise |
+//! | `entry_exit_state` | every end of an entry the hardware made | the CPU's context (CT state, RCU watching, `nesting`, `nmi_nesting`, `preempt_count`) is what the event found: what the interrupted code, or the next fresh entry, expects |
 //! | `vtime_conservation` | after every step that ran a vtime hook, and at the end | user + sys + guest + idle accounted == elapsed, exactly, per vtime CPU |
 //! | `rcu_gp_safety` | at every grace-period end | no read-side section that began before the grace period is still running |
 //! | `rcu_reader_schedule` | in `__schedule` | no context switch inside a (non-preemptible) read-side section |
@@ -17,7 +19,10 @@
 //! `CT_STATE_IDLE`, and softirqs from idle too (not modeled).
 
 use crate::design::{Path, Step, StepKind};
-use crate::machine::{tif, CpuId, EndReason, EntryKind, Machine, StatsMark, TaskId, Vector, NEVER};
+use crate::machine::{
+    tif, CpuId, CtSnap, EndReason, EntryKind, Machine, StatsMark, TaskId, Vector, NEVER,
+};
+use ctxtrack_core::state::CT_NESTING_IRQ_NONIDLE;
 use ctxtrack_core::CtState;
 use serde::Serialize;
 
@@ -293,6 +298,19 @@ pub fn on_return_to_user(m: &mut Machine, c: CpuId, t: TaskId, kind: EntryKind) 
         let d = "returning to user mode with IRQs enabled before sysret/iret".into();
         return fail(m, c, "return_to_user", "sysret/iret: IRQ flag", d);
     }
+    let ct = &cpu.pcpu.ct;
+    let want = if m.key.is_enabled() && ct.active {
+        (0, 0)
+    } else {
+        (1, CT_NESTING_IRQ_NONIDLE)
+    };
+    if (ct.nesting, ct.nmi_nesting) != want {
+        let d = format!(
+            "returning to user mode with nesting {} nmi_nesting {} (user mode has {} / {})",
+            ct.nesting, ct.nmi_nesting, want.0, want.1
+        );
+        return fail(m, c, "nesting_balanced", "sysret/iret", d);
+    }
     // Work set remotely comes with an IPI that will bring the task straight back; NMIs never
     // process work.
     let work = m.tasks[t].ti_flags & tif::EXIT_TO_USER_MODE_WORK;
@@ -300,6 +318,42 @@ pub fn on_return_to_user(m: &mut Machine, c: CpuId, t: TaskId, kind: EntryKind) 
     if work != 0 && kind != EntryKind::Nmi && !ipi_in_flight {
         let d = format!("returning to user mode with exit work pending (ti_flags {work:#x}) and no IPI in flight");
         fail(m, c, "return_to_user", "sysret/iret: exit work", d);
+    }
+}
+
+/// Checks at the end of an entry made by the hardware (syscall, IRQ, exception, NMI): the CPU's
+/// context must be back to `saved`, what the event found.
+pub fn on_entry_exit(m: &mut Machine, c: CpuId, saved: &CtSnap, to_user: bool) {
+    if !m.monitor.enabled {
+        return;
+    }
+    let now = CtSnap::of(&m.cpus[c]);
+    if now.cpu == saved.cpu && now != *saved {
+        let d = format!(
+            "entry left {} with {} watching={} nesting={} nmi_nesting={} preempt_count={:#x}, \
+             but the event found {} watching={} nesting={} nmi_nesting={} preempt_count={:#x}",
+            if to_user {
+                "to user mode"
+            } else {
+                "to the interrupted kernel"
+            },
+            now.state.name(),
+            now.watching,
+            now.nesting,
+            now.nmi_nesting,
+            now.preempt_count,
+            saved.state.name(),
+            saved.watching,
+            saved.nesting,
+            saved.nmi_nesting,
+            saved.preempt_count
+        );
+        let site = if to_user {
+            "sysret/iret to user"
+        } else {
+            "iret to kernel"
+        };
+        fail(m, c, "entry_exit_state", site, d);
     }
 }
 

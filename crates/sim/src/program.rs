@@ -92,6 +92,15 @@ pub enum Program {
         user_ns: u64,
         remaining: Option<u64>,
     },
+    /// Alternates `write(tx, 1)` and `read(rx, 1)` forever, `user_ns` of user work before each
+    /// (no `tx`: reads only). The model checker's workload: every call looks its fd up under
+    /// RCU, and a read on an empty pipe blocks.
+    PingPong {
+        tx: Option<ChanId>,
+        rx: ChanId,
+        user_ns: u64,
+        write_next: bool,
+    },
     /// The messaging parent: forks workers, runs the start barrier, reaps.
     MsgMain(MsgMain),
     /// A messaging worker.
@@ -207,6 +216,21 @@ impl Program {
                     sys(*user_ns, Syscall::Getpid)
                 }
                 None => sys(*user_ns, Syscall::Getpid),
+            },
+            Program::PingPong {
+                tx,
+                rx,
+                user_ns,
+                write_next,
+            } => match tx {
+                Some(tx) if *write_next => {
+                    *write_next = false;
+                    sys(*user_ns, Syscall::Write { ch: *tx, len: 1 })
+                }
+                _ => {
+                    *write_next = true;
+                    sys(*user_ns, Syscall::Read { ch: *rx, len: 1 })
+                }
             },
             Program::MsgMain(m) => {
                 // pc: 0 fork all, 1 read ready bytes, 2 mark start, 3 write wake, 4 wait all,

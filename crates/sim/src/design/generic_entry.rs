@@ -23,6 +23,7 @@ pub static DESIGN: Design = Design {
     irq: &IRQ,
     exception: &EXCEPTION,
     nmi: &NMI,
+    debug: &DEBUG,
     ret_from_fork: &RET_FROM_FORK,
     idle: &IDLE,
     exit_to_usermode: None,
@@ -335,6 +336,33 @@ pub static NMI: Path = Path {
         }),
         Step::work("default_do_nmi", C::NmiHandler, |k| {
             k.default_do_nmi();
+            Flow::Next
+        }),
+        Step::noinstr("irqentry_nmi_exit", C::Glue, |k| {
+            k.ct().ct_nmi_exit();
+            k.nmi_exit_count();
+            Flow::Next
+        }),
+        Step::noinstr("iretq", C::Iret, |k| k.iret()),
+    ],
+};
+
+/// `exc_int3()`/`exc_debug()` from kernel mode: a breakpoint can hit anywhere, entry code and
+/// `noinstr` windows included (text poking, hardware breakpoints), so the kernel side enters
+/// like an NMI (`irqentry_nmi_enter()`), never through `irqentry_enter()`.
+pub static DEBUG: Path = Path {
+    name: "asm_exc_int3",
+    steps: &[
+        Step::noinstr("asm_exc_int3 (hw exception)", C::ExceptionDelivery, |_| {
+            Flow::Next
+        }),
+        Step::noinstr("irqentry_nmi_enter", C::Glue, |k| {
+            k.nmi_enter_count();
+            k.ct().ct_nmi_enter();
+            Flow::Next
+        }),
+        Step::work("do_int3", C::Glue, |k| {
+            k.do_int3();
             Flow::Next
         }),
         Step::noinstr("irqentry_nmi_exit", C::Glue, |k| {

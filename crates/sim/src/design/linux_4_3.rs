@@ -29,6 +29,7 @@ pub static DESIGN: Design = Design {
     irq: &IRQ,
     exception: &EXCEPTION,
     nmi: &generic_entry::NMI,
+    debug: &linux_4x::DEBUG_KERNEL,
     ret_from_fork: &RET_FROM_FORK,
     idle: &generic_entry::IDLE,
     exit_to_usermode: None,

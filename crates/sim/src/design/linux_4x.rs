@@ -203,3 +203,33 @@ pub static LOOP_WORK: Path = Path {
         }),
     ],
 };
+
+/// 4.3 `do_int3()`/`do_debug()` from kernel mode (`idtentry ... paranoid=1`): `ist_enter()`
+/// calls `rcu_nmi_enter()` ("we might have interrupted pretty much anything") and adds
+/// `HARDIRQ_OFFSET`; `ist_exit()` undoes both; `paranoid_exit` never preempts. From user mode the
+/// same vectors went through `error_entry`/`error_exit`, the designs' exception path.
+pub static DEBUG_KERNEL: Path = Path {
+    name: "int3 (paranoid)",
+    steps: &[
+        Step::noinstr(
+            "paranoid_entry (hw exception)",
+            C::ExceptionDelivery,
+            |_| Flow::Next,
+        ),
+        Step::noinstr("ist_enter: rcu_nmi_enter", C::Glue, |k| {
+            k.ct().ct_nmi_enter();
+            k.preempt_count_add(crate::machine::preempt::HARDIRQ_OFFSET);
+            Flow::Next
+        }),
+        Step::work("do_int3", C::Glue, |k| {
+            k.do_int3();
+            Flow::Next
+        }),
+        Step::noinstr("ist_exit: rcu_nmi_exit", C::Glue, |k| {
+            k.preempt_count_sub(crate::machine::preempt::HARDIRQ_OFFSET);
+            k.ct().ct_nmi_exit();
+            Flow::Next
+        }),
+        Step::noinstr("paranoid_exit: iretq", C::Iret, |k| k.iret()),
+    ],
+};

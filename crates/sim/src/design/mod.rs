@@ -179,6 +179,9 @@ pub struct Design {
     pub exception: &'static Path,
     /// NMI from delivery to `iretq`.
     pub nmi: &'static Path,
+    /// A breakpoint or debug trap (`int3`, `#DB`) that hits kernel code, entry code included
+    /// (from user mode these take the [`Design::exception`] path, as Linux's do).
+    pub debug: &'static Path,
     /// A new task's first return to user mode (`ret_from_fork`).
     pub ret_from_fork: &'static Path,
     /// The idle task's loop (`do_idle`), run forever by each CPU's idle task.

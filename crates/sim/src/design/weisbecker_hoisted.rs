@@ -28,6 +28,7 @@ pub static DESIGN: Design = Design {
     irq: &w::IRQ,
     exception: &w::EXCEPTION,
     nmi: &generic_entry::NMI,
+    debug: &linux_4x::DEBUG_KERNEL,
     ret_from_fork: &w::RET_FROM_FORK,
     idle: &generic_entry::IDLE,
     exit_to_usermode: Some(&PREPARE_EXIT_TO_USERMODE),

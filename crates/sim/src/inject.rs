@@ -1,0 +1,132 @@
+//! Asynchronous events a driver injects between two steps, for drivers that pick the moment
+//! themselves (the model checker) instead of the event loop's clock.
+//!
+//! Each event goes through the same code as in a simulation run: an IRQ or NMI is posted and
+//! taken by [`Machine::advance`] exactly as the loop would take it (only when the hardware
+//! allows: IRQs on, no NMI in progress); an exception pushes the design's path on the spot; remote
+//! actions run the scheduler's and RCU's own functions as another CPU.
+
+use crate::kernel::{self, K};
+use crate::machine::{tif, ChanId, CpuId, EntryKind, Machine, Mode, TaskId, Vector, NEVER};
+
+/// A synchronous exception taken at a step boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Exception {
+    /// A page fault: from user mode, or from instrumentable kernel code (`copy_from_user`).
+    PageFault,
+    /// A breakpoint or debug trap (`int3`, `#DB`): anywhere, entry code included.
+    Breakpoint,
+}
+
+impl Machine {
+    /// Raises vector `v` on CPU `c`, arrived now; it is taken at the next
+    /// [`Machine::advance`] if IRQs are on (or the CPU is in user mode or halted).
+    pub fn raise_irq(&mut self, c: CpuId, v: Vector) {
+        let now = self.cpus[c].hw.now;
+        match v {
+            Vector::LocalTimer => self.cpus[c].next_tick = now,
+            _ => self.cpus[c].pending[v as usize] = now,
+        }
+        self.refresh_next(c);
+    }
+
+    /// Raises an NMI on CPU `c`, arrived now.
+    pub fn raise_nmi(&mut self, c: CpuId) {
+        self.cpus[c].nmi_at = self.cpus[c].hw.now;
+        self.refresh_next(c);
+    }
+
+    /// CPU `c` takes exception `e` now, at a step boundary (or in user mode). Returns false when
+    /// it cannot: a halted CPU executes nothing. From user mode every exception takes the
+    /// design's exception path; from kernel mode a breakpoint takes its debug path.
+    pub fn raise_exception(&mut self, c: CpuId, e: Exception) -> bool {
+        let path = match (self.cpus[c].mode, e) {
+            (Mode::Halted, _) => return false,
+            (Mode::User, _) => {
+                let now = self.cpus[c].hw.now;
+                self.account_user(c, now);
+                self.design.exception
+            }
+            (Mode::Kernel, Exception::PageFault) => self.design.exception,
+            (Mode::Kernel, Exception::Breakpoint) => self.design.debug,
+        };
+        self.cpus[c].counters.exceptions += 1;
+        self.enter_kernel(c, EntryKind::Exception, None, path);
+        self.refresh_next(c);
+        true
+    }
+
+    /// `resched_curr()` of CPU `target` from CPU `from` (e.g. RCU's `resched_cpu()`, a wakeup
+    /// preemption): `TIF_NEED_RESCHED` and a reschedule IPI.
+    pub fn remote_resched(&mut self, from: CpuId, target: CpuId) {
+        let cur = self.cpus[target].current;
+        self.tasks[cur].ti_flags |= tif::NEED_RESCHED;
+        kernel::send_ipi(self, from, target, Vector::Reschedule);
+    }
+
+    /// `signal_wake_up(t)` from CPU `from`: `TIF_SIGPENDING`, then `kick_process()` (a
+    /// reschedule IPI if `t` is running elsewhere) or a wakeup if it sleeps.
+    pub fn remote_signal(&mut self, from: CpuId, t: TaskId) {
+        self.tasks[t].ti_flags |= tif::SIGPENDING;
+        let mut k = K {
+            m: self,
+            cpu: from,
+            extra_cycles: 0,
+        };
+        k.signal_wake_up(t);
+    }
+
+    /// `write(ch, 1)` by a task on CPU `from`: a byte arrives and sleeping readers are woken
+    /// (`try_to_wake_up()` → IPI to an idle target).
+    pub fn remote_write(&mut self, from: CpuId, ch: ChanId) {
+        let mut k = K {
+            m: self,
+            cpu: from,
+            extra_cycles: 0,
+        };
+        k.write_wake(ch, 1);
+    }
+
+    /// The grace-period kthread starts a grace period at `t`; CPUs in `done` (housekeeping CPUs
+    /// the driver does not model) report their quiescent state at once.
+    pub fn gp_start(&mut self, t: u64, done: u64) {
+        if self.rcu.in_progress {
+            return;
+        }
+        self.rcu.start_at_ns = t;
+        crate::rcu_gp::rcu_gp_kthread(self, t);
+        for c in 0..self.cpus.len() {
+            if done & (1 << c) != 0 {
+                crate::rcu_gp::rcu_report_qs(self, c);
+            }
+        }
+    }
+
+    /// One force-quiescent-state scan of the running grace period at `t` (snapshot, or recheck
+    /// of an earlier snapshot); the grace period ends if it finds every CPU quiescent.
+    pub fn gp_fqs(&mut self, t: u64) {
+        if !self.rcu.in_progress {
+            return;
+        }
+        self.rcu.next_fqs_ns = t;
+        crate::rcu_gp::rcu_gp_kthread(self, t);
+    }
+
+    /// Puts every CPU's clock at the latest one (one global clock, so events posted by one CPU
+    /// have arrived on all) and drops the tick and device interrupts their handlers re-armed
+    /// for the future: a driver that picks every event itself raises those when it wants them.
+    pub fn sync_clocks_drop_timers(&mut self) {
+        let now = self.cpus.iter().map(|c| c.hw.now).max().unwrap_or(0);
+        for c in 0..self.cpus.len() {
+            let cpu = &mut self.cpus[c];
+            cpu.hw.now = now;
+            if cpu.next_tick > now {
+                cpu.next_tick = NEVER;
+            }
+            if cpu.pending[Vector::Device as usize] > now {
+                cpu.pending[Vector::Device as usize] = NEVER;
+            }
+            self.refresh_next(c);
+        }
+    }
+}
