@@ -2,6 +2,7 @@
 //! crates and prints. No simulation logic lives here.
 
 mod bench;
+mod check;
 mod compare;
 
 use clap::{Args, Parser, Subcommand};
@@ -48,6 +49,41 @@ enum Cmd {
         stress_seeds: u64,
         #[command(subcommand)]
         workload: Option<WorkloadCmd>,
+    },
+    /// Explore every interleaving of each design's entry paths with IRQs, NMIs, exceptions,
+    /// preemption and signals up to a nesting depth; print each violated invariant's shortest
+    /// trace. Exit 0 if no violation, 1 if one was found (or the state limit was hit).
+    Check {
+        /// One design (default: all).
+        #[arg(long, value_name = "NAME")]
+        design: Option<String>,
+        /// All designs.
+        #[arg(long)]
+        all: bool,
+        /// Entries that may nest on top of the one a CPU is in.
+        #[arg(long, default_value_t = 3)]
+        depth: u32,
+        /// CPUs explored (1 or 2; with 2, the workers wake each other through pipes).
+        #[arg(long, default_value_t = 1)]
+        cpus: usize,
+        /// Events injected: comma-separated irq,nmi,exc,fault,preempt,signal (or all, none).
+        #[arg(long, default_value = "all", value_name = "LIST")]
+        events: String,
+        /// Give up after this many distinct states (verdict: incomplete).
+        #[arg(long, default_value_t = 20_000_000)]
+        max_states: u64,
+        /// Give up when the states waiting in the next level need more than this (MiB).
+        #[arg(long, default_value_t = 4096, value_name = "MIB")]
+        max_memory: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write each counterexample as ftrace text into this directory.
+        #[arg(long, value_name = "DIR")]
+        trace_out: Option<PathBuf>,
+        /// No progress display.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Benchmarks (wall-clock figures of this machine; not tests).
     Bench {
@@ -291,6 +327,29 @@ fn main() -> ExitCode {
             quiet: *quiet,
             stress_seeds: *stress_seeds,
             workload: workload.as_ref(),
+        }),
+        Cmd::Check {
+            design,
+            all,
+            depth,
+            cpus,
+            events,
+            max_states,
+            max_memory,
+            json,
+            trace_out,
+            quiet,
+        } => check::run(check::Args {
+            design: design.as_deref(),
+            all: *all,
+            depth: *depth,
+            cpus: *cpus,
+            events,
+            max_states: *max_states,
+            max_memory: *max_memory,
+            json: *json,
+            trace_out: trace_out.as_deref(),
+            quiet: *quiet,
         }),
         Cmd::Designs => {
             for d in design::all() {

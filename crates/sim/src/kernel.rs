@@ -731,12 +731,12 @@ impl<'m> K<'m> {
             let pc = if p.is_idle {
                 format!("swapper/{c}")
             } else {
-                p.comm.clone()
+                p.comm.to_string()
             };
             let nc = if n.is_idle {
                 format!("swapper/{c}")
             } else {
-                n.comm.clone()
+                n.comm.to_string()
             };
             let st = match p.state {
                 TaskState::Sleeping => "S",

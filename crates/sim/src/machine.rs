@@ -17,6 +17,7 @@ use crate::trace::TraceSink;
 use ctxtrack_core::arch::Arch;
 use ctxtrack_core::stats::PRIM_COUNT;
 use ctxtrack_core::{CtState, PerCpu, StaticKey, TaskVtime};
+use smallvec::SmallVec;
 
 /// Index of a CPU.
 pub type CpuId = usize;
@@ -427,8 +428,8 @@ pub const MAX_FRAMES: usize = 32;
 pub struct Task {
     /// PID (0 for idle tasks).
     pub pid: u32,
-    /// `comm`.
-    pub comm: String,
+    /// `comm` (shared: tasks are copied often by the model checker, their names never change).
+    pub comm: std::sync::Arc<str>,
     /// Scheduler state.
     pub state: TaskState,
     /// CPU it last ran on / is queued on.
@@ -437,10 +438,10 @@ pub struct Task {
     pub ti_flags: u32,
     /// vtime and cputime.
     pub vtime: TaskVtime,
-    /// Kernel stack of path activations.
-    pub frames: Vec<Frame>,
-    /// Entries on the kernel stack.
-    pub entries: Vec<Entry>,
+    /// Kernel stack of path activations (inline up to 8: copying a task allocates nothing).
+    pub frames: SmallVec<[Frame; 8]>,
+    /// Entries on the kernel stack (inline up to 4).
+    pub entries: SmallVec<[Entry; 4]>,
     /// User program.
     pub prog: Program,
     /// The idle task.
@@ -492,13 +493,13 @@ impl Task {
         let is_idle = matches!(prog, Program::Idle);
         Task {
             pid,
-            comm: comm.to_string(),
+            comm: comm.into(),
             state: TaskState::Runnable,
             cpu,
             ti_flags: 0,
             vtime: TaskVtime::default(),
-            frames: Vec::with_capacity(8),
-            entries: Vec::with_capacity(4),
+            frames: SmallVec::new(),
+            entries: SmallVec::new(),
             prog,
             is_idle,
             has_mm: !is_idle,
@@ -605,6 +606,37 @@ pub struct Machine {
     /// to it ([`Machine::refresh_next`]); nothing else changes another CPU's next event.
     pub next_at: Vec<u64>,
     next_pid: u32,
+}
+
+/// A copy of the whole machine state, without the trace sink (an output, not state): the model
+/// checker forks states this way.
+impl Clone for Machine {
+    fn clone(&self) -> Machine {
+        Machine {
+            cfg: self.cfg.clone(),
+            cost: self.cost.clone(),
+            prim_cost: self.prim_cost,
+            ns_per_cycle_fp: self.ns_per_cycle_fp,
+            design: self.design,
+            key: self.key.clone(),
+            cpus: self.cpus.clone(),
+            tasks: self.tasks.clone(),
+            chans: self.chans.clone(),
+            rng: self.rng.clone(),
+            rcu: self.rcu.clone(),
+            monitor: self.monitor.clone(),
+            trace: None,
+            mark_start_ns: self.mark_start_ns,
+            mark_stop_ns: self.mark_stop_ns,
+            main_task: self.main_task,
+            steps: self.steps,
+            end: self.end.clone(),
+            now_max: self.now_max,
+            rescan: self.rescan,
+            next_at: self.next_at.clone(),
+            next_pid: self.next_pid,
+        }
+    }
 }
 
 impl Machine {

@@ -57,39 +57,37 @@ fn ser_state<S: serde::Serializer>(s: &CtState, ser: S) -> Result<S::Ok, S::Erro
     ser.serialize_str(s.name())
 }
 
-/// Ring buffer of the last [`HISTORY_LEN`] steps of a CPU.
-#[derive(Clone, Debug)]
+/// Ring buffer of the last [`HISTORY_LEN`] steps of a CPU (allocated on the first push: a
+/// machine that does not record history, or a checker's copy of one, carries none).
+#[derive(Clone, Debug, Default)]
 pub struct History {
-    buf: [HistEntry; HISTORY_LEN],
+    buf: Vec<HistEntry>,
     /// Steps pushed so far.
     len: u64,
-}
-
-impl Default for History {
-    fn default() -> Self {
-        let e = HistEntry {
-            entry: 0,
-            time_ns: 0,
-            pid: 0,
-            path: "",
-            step: "",
-            ct_state: CtState::Kernel,
-            irqs_on: false,
-            watching: true,
-        };
-        History {
-            buf: [e; HISTORY_LEN],
-            len: 0,
-        }
-    }
 }
 
 impl History {
     /// Records a step.
     #[inline]
     pub fn push(&mut self, e: HistEntry) {
-        self.buf[(self.len as usize) & (HISTORY_LEN - 1)] = e;
+        if self.buf.len() < HISTORY_LEN {
+            self.buf.push(e);
+        } else {
+            self.buf[(self.len as usize) & (HISTORY_LEN - 1)] = e;
+        }
         self.len += 1;
+    }
+    /// Steps pushed so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    /// No step pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The newest step.
+    pub fn last(&self) -> Option<&HistEntry> {
+        (self.len > 0).then(|| &self.buf[((self.len - 1) as usize) & (HISTORY_LEN - 1)])
     }
     /// Oldest first.
     pub fn entries(&self) -> Vec<HistEntry> {

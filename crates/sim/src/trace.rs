@@ -90,11 +90,7 @@ pub fn flags(m: &Machine, c: CpuId, t: TaskId) -> [u8; 5] {
 fn line(m: &mut Machine, c: CpuId, t: TaskId, ts_ns: u64, event: &str, fields: &str) {
     let f = flags(m, c, t);
     let task = &m.tasks[t];
-    let comm = if task.is_idle {
-        "<idle>"
-    } else {
-        task.comm.as_str()
-    };
+    let comm = if task.is_idle { "<idle>" } else { &*task.comm };
     let comm = if comm.len() > 16 { &comm[..16] } else { comm };
     let ts = format!(
         "{}.{:06}",

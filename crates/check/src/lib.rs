@@ -1,0 +1,279 @@
+//! # ctxtrack-check: exhaustive interleaving checker for entry designs
+//!
+//! Explores every interleaving of a design's entry/exit paths with asynchronous events (IRQs,
+//! NMIs, breakpoints, page faults, remote reschedules and signals, a remote grace-period
+//! observer) up to a nesting depth, breadth-first with state fingerprints, and returns for each
+//! violated invariant a shortest counterexample.
+//!
+//! - [`model`]: the state (the simulator's `Machine`), the actions, the fingerprint.
+//! - [`explore`]: the breadth-first explorer.
+//! - [`check`]: one design end to end, counterexamples replayed into readable traces.
+//!
+//! The invariants are the simulator monitor's (`ctxtrack_sim::monitor`): the checker adds none of
+//! its own, so a simulation and a check judge a design by the same code.
+
+pub mod explore;
+pub mod model;
+
+use ctxtrack_sim::machine::Machine;
+use ctxtrack_sim::trace::TraceSink;
+use explore::{Found, Outcome, Progress};
+use model::{Action, CheckConfig, Model};
+use serde::Serialize;
+
+/// One numbered line of a counterexample.
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceLine {
+    /// 1-based position.
+    pub n: usize,
+    /// CPU the transition happened on.
+    pub cpu: usize,
+    /// The transition (`step`, `irq device`, `nmi`, `gp fqs scan`, ...).
+    pub event: String,
+    /// Path of the step run or the entry taken (`-` if neither).
+    pub path: String,
+    /// Step run (`-` if none; `(entry)` when the transition entered the kernel).
+    pub step: String,
+    /// Context-tracking state of the explored CPU afterwards.
+    pub ct_state: String,
+    /// IRQs enabled afterwards.
+    pub irqs_on: bool,
+    /// RCU watching afterwards.
+    pub rcu_watching: bool,
+}
+
+/// A violated invariant with its shortest trace.
+#[derive(Clone, Debug, Serialize)]
+pub struct Counterexample {
+    /// Invariant name.
+    pub invariant: String,
+    /// Where it was detected.
+    pub site: String,
+    /// What was seen.
+    pub detail: String,
+    /// The starting state.
+    pub root: String,
+    /// Length of the trace (transitions).
+    pub length: usize,
+    /// The trace.
+    pub trace: Vec<TraceLine>,
+    #[serde(skip)]
+    found: Found,
+}
+
+/// The verdict on one design.
+#[derive(Clone, Debug, Serialize)]
+pub struct DesignResult {
+    /// Design name.
+    pub design: String,
+    /// Nesting depth.
+    pub depth: u32,
+    /// Explored CPUs.
+    pub cpus: usize,
+    /// Events injected.
+    pub events: String,
+    /// Distinct states.
+    pub states: u64,
+    /// Transitions.
+    pub transitions: u64,
+    /// Deepest breadth-first level reached.
+    pub depth_reached: u32,
+    /// All reachable states explored.
+    pub complete: bool,
+    /// The limit that stopped the exploration, if one did.
+    pub limit: Option<String>,
+    /// `ok`, `violated` or `incomplete`.
+    pub verdict: &'static str,
+    /// One shortest counterexample per violated invariant.
+    pub violations: Vec<Counterexample>,
+}
+
+/// Checks one design: builds the model, explores it and replays each counterexample into a
+/// readable trace.
+pub fn check(
+    cfg: CheckConfig,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<DesignResult, String> {
+    let model = Model::new(cfg)?;
+    let roots = model.roots()?;
+    let o: Outcome = explore::explore(&model, &roots, progress);
+    let mut violations = Vec::new();
+    for f in &o.found {
+        let trace = replay(&model, &roots[f.root].machine, &f.actions, None);
+        violations.push(Counterexample {
+            invariant: f.invariant.clone(),
+            site: f.site.clone(),
+            detail: f.detail.clone(),
+            root: roots[f.root].label.clone(),
+            length: f.actions.len(),
+            trace,
+            found: f.clone(),
+        });
+    }
+    let verdict = if !violations.is_empty() {
+        "violated"
+    } else if o.complete {
+        "ok"
+    } else {
+        "incomplete"
+    };
+    Ok(DesignResult {
+        design: model.cfg.design.name.to_string(),
+        depth: model.cfg.depth,
+        cpus: model.cfg.cpus,
+        events: model.cfg.events.names(),
+        states: o.states,
+        transitions: o.transitions,
+        depth_reached: o.depth,
+        complete: o.complete,
+        limit: o.limit.clone(),
+        verdict,
+        violations,
+    })
+}
+
+/// Writes counterexample `cx` of a check made with `cfg` as ftrace text to `out` (the
+/// simulator's trace format, replayed from the counterexample's root).
+pub fn write_ftrace(
+    cfg: CheckConfig,
+    cx: &Counterexample,
+    out: Box<dyn std::io::Write>,
+) -> Result<(), String> {
+    let model = Model::new(cfg)?;
+    let roots = model.roots()?;
+    let f = &cx.found;
+    let mut sink = Some(TraceSink::new(out));
+    replay(&model, &roots[f.root].machine, &f.actions, Some(&mut sink));
+    match sink.and_then(|s| s.error) {
+        Some(e) => Err(format!("writing the trace: {e}")),
+        None => Ok(()),
+    }
+}
+
+/// Replays `actions` from `root` with step history on (and the trace sink, if given), one line
+/// per transition.
+fn replay(
+    model: &Model,
+    root: &Machine,
+    actions: &[Action],
+    sink: Option<&mut Option<TraceSink>>,
+) -> Vec<TraceLine> {
+    let mut m = root.clone();
+    m.monitor.record_history = true;
+    let tracing = sink.is_some();
+    let mut sink = sink;
+    if let Some(s) = sink.as_mut() {
+        m.trace = s.take();
+    }
+    let mut lines = Vec::new();
+    for (i, &a) in actions.iter().enumerate() {
+        let c = match a.cpu() {
+            model::HOUSEKEEPING => model.cpus[0],
+            c => c,
+        };
+        let hist = m.cpus[c].history.len();
+        let entries = m.tasks[m.cpus[c].current].entries.len();
+        model.apply(&mut m, a);
+        let cpu = &m.cpus[c];
+        let task = &m.tasks[cpu.current];
+        let (path, step) = if cpu.history.len() != hist {
+            let e = cpu.history.last().expect("history just grew");
+            (e.path.to_string(), e.step.to_string())
+        } else if task.entries.len() > entries {
+            let f = task.frames.last().expect("an entry has a frame");
+            (f.path.name.to_string(), "(entry)".to_string())
+        } else {
+            ("-".to_string(), "-".to_string())
+        };
+        // A plain step that entered the kernel took an interrupt that had arrived earlier.
+        let event = match (a, task.entries.last()) {
+            (Action::Step(_), Some(e)) if task.entries.len() > entries => match e.regs.vector {
+                Some(v) => format!("takes irq {}", v.trace_name()),
+                None if e.kind == ctxtrack_sim::machine::EntryKind::Nmi => "takes nmi".into(),
+                None => "enters kernel".into(),
+            },
+            _ => a.describe(),
+        };
+        let ct = &cpu.pcpu.ct;
+        lines.push(TraceLine {
+            n: i + 1,
+            cpu: a.cpu(),
+            event,
+            path,
+            step,
+            ct_state: ct.ct_state_bits().name().to_string(),
+            irqs_on: cpu.hw.irqs_on,
+            rcu_watching: ct.rcu_is_watching(),
+        });
+    }
+    if tracing {
+        if let Some(s) = sink {
+            *s = m.trace.take();
+        }
+    }
+    lines
+}
+
+/// The text form of a result.
+pub fn render(r: &DesignResult, secs: Option<f64>) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let time = secs.map_or(String::new(), |t| {
+        format!(", {t:.2} s ({:.0} states/s)", r.states as f64 / t.max(1e-9))
+    });
+    let _ = writeln!(
+        s,
+        "{}: {} — {} states, {} transitions, depth reached {} (nesting ≤ {}, cpus {}, events {}){time}",
+        r.design,
+        r.verdict.to_uppercase(),
+        r.states,
+        r.transitions,
+        r.depth_reached,
+        r.depth,
+        r.cpus,
+        r.events
+    );
+    if let Some(l) = &r.limit {
+        let _ = writeln!(
+            s,
+            "  stopped by {l}: not every reachable state was explored (no proof; lower --depth or narrow --events)"
+        );
+    }
+    for v in &r.violations {
+        let _ = writeln!(
+            s,
+            "  violated {} @ {} (shortest trace: {} transitions, from \"{}\")\n    {}",
+            v.invariant, v.site, v.length, v.root, v.detail
+        );
+        let _ = writeln!(
+            s,
+            "    {:>3}  {:>3}  {:<22} {:<28} {:<44} {:<6} {:<5} rcu",
+            "#", "cpu", "event", "path", "step", "ct", "irqs"
+        );
+        for l in &v.trace {
+            let _ = writeln!(
+                s,
+                "    {:>3}  {:>3}  {:<22} {:<28} {:<44} {:<6} {:<5} {}",
+                l.n,
+                l.cpu,
+                l.event,
+                truncate(&l.path, 28),
+                truncate(&l.step, 44),
+                l.ct_state,
+                if l.irqs_on { "on" } else { "off" },
+                if l.rcu_watching { "watching" } else { "eqs" }
+            );
+        }
+    }
+    s
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}

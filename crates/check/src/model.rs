@@ -1,0 +1,689 @@
+//! The model: a design running on the simulator's own [`Machine`], the actions that may happen
+//! at each step boundary, and the state fingerprint.
+//!
+//! Model = data + properties (as in stateright): the state is a `Machine`, the properties are the
+//! monitor's invariants (`ctxtrack_sim::monitor`, the same code a simulation runs), checked by
+//! the machine itself on every step, entry and return.
+//!
+//! The machine: CPU 0 is a housekeeping CPU that never runs (it only sends IPIs, writes to pipes
+//! and runs the grace-period kthread); CPUs `1..=cpus` are nohz_full with context tracking on,
+//! each with one worker task pinned to it. With one CPU the worker reads a pipe that only a
+//! remote CPU writes (it blocks, the CPU idles, a wakeup IPI brings it back); with two CPUs the
+//! workers ping-pong one byte through two pipes (wakeups and IPIs between the explored CPUs).
+//!
+//! Abstraction: time does not exist for the checker. Every posted event has arrived (one global
+//! clock, IPI latency 0), the periodic tick and device interrupts happen only when an action
+//! raises them, user bursts end only by an action; the fingerprint leaves out clocks, counters,
+//! vtime amounts and the RCU counter's value (it keeps how the counter relates to the grace
+//! period's snapshot), so two states that differ only in those are one state.
+
+use ctxtrack_sim::design::Design;
+use ctxtrack_sim::inject::Exception;
+use ctxtrack_sim::ipc::ChanKind;
+use ctxtrack_sim::machine::{tif, ChanId, CpuId, Machine, Mode, TaskId, TaskState, Vector, NEVER};
+use ctxtrack_sim::program::{Program, Syscall, Then};
+use ctxtrack_sim::{Config, CpuSet};
+use std::hash::{Hash, Hasher};
+
+/// The housekeeping CPU: never explored, the origin of remote actions.
+pub const HOUSEKEEPING: CpuId = 0;
+
+/// Upper bound on `--cpus`.
+pub const MAX_CPUS: usize = 2;
+
+/// Upper bound on `--depth`.
+pub const MAX_DEPTH: u32 = 6;
+
+/// Steps allowed to stage a root state (boot to user mode).
+const STAGE_LIMIT: u32 = 10_000;
+
+/// An asynchronous event class (`--events`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A device interrupt or the local timer, wherever IRQs are on.
+    Irq,
+    /// An NMI, anywhere but inside another NMI.
+    Nmi,
+    /// A breakpoint or debug trap, at any boundary of kernel or user code.
+    Exc,
+    /// A page fault from user mode or before an instrumentable kernel step.
+    Fault,
+    /// A remote `resched_curr()` (or, on an idle CPU, a wakeup): reschedule IPI, preemption.
+    Preempt,
+    /// A signal becoming pending (`signal_wake_up()` from a remote CPU).
+    Signal,
+}
+
+impl Event {
+    /// All events, in `--events` order.
+    pub const ALL: [Event; 6] = [
+        Event::Irq,
+        Event::Nmi,
+        Event::Exc,
+        Event::Fault,
+        Event::Preempt,
+        Event::Signal,
+    ];
+
+    /// The `--events` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Irq => "irq",
+            Event::Nmi => "nmi",
+            Event::Exc => "exc",
+            Event::Fault => "fault",
+            Event::Preempt => "preempt",
+            Event::Signal => "signal",
+        }
+    }
+}
+
+/// A set of [`Event`]s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Events(u8);
+
+impl Events {
+    /// Every event.
+    pub const ALL: Events = Events(0x3f);
+    /// No asynchronous event (only the paths themselves and the grace-period observer).
+    pub const NONE: Events = Events(0);
+
+    /// Whether `e` is in the set.
+    pub fn has(self, e: Event) -> bool {
+        self.0 & (1 << e as u8) != 0
+    }
+
+    /// The set with `e` added.
+    pub fn with(self, e: Event) -> Events {
+        Events(self.0 | (1 << e as u8))
+    }
+
+    /// Parses `irq,nmi,exc,fault,preempt,signal` (or `all`, `none`); the error names the bad item
+    /// and the valid ones.
+    pub fn parse(s: &str) -> Result<Events, String> {
+        match s.trim() {
+            "all" => return Ok(Events::ALL),
+            "none" | "" => return Ok(Events::NONE),
+            _ => {}
+        }
+        let mut set = Events::NONE;
+        for item in s.split(',') {
+            let item = item.trim();
+            let e = Event::ALL.iter().find(|e| e.name() == item).ok_or_else(|| {
+                let names: Vec<&str> = Event::ALL.iter().map(|e| e.name()).collect();
+                format!(
+                    "unknown event {item:?} in --events; expected a comma-separated list of {} (or all, none)",
+                    names.join(", ")
+                )
+            })?;
+            set = set.with(*e);
+        }
+        Ok(set)
+    }
+
+    /// The names in the set, comma-separated.
+    pub fn names(self) -> String {
+        let v: Vec<&str> = Event::ALL
+            .iter()
+            .filter(|e| self.has(**e))
+            .map(|e| e.name())
+            .collect();
+        if v.is_empty() {
+            "none".into()
+        } else {
+            v.join(",")
+        }
+    }
+}
+
+/// What to check.
+#[derive(Clone, Debug)]
+pub struct CheckConfig {
+    /// The design.
+    pub design: &'static Design,
+    /// Entries that may be stacked on a CPU (`--depth`): the entry a path starts in counts, so
+    /// an NMI in an IRQ in a system call is depth 3.
+    pub depth: u32,
+    /// Explored CPUs (`--cpus`, 1 or 2).
+    pub cpus: usize,
+    /// Asynchronous events injected.
+    pub events: Events,
+    /// Give up (verdict: incomplete) after this many distinct states.
+    pub max_states: u64,
+    /// Give up (verdict: incomplete) when the states waiting in the next level would take more
+    /// than this many MiB (each is a whole machine).
+    pub max_memory_mb: u64,
+}
+
+impl CheckConfig {
+    /// Depth 3, one CPU, every event, 20 million states.
+    pub fn new(design: &'static Design) -> CheckConfig {
+        CheckConfig {
+            design,
+            depth: 3,
+            cpus: 1,
+            events: Events::ALL,
+            max_states: 20_000_000,
+            max_memory_mb: 4096,
+        }
+    }
+
+    /// Checks the bounds; the error names the option.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cpus == 0 || self.cpus > MAX_CPUS {
+            return Err(format!(
+                "--cpus {} is out of range: the checker explores 1 to {MAX_CPUS} CPUs",
+                self.cpus
+            ));
+        }
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "--depth {} is out of range: at most {MAX_DEPTH} nested entries",
+                self.depth
+            ));
+        }
+        if self.max_states == 0 {
+            return Err("--max-states must be at least 1".into());
+        }
+        if self.max_memory_mb < 16 {
+            return Err("--max-memory must be at least 16 (MiB)".into());
+        }
+        Ok(())
+    }
+}
+
+/// One transition of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The CPU runs its next step, or takes an interrupt that has arrived and may be taken.
+    Step(CpuId),
+    /// User mode: the compute burst ends and the program's next system call starts.
+    Syscall(CpuId),
+    /// An interrupt on this vector (device or local timer) is raised and taken.
+    Irq(CpuId, Vector),
+    /// An NMI is raised and taken.
+    Nmi(CpuId),
+    /// A breakpoint or debug trap hits.
+    Breakpoint(CpuId),
+    /// A page fault hits.
+    PageFault(CpuId),
+    /// The housekeeping CPU reschedules this CPU (or wakes its sleeping worker).
+    Preempt(CpuId),
+    /// The housekeeping CPU sends a signal to this CPU's worker.
+    Signal(CpuId),
+    /// The grace-period kthread starts a grace period.
+    GpStart,
+    /// The grace-period kthread runs a force-quiescent-state scan.
+    GpFqs,
+}
+
+impl Action {
+    /// The CPU the action happens on (the grace-period actions happen on the housekeeping CPU).
+    pub fn cpu(self) -> CpuId {
+        match self {
+            Action::Step(c)
+            | Action::Syscall(c)
+            | Action::Irq(c, _)
+            | Action::Nmi(c)
+            | Action::Breakpoint(c)
+            | Action::PageFault(c)
+            | Action::Preempt(c)
+            | Action::Signal(c) => c,
+            Action::GpStart | Action::GpFqs => HOUSEKEEPING,
+        }
+    }
+
+    /// How a trace names the action.
+    pub fn describe(self) -> String {
+        match self {
+            Action::Step(_) => "step".into(),
+            Action::Syscall(_) => "syscall".into(),
+            Action::Irq(_, v) => format!("irq {}", v.trace_name().trim_end_matches("_handler")),
+            Action::Nmi(_) => "nmi".into(),
+            Action::Breakpoint(_) => "int3".into(),
+            Action::PageFault(_) => "page fault".into(),
+            Action::Preempt(_) => "remote resched/wakeup".into(),
+            Action::Signal(_) => "remote signal".into(),
+            Action::GpStart => "gp start".into(),
+            Action::GpFqs => "gp fqs scan".into(),
+        }
+    }
+}
+
+/// A starting state.
+#[derive(Clone)]
+pub struct Root {
+    /// What it is.
+    pub label: String,
+    /// The machine.
+    pub machine: Machine,
+}
+
+/// The model for one design.
+pub struct Model {
+    /// What is checked.
+    pub cfg: CheckConfig,
+    /// Explored CPUs.
+    pub cpus: Vec<CpuId>,
+    /// The worker pinned to each explored CPU.
+    pub workers: Vec<TaskId>,
+    /// The pipe each worker reads.
+    pub rx: Vec<ChanId>,
+    /// Explored CPUs are interchangeable (same program, mirrored pipes): states that differ by
+    /// a permutation of them are one state.
+    pub symmetric: bool,
+    base: Machine,
+}
+
+impl Model {
+    /// Builds the machine for `cfg`.
+    pub fn new(cfg: CheckConfig) -> Result<Model, String> {
+        cfg.validate()?;
+        let n = cfg.cpus;
+        let mut sc = Config::new(cfg.design);
+        sc.cpus = n + 1;
+        sc.nohz_full = CpuSet(((1u64 << n) - 1) << 1);
+        sc.ct_on = true;
+        sc.preempt = true;
+        sc.rcu_cb_interval_ns = None;
+        sc.nmi_period_ns = None;
+        sc.irq_period_ns = None;
+        sc.stop_on_violation = false;
+        sc.monitor = true;
+        sc.duration_ns = None;
+        // Latency is the checker's choice of moment, not a delay.
+        sc.cost.ipi_latency_ns = 0;
+        sc.validate()?;
+        let mut m = Machine::new(sc);
+        let cpus: Vec<CpuId> = (1..=n).collect();
+        let rx: Vec<ChanId> = cpus.iter().map(|_| m.new_chan(ChanKind::Pipe)).collect();
+        let mut workers = Vec::new();
+        for (i, &c) in cpus.iter().enumerate() {
+            // One CPU: read a pipe only the housekeeping CPU writes. Two: write the other's pipe,
+            // then read your own.
+            let tx = (n > 1).then(|| rx[(i + 1) % n]);
+            let prog = Program::PingPong {
+                tx,
+                rx: rx[i],
+                user_ns: 1_000,
+                write_next: tx.is_some(),
+            };
+            let name = ["worker-a", "worker-b"][i];
+            let t = m.spawn(name, prog, c);
+            m.tasks[t].pinned = Some(c);
+            workers.push(t);
+        }
+        let mut model = Model {
+            symmetric: n > 1,
+            cfg,
+            cpus,
+            workers,
+            rx,
+            base: m,
+        };
+        let mut base = model.base.clone();
+        model.normalize(&mut base);
+        model.base = base;
+        Ok(model)
+    }
+
+    /// The starting states: boot (idle loops about to run the workers' first `ret_from_fork`),
+    /// and every worker in user mode with each combination of exit-work flags set, as a system
+    /// call body or a remote CPU may leave them (`NEED_RESCHED`, `SIGPENDING`, `NOTIFY_RESUME`,
+    /// `USER_RETURN_NOTIFY`).
+    pub fn roots(&self) -> Result<Vec<Root>, String> {
+        let mut roots = vec![Root {
+            label: "boot: idle loop with the worker runnable".into(),
+            machine: self.base.clone(),
+        }];
+        let mut staged = self.base.clone();
+        for &c in &self.cpus {
+            let w = self.workers[c - 1];
+            let mut n = 0;
+            while !(staged.cpus[c].mode == Mode::User && staged.cpus[c].current == w) {
+                if n == STAGE_LIMIT || staged.monitor.count > 0 {
+                    return Err(format!(
+                        "{}: staging could not bring worker {} to user mode on CPU {c} ({} violations on the way)",
+                        self.cfg.design.name, staged.tasks[w].comm, staged.monitor.count
+                    ));
+                }
+                staged.sync_clocks_drop_timers();
+                staged.advance(c);
+                n += 1;
+            }
+            self.normalize(&mut staged);
+        }
+        const FLAGS: [(u32, &str); 4] = [
+            (tif::NEED_RESCHED, "NEED_RESCHED"),
+            (tif::SIGPENDING, "SIGPENDING"),
+            (tif::NOTIFY_RESUME, "NOTIFY_RESUME"),
+            (tif::USER_RETURN_NOTIFY, "USER_RETURN_NOTIFY"),
+        ];
+        for set in 0..16u32 {
+            let mut m = staged.clone();
+            let mut names = Vec::new();
+            for (i, (bit, name)) in FLAGS.iter().enumerate() {
+                if set & (1 << i) != 0 {
+                    for &w in &self.workers {
+                        m.tasks[w].ti_flags |= bit;
+                    }
+                    names.push(*name);
+                }
+            }
+            let flags = if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join("|")
+            };
+            roots.push(Root {
+                label: format!("worker in user mode, exit work: {flags}"),
+                machine: m,
+            });
+        }
+        Ok(roots)
+    }
+
+    /// Entries on CPU `c`'s current task.
+    fn entries(m: &Machine, c: CpuId) -> usize {
+        m.tasks[m.cpus[c].current].entries.len()
+    }
+
+    /// Whether CPU `c` has an event that has arrived and that it must take now.
+    fn must_take(m: &Machine, c: CpuId) -> bool {
+        let cpu = &m.cpus[c];
+        let irq = cpu.pending.iter().any(|&p| p != NEVER) || cpu.next_tick != NEVER;
+        let nmi = cpu.nmi_at != NEVER;
+        match cpu.mode {
+            Mode::User | Mode::Halted => irq || nmi,
+            Mode::Kernel => false,
+        }
+    }
+
+    /// The next step CPU `c` runs if it is an instrumentable one (where kernel code may fault).
+    fn next_is_instr(m: &Machine, c: CpuId) -> bool {
+        let t = &m.tasks[m.cpus[c].current];
+        t.frames.last().is_some_and(|f| {
+            f.steps
+                .get(f.pc as usize)
+                .is_some_and(|s| s.kind == ctxtrack_sim::design::StepKind::Instr)
+        })
+    }
+
+    /// Every action enabled in `m`, in a fixed order (the order breaks ties between equally
+    /// short counterexamples).
+    pub fn actions(&self, m: &Machine, out: &mut Vec<Action>) {
+        let ev = self.cfg.events;
+        for &c in &self.cpus {
+            let cpu = &m.cpus[c];
+            // A new entry would sit at depth `entries + 1`.
+            let room = Self::entries(m, c) < self.cfg.depth as usize;
+            match cpu.mode {
+                Mode::Kernel => out.push(Action::Step(c)),
+                Mode::User | Mode::Halted if Self::must_take(m, c) => {
+                    // The hardware takes an arrived interrupt at once.
+                    out.push(Action::Step(c));
+                    continue;
+                }
+                Mode::User => out.push(Action::Syscall(c)),
+                Mode::Halted => {}
+            }
+            if !room {
+                continue;
+            }
+            let irqs = cpu.mode != Mode::Kernel || cpu.hw.irqs_on;
+            if ev.has(Event::Irq) && irqs {
+                out.push(Action::Irq(c, Vector::Device));
+                out.push(Action::Irq(c, Vector::LocalTimer));
+            }
+            if ev.has(Event::Nmi) && cpu.nmi_at == NEVER && !Self::in_nmi(m, c) {
+                out.push(Action::Nmi(c));
+            }
+            let runs = cpu.mode != Mode::Halted;
+            if ev.has(Event::Exc) && runs {
+                out.push(Action::Breakpoint(c));
+            }
+            if ev.has(Event::Fault) && (cpu.mode == Mode::User || Self::next_is_instr(m, c)) {
+                out.push(Action::PageFault(c));
+            }
+            if ev.has(Event::Preempt) && cpu.pending[Vector::Reschedule as usize] == NEVER {
+                out.push(Action::Preempt(c));
+            }
+            let w = self.workers[c - 1];
+            if ev.has(Event::Signal) && m.tasks[w].ti_flags & tif::SIGPENDING == 0 {
+                out.push(Action::Signal(c));
+            }
+        }
+        // A grace period can only be wrong about a reader that began before it: the observer
+        // starts one only while a read-side section runs (normalize() ends it once none that
+        // predates it is left).
+        if m.rcu.in_progress {
+            out.push(Action::GpFqs);
+        } else if self.workers.iter().any(|&w| m.tasks[w].rcu_depth > 0) {
+            out.push(Action::GpStart);
+        }
+    }
+
+    fn in_nmi(m: &Machine, c: CpuId) -> bool {
+        m.tasks[m.cpus[c].current]
+            .entries
+            .iter()
+            .any(|e| e.kind == ctxtrack_sim::machine::EntryKind::Nmi)
+    }
+
+    /// Performs `a` on `m`.
+    pub fn apply(&self, m: &mut Machine, a: Action) {
+        match a {
+            Action::Step(c) => m.advance(c),
+            Action::Syscall(c) => {
+                m.cpus[c].user_until = m.cpus[c].hw.now;
+                m.refresh_next(c);
+                m.advance(c);
+            }
+            Action::Irq(c, v) => {
+                m.raise_irq(c, v);
+                m.advance(c);
+            }
+            Action::Nmi(c) => {
+                m.raise_nmi(c);
+                m.advance(c);
+            }
+            Action::Breakpoint(c) => {
+                m.raise_exception(c, Exception::Breakpoint);
+            }
+            Action::PageFault(c) => {
+                m.raise_exception(c, Exception::PageFault);
+            }
+            Action::Preempt(c) => {
+                let i = c - 1;
+                let sleeping = m.tasks[self.workers[i]].state == TaskState::Sleeping;
+                if sleeping
+                    && m.chans[self.rx[i] as usize]
+                        .readers
+                        .contains(&self.workers[i])
+                {
+                    m.remote_write(HOUSEKEEPING, self.rx[i]);
+                } else {
+                    m.remote_resched(HOUSEKEEPING, c);
+                }
+            }
+            Action::Signal(c) => m.remote_signal(HOUSEKEEPING, self.workers[c - 1]),
+            Action::GpStart => {
+                let now = m.cpus[self.cpus[0]].hw.now;
+                m.gp_start(now, 1 << HOUSEKEEPING);
+            }
+            Action::GpFqs => {
+                let now = m.cpus[self.cpus[0]].hw.now;
+                m.gp_fqs(now);
+            }
+        }
+        self.normalize(m);
+    }
+
+    /// Time out of the state: one clock, no future timers, user bursts that end only by an
+    /// action.
+    fn normalize(&self, m: &mut Machine) {
+        m.sync_clocks_drop_timers();
+        if m.rcu.in_progress && !self.gp_can_fail(m) {
+            // No reader that predates the grace period is left: whatever the kthread does next,
+            // it ends this grace period without a violation (its only other effect, urgency,
+            // needs milliseconds of grace-period age). End it now so states do not differ by it.
+            m.rcu.in_progress = false;
+            m.rcu.qs_mask = 0;
+            m.rcu.next_fqs_ns = NEVER;
+        }
+        for &c in &self.cpus {
+            if m.cpus[c].mode == Mode::User {
+                m.cpus[c].user_until = NEVER;
+                m.refresh_next(c);
+            }
+        }
+    }
+
+    /// A running grace period could still end while a reader that began before it runs.
+    fn gp_can_fail(&self, m: &Machine) -> bool {
+        let start = m.rcu.gp_start_ns;
+        m.tasks
+            .iter()
+            .any(|t| t.rcu_depth > 0 && t.rcu_since_ns < start)
+    }
+
+    /// The state's fingerprint: everything that can change what happens next, and nothing else
+    /// (see the module doc). CPUs are collapsed by symmetry when the model is symmetric.
+    pub fn fingerprint(&self, m: &Machine) -> u64 {
+        let mut parts = [0u64; MAX_CPUS];
+        for (i, &c) in self.cpus.iter().enumerate() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.hash_cpu(m, i, c, &mut h);
+            parts[i] = h.finish();
+        }
+        let parts = &mut parts[..self.cpus.len()];
+        if self.symmetric {
+            parts.sort_unstable();
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        parts.hash(&mut h);
+        m.rcu.in_progress.hash(&mut h);
+        h.finish()
+    }
+
+    /// Task ids as seen from CPU `c` (index `i`): its idle task 0, its worker 1, another worker
+    /// 2, anything else 3.
+    fn rel(&self, m: &Machine, i: usize, c: CpuId, t: TaskId) -> u8 {
+        if t == m.cpus[c].idle_task {
+            0
+        } else if t == self.workers[i] {
+            1
+        } else if self.workers.contains(&t) {
+            2
+        } else {
+            3
+        }
+    }
+
+    fn hash_cpu(&self, m: &Machine, i: usize, c: CpuId, h: &mut impl Hasher) {
+        let cpu = &m.cpus[c];
+        let ct = &cpu.pcpu.ct;
+        cpu.mode.hash(h);
+        self.rel(m, i, c, cpu.current).hash(h);
+        for &t in &cpu.rq {
+            self.rel(m, i, c, t).hash(h);
+        }
+        (
+            cpu.hw.irqs_on,
+            cpu.hw.preempt_count,
+            cpu.hw.cur_has_mm,
+            cpu.hw.cur_is_idle,
+        )
+            .hash(h);
+        (
+            ct.active,
+            ct.recursion,
+            ct.ct_state_bits(),
+            ct.rcu_is_watching(),
+            ct.nesting,
+            ct.nmi_nesting,
+        )
+            .hash(h);
+        (
+            cpu.pcpu.rcu.urgent_qs(),
+            cpu.pcpu.rcu.forced_tick,
+            cpu.pcpu.tick.tick_stopped,
+            cpu.pcpu.tick.tick_dep_mask,
+        )
+            .hash(h);
+        for p in cpu.pending {
+            (p != NEVER).hash(h);
+        }
+        (cpu.next_tick != NEVER, cpu.nmi_at != NEVER).hash(h);
+        // The grace period as this CPU is concerned: owes a QS, snapshotted, how the counter
+        // relates to the snapshot.
+        let r = &m.rcu;
+        let owes = r.in_progress && r.qs_mask & (1 << c) != 0;
+        let snapped = owes && r.snapped & (1 << c) != 0;
+        owes.hash(h);
+        if snapped {
+            let snap = r.snaps[c];
+            (
+                ctxtrack_core::rcu::rcu_watching_snap_in_eqs(snap),
+                ct.ct_rcu_watching() == snap,
+            )
+                .hash(h);
+        }
+        // Tasks that belong to this CPU: its idle task and its worker.
+        for t in [cpu.idle_task, self.workers[i]] {
+            self.hash_task(m, i, c, t, h);
+        }
+        let ch = &m.chans[self.rx[i] as usize];
+        ch.bytes.hash(h);
+        for &t in ch.readers.iter().chain(ch.writers.iter()) {
+            self.rel(m, i, c, t).hash(h);
+        }
+    }
+
+    fn hash_task(&self, m: &Machine, i: usize, c: CpuId, t: TaskId, h: &mut impl Hasher) {
+        let task = &m.tasks[t];
+        (task.state, task.ti_flags, task.cpu == c).hash(h);
+        for f in &task.frames {
+            (f.path as *const _ as usize, f.pc).hash(h);
+        }
+        for e in &task.entries {
+            (e.kind, e.regs, e.locals, e.base).hash(h);
+            if let Some(s) = e.saved {
+                (
+                    s.cpu == c,
+                    s.state,
+                    s.watching,
+                    s.nesting,
+                    s.nmi_nesting,
+                    s.preempt_count,
+                )
+                    .hash(h);
+            }
+        }
+        task.rcu_depth.hash(h);
+        // What the grace-period check compares: a reader that began before the grace period.
+        let r = &m.rcu;
+        (task.rcu_depth > 0 && r.in_progress && task.rcu_since_ns < r.gp_start_ns).hash(h);
+        // Pipes by role (this CPU's or the other's), so mirrored CPUs hash alike.
+        let own = |ch: ChanId| ch == self.rx[i];
+        let sc = |s: Option<Syscall>| match s {
+            Some(Syscall::Read { ch, len }) => (1u8, own(ch), len),
+            Some(Syscall::Write { ch, len }) => (2, own(ch), len),
+            Some(Syscall::Poll { ch }) => (3, own(ch), 0),
+            Some(other) => (4, false, u64::from(other.nr())),
+            None => (0, false, 0),
+        };
+        sc(task.cur_syscall).hash(h);
+        match task.then {
+            Then::Syscall(s) => (0u8, sc(Some(s))).hash(h),
+            other => (1u8, other).hash(h),
+        }
+        match &task.prog {
+            Program::PingPong { write_next, .. } => write_next.hash(h),
+            other => other.hash(h),
+        }
+        (task.user_left_ns > 0, task.last_ret.is_some()).hash(h);
+        let v = &task.vtime.vtime;
+        (v.state, v.cpu == c as i32, v.cpu < 0, task.vtime.pf_vcpu).hash(h);
+    }
+}

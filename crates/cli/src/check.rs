@@ -1,0 +1,106 @@
+//! `ctxtrack check`: argument handling, progress display, output files. The exploration itself
+//! is `ctxtrack_check`.
+
+use ctxtrack_check::model::{CheckConfig, Events};
+use ctxtrack_check::{check, render, write_ftrace, DesignResult};
+use ctxtrack_sim::design::{self, Design};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+pub(crate) struct Args<'a> {
+    pub design: Option<&'a str>,
+    pub all: bool,
+    pub depth: u32,
+    pub cpus: usize,
+    pub events: &'a str,
+    pub max_states: u64,
+    pub max_memory: u64,
+    pub json: bool,
+    pub trace_out: Option<&'a Path>,
+    pub quiet: bool,
+}
+
+pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
+    let designs: Vec<&'static Design> = match (a.design, a.all) {
+        (Some(_), true) => return Err("--design and --all exclude each other".into()),
+        (Some(n), false) => vec![design::by_name(n).map_err(|e| format!("--design: {e}"))?],
+        (None, _) => design::all().to_vec(),
+    };
+    let events = Events::parse(a.events)?;
+    let cfg_for = |d: &'static Design| CheckConfig {
+        depth: a.depth,
+        cpus: a.cpus,
+        events,
+        max_states: a.max_states,
+        max_memory_mb: a.max_memory,
+        ..CheckConfig::new(d)
+    };
+    // Validate once before any work, so a bad option never leaves partial output.
+    cfg_for(designs[0]).validate()?;
+    if let Some(dir) = a.trace_out {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--trace-out {}: {e}", dir.display()))?;
+    }
+    let show = !a.quiet && std::io::stderr().is_terminal();
+    let mut results: Vec<(DesignResult, f64)> = Vec::new();
+    for &d in &designs {
+        let start = Instant::now();
+        let mut pb: Option<ProgressBar> = None;
+        let mut progress = |p: &ctxtrack_check::explore::Progress| {
+            // Only runs longer than a second get a bar.
+            if !show || start.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+            let bar = pb.get_or_insert_with(|| {
+                let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                b.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
+                );
+                b
+            });
+            let secs = start.elapsed().as_secs_f64();
+            bar.set_message(format!(
+                "{}: {} states ({:.0}/s), level {}, frontier {}",
+                d.name,
+                p.states,
+                p.states as f64 / secs,
+                p.level,
+                p.frontier
+            ));
+            bar.tick();
+        };
+        let r = check(cfg_for(d), &mut progress)?;
+        if let Some(b) = pb {
+            b.finish_and_clear();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if let Some(dir) = a.trace_out {
+            for (i, cx) in r.violations.iter().enumerate() {
+                let p = dir.join(format!("{}-{}-{}.trace", d.name, i + 1, cx.invariant));
+                let f = std::fs::File::create(&p)
+                    .map_err(|e| format!("--trace-out {}: {e}", p.display()))?;
+                write_ftrace(cfg_for(d), cx, Box::new(std::io::BufWriter::new(f)))
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+        }
+        if !a.json {
+            print!("{}", render(&r, Some(secs)));
+        }
+        results.push((r, secs));
+    }
+    if a.json {
+        let v: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(r, _)| serde_json::to_value(r).expect("result serializes"))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    }
+    let bad = results.iter().any(|(r, _)| r.verdict != "ok");
+    Ok(if bad {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
