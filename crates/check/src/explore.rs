@@ -156,6 +156,9 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
                     n.monitor.by_site.clear();
                     n.monitor.by_invariant.clear();
                 }
+                if n.monitor.count > u64::from(model.cfg.keep_going) {
+                    continue;
+                }
                 if seen.insert(model.fingerprint(&n)) {
                     nodes.push(Node {
                         parent: id,

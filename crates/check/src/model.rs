@@ -150,6 +150,10 @@ pub struct CheckConfig {
     pub events: Events,
     /// Give up (verdict: incomplete) after this many distinct states.
     pub max_states: u64,
+    /// Explore past at most this many violations on one path (0: stop at the first). States are
+    /// told apart by how many they have seen, up to this bound, so the search stays exhaustive
+    /// for paths with at most this many violations.
+    pub keep_going: u32,
     /// Give up (verdict: incomplete) when the states waiting in the next level would take more
     /// than this many MiB (each is a whole machine).
     pub max_memory_mb: u64,
@@ -164,6 +168,7 @@ impl CheckConfig {
             cpus: 1,
             events: Events::ALL,
             max_states: 20_000_000,
+            keep_going: 1,
             max_memory_mb: 4096,
         }
     }
@@ -238,7 +243,8 @@ impl Action {
         match self {
             Action::Step(_) => "step".into(),
             Action::Syscall(_) => "syscall".into(),
-            Action::Irq(_, v) => format!("irq {}", v.trace_name().trim_end_matches("_handler")),
+            Action::Irq(_, Vector::Device) => "irq device".into(),
+            Action::Irq(_, v) => format!("irq {}", v.trace_name()),
             Action::Nmi(_) => "nmi".into(),
             Action::Breakpoint(_) => "int3".into(),
             Action::PageFault(_) => "page fault".into(),
@@ -563,6 +569,10 @@ impl Model {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         parts.hash(&mut h);
         m.rcu.in_progress.hash(&mut h);
+        m.monitor
+            .count
+            .min(u64::from(self.cfg.keep_going))
+            .hash(&mut h);
         h.finish()
     }
 

@@ -18,6 +18,7 @@ pub(crate) struct Args<'a> {
     pub events: &'a str,
     pub max_states: u64,
     pub max_memory: u64,
+    pub keep_going: u32,
     pub json: bool,
     pub trace_out: Option<&'a Path>,
     pub quiet: bool,
@@ -36,6 +37,7 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
         events,
         max_states: a.max_states,
         max_memory_mb: a.max_memory,
+        keep_going: a.keep_going,
         ..CheckConfig::new(d)
     };
     // Validate once before any work, so a bad option never leaves partial output.

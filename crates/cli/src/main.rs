@@ -75,6 +75,10 @@ enum Cmd {
         /// Give up when the states waiting in the next level need more than this (MiB).
         #[arg(long, default_value_t = 4096, value_name = "MIB")]
         max_memory: u64,
+        /// Explore past this many violations on one path (0: stop at the first), to find the
+        /// ones that lie behind a violation every path hits.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        keep_going: u32,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -336,6 +340,7 @@ fn main() -> ExitCode {
             events,
             max_states,
             max_memory,
+            keep_going,
             json,
             trace_out,
             quiet,
@@ -347,6 +352,7 @@ fn main() -> ExitCode {
             events,
             max_states: *max_states,
             max_memory: *max_memory,
+            keep_going: *keep_going,
             json: *json,
             trace_out: trace_out.as_deref(),
             quiet: *quiet,
