@@ -11,6 +11,7 @@
 //! the machines of two levels.
 
 use crate::model::{Action, Model, Root};
+use ctxtrack_sim::Machine;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -84,7 +85,7 @@ struct Node {
 
 /// Explores `model` from `roots`; `progress` is called after each level and every 65 536 states.
 pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress)) -> Outcome {
-    let mut seen: HashSet<u64, BuildHasherDefault<Identity>> = HashSet::default();
+    let mut seen: Seen = HashSet::default();
     let mut nodes: Vec<Node> = Vec::new();
     let mut frontier = Vec::new();
     for r in roots {
@@ -93,7 +94,7 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
                 parent: NO_PARENT,
                 action: None,
             });
-            frontier.push(((nodes.len() - 1) as u32, r.machine.clone()));
+            frontier.push(((nodes.len() - 1) as u32, Box::new(r.machine.clone())));
         }
     }
     // Which root each root node is (roots with equal fingerprints collapse to the first).
@@ -117,52 +118,55 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
     };
     let state_bytes = roots.first().map_or(1, |r| approx_bytes(&r.machine));
     let max_frontier = (model.cfg.max_memory_mb << 20) / state_bytes;
-    let mut actions = Vec::with_capacity(16);
+    let threads = model.cfg.threads.max(1);
     let mut next = Vec::new();
     let mut level = 0u32;
     'levels: while !frontier.is_empty() {
-        for (id, m) in frontier.drain(..) {
-            actions.clear();
-            model.actions(&m, &mut actions);
-            let mut m = Some(m);
-            for (i, &a) in actions.iter().enumerate() {
-                // The last action takes the state itself: one copy fewer per state.
-                let mut n = if i + 1 == actions.len() {
-                    m.take().expect("state still here")
-                } else {
-                    m.as_ref().expect("state still here").clone()
-                };
-                let (count, reports) = (n.monitor.count, n.monitor.reports.len());
-                model.apply(&mut n, a);
+        // Expand the level batch by batch, each batch in parallel (read-only: the seen set is not
+        // written meanwhile), and merge the children in frontier order, so the result does not
+        // depend on the number of threads. Batches keep the children's buffers small and reused.
+        let mut states = std::mem::take(&mut frontier).into_iter();
+        loop {
+            let batch: Vec<(u32, Box<Machine>)> = states.by_ref().take(BATCH).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let parts = split(batch, threads);
+            let expanded: Vec<Vec<Child>> = if parts.len() == 1 {
+                parts.into_iter().map(|p| expand(model, p, &seen)).collect()
+            } else {
+                let seen = &seen;
+                std::thread::scope(|sc| {
+                    let hs: Vec<_> = parts
+                        .into_iter()
+                        .map(|p| sc.spawn(move || expand(model, p, seen)))
+                        .collect();
+                    hs.into_iter()
+                        .map(|h| h.join().expect("explorer thread panicked"))
+                        .collect()
+                })
+            };
+            for child in expanded.into_iter().flatten() {
                 out.transitions += 1;
-                if n.monitor.count != count {
-                    for r in &n.monitor.reports[reports..] {
-                        let known = |f: &Found| f.invariant == r.invariant && f.site == r.site;
-                        if !out.found.iter().any(known) {
-                            let (root, mut path) = path_to(&nodes, &root_of_node, id);
-                            path.push(a);
-                            out.found.push(Found {
-                                invariant: r.invariant.clone(),
-                                site: r.site.clone(),
-                                detail: r.detail.clone(),
-                                root,
-                                actions: path,
-                            });
-                        }
+                for r in &child.reports {
+                    let known = |f: &Found| f.invariant == r.invariant && f.site == r.site;
+                    if !out.found.iter().any(known) {
+                        let (root, mut path) = path_to(&nodes, &root_of_node, child.parent);
+                        path.push(child.action);
+                        out.found.push(Found {
+                            invariant: r.invariant.clone(),
+                            site: r.site.clone(),
+                            detail: r.detail.clone(),
+                            root,
+                            actions: path,
+                        });
                     }
-                    // Keep exploring past it: other invariants and sites may lie behind it. The
-                    // copy forgets its reports (they are recorded here) so copies stay cheap.
-                    n.monitor.reports.clear();
-                    n.monitor.by_site.clear();
-                    n.monitor.by_invariant.clear();
                 }
-                if n.monitor.count > u64::from(model.cfg.keep_going) {
-                    continue;
-                }
-                if seen.insert(model.fingerprint(&n)) {
+                let Some(n) = child.state else { continue };
+                if seen.insert(child.fp) {
                     nodes.push(Node {
-                        parent: id,
-                        action: Some(a),
+                        parent: child.parent,
+                        action: Some(child.action),
                     });
                     next.push(((nodes.len() - 1) as u32, n));
                     if seen.len() as u64 >= model.cfg.max_states {
@@ -202,6 +206,79 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
     }
     out.states = seen.len() as u64;
     out.depth = level;
+    out
+}
+
+/// One successor, as an expanding thread leaves it for the merge.
+struct Child {
+    parent: u32,
+    action: Action,
+    /// Violations the transition reported.
+    reports: Vec<ctxtrack_sim::monitor::ViolationReport>,
+    /// The state, unless it is not to be explored (seen before the level, or past
+    /// `keep_going` violations).
+    state: Option<Box<Machine>>,
+    fp: u64,
+}
+
+type Seen = HashSet<u64, BuildHasherDefault<Identity>>;
+
+/// States expanded per parallel batch.
+const BATCH: usize = 2048;
+
+/// Splits `v` into at most `n` contiguous parts, in order (one part if it is small).
+fn split<T>(mut v: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    if n == 1 || v.len() < 256 {
+        return vec![v];
+    }
+    let per = v.len().div_ceil(n);
+    let mut parts = Vec::with_capacity(n);
+    while v.len() > per {
+        let tail = v.split_off(per);
+        parts.push(v);
+        v = tail;
+    }
+    parts.push(v);
+    parts
+}
+
+/// Applies every enabled action to every state of `part`, in order.
+fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Child> {
+    let mut out = Vec::with_capacity(part.len() * 2);
+    let mut actions = Vec::with_capacity(16);
+    for (id, m) in part {
+        actions.clear();
+        model.actions(&m, &mut actions);
+        let mut m = Some(m);
+        for (i, &a) in actions.iter().enumerate() {
+            // The last action takes the state itself: one copy fewer per state.
+            let mut n = if i + 1 == actions.len() {
+                m.take().expect("state still here")
+            } else {
+                Box::new(Machine::clone(m.as_ref().expect("state still here")))
+            };
+            let (count, before) = (n.monitor.count, n.monitor.reports.len());
+            model.apply(&mut n, a);
+            let mut reports = Vec::new();
+            if n.monitor.count != count {
+                reports = n.monitor.reports.split_off(before);
+                // Keep exploring past it (other invariants and sites may lie behind it); the
+                // copy forgets its reports (they travel in `reports`) so copies stay cheap.
+                n.monitor.reports.clear();
+                n.monitor.by_site.clear();
+                n.monitor.by_invariant.clear();
+            }
+            let fp = model.fingerprint(&n);
+            let keep = n.monitor.count <= u64::from(model.cfg.keep_going) && !seen.contains(&fp);
+            out.push(Child {
+                parent: id,
+                action: a,
+                reports,
+                state: keep.then_some(n),
+                fp,
+            });
+        }
+    }
     out
 }
 

@@ -137,7 +137,7 @@ pub fn check(
 pub fn write_ftrace(
     cfg: CheckConfig,
     cx: &Counterexample,
-    out: Box<dyn std::io::Write>,
+    out: ctxtrack_sim::trace::TraceOut,
 ) -> Result<(), String> {
     let model = Model::new(cfg)?;
     let roots = model.roots()?;

@@ -150,6 +150,10 @@ pub struct CheckConfig {
     pub events: Events,
     /// Give up (verdict: incomplete) after this many distinct states.
     pub max_states: u64,
+    /// Threads expanding each breadth-first level (the result does not depend on it).
+    pub threads: usize,
+    /// Collapse states that differ by a permutation of interchangeable CPUs.
+    pub symmetry: bool,
     /// Explore past at most this many violations on one path (0: stop at the first). States are
     /// told apart by how many they have seen, up to this bound, so the search stays exhaustive
     /// for paths with at most this many violations.
@@ -169,6 +173,8 @@ impl CheckConfig {
             events: Events::ALL,
             max_states: 20_000_000,
             keep_going: 1,
+            symmetry: true,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_memory_mb: 4096,
         }
     }
@@ -320,7 +326,7 @@ impl Model {
             workers.push(t);
         }
         let mut model = Model {
-            symmetric: n > 1,
+            symmetric: n > 1 && cfg.symmetry,
             cfg,
             cpus,
             workers,
@@ -558,7 +564,7 @@ impl Model {
     pub fn fingerprint(&self, m: &Machine) -> u64 {
         let mut parts = [0u64; MAX_CPUS];
         for (i, &c) in self.cpus.iter().enumerate() {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let mut h = FpHasher::default();
             self.hash_cpu(m, i, c, &mut h);
             parts[i] = h.finish();
         }
@@ -566,7 +572,7 @@ impl Model {
         if self.symmetric {
             parts.sort_unstable();
         }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = FpHasher::default();
         parts.hash(&mut h);
         m.rcu.in_progress.hash(&mut h);
         m.monitor
@@ -695,5 +701,53 @@ impl Model {
         (task.user_left_ns > 0, task.last_ret.is_some()).hash(h);
         let v = &task.vtime.vtime;
         (v.state, v.cpu == c as i32, v.cpu < 0, task.vtime.pf_vcpu).hash(h);
+    }
+}
+
+/// The fingerprint hash: every word goes through a 64×64→128-bit multiply-fold (the mixing step
+/// of wyhash), so all bits of the input affect all bits of the state. Fixed constants: the same
+/// state always has the same fingerprint. At a few million states the chance that two distinct
+/// states collide in 64 bits is below 10⁻⁶.
+#[derive(Default)]
+struct FpHasher(u64);
+
+impl FpHasher {
+    #[inline(always)]
+    fn mix(&mut self, x: u64) {
+        const K1: u64 = 0xa076_1d64_78bd_642f;
+        const K2: u64 = 0xe703_7ed1_a0b4_28db;
+        let p = u128::from(self.0 ^ x ^ K1) * u128::from(K2 ^ x.rotate_left(32));
+        self.0 = (p as u64) ^ ((p >> 64) as u64);
+    }
+}
+
+impl Hasher for FpHasher {
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w) ^ ((c.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, x: u8) {
+        self.mix(u64::from(x) | 1 << 62);
+    }
+    fn write_u16(&mut self, x: u16) {
+        self.mix(u64::from(x) | 2 << 62);
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.mix(u64::from(x) | 3 << 62);
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.mix(x);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.mix(x as u64);
     }
 }

@@ -284,7 +284,7 @@ pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
 fn cmd_run(wc: &WorkloadCmd) -> Result<ExitCode, String> {
     let (w, o) = wc.split();
     let cfg = build_config(&w, o)?;
-    let trace: Option<Box<dyn std::io::Write>> = match &o.trace {
+    let trace: Option<ctxtrack_sim::trace::TraceOut> = match &o.trace {
         Some(p) => {
             let f =
                 std::fs::File::create(p).map_err(|e| format!("--trace {}: {e}", p.display()))?;

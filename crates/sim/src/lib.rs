@@ -38,11 +38,7 @@ pub use workload::Workload;
 /// If the run found violations, the same configuration is replayed with step history on up to
 /// the last reported violation (the run is deterministic, so the replay is the same run), and the
 /// reports get the last steps of their CPU.
-pub fn run(
-    cfg: Config,
-    workload: &Workload,
-    trace: Option<Box<dyn std::io::Write>>,
-) -> (Report, Machine) {
+pub fn run(cfg: Config, workload: &Workload, trace: Option<trace::TraceOut>) -> (Report, Machine) {
     let mut m = Machine::new(cfg.clone());
     if let Some(out) = trace {
         m.trace = Some(trace::TraceSink::new(out));

@@ -6,9 +6,13 @@ use ctxtrack_core::stats::TRANSITION_COUNT;
 use ctxtrack_core::Transition;
 use std::io::Write;
 
-/// Where trace lines go.
+/// Where trace text goes (`Send + Sync` so a machine can move between threads, as model
+/// checkers do with states).
+pub type TraceOut = Box<dyn Write + Send + Sync>;
+
+/// The ftrace text writer of a machine.
 pub struct TraceSink {
-    out: Box<dyn Write>,
+    out: TraceOut,
     /// Lines written.
     pub lines: u64,
     /// First write error (reported at the end, never a panic).
@@ -30,7 +34,7 @@ pub const HEADER: &str = "# tracer: nop
 
 impl TraceSink {
     /// A sink writing to `out`; writes the header.
-    pub fn new(out: Box<dyn Write>) -> TraceSink {
+    pub fn new(out: TraceOut) -> TraceSink {
         let mut s = TraceSink {
             out,
             lines: 0,

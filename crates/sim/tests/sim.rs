@@ -13,11 +13,11 @@ fn ms(n: u64) -> Option<u64> {
 }
 
 /// An in-memory trace sink the test can read back after the run.
-struct SharedBuf(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for SharedBuf {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
+        self.0.lock().unwrap().extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -211,14 +211,14 @@ fn same_seed_is_byte_identical_and_different_seeds_differ() {
     let go = |seed: u64| {
         let mut c = cfg();
         c.seed = seed;
-        let buf = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (r, _) = run(
             c,
             &small_messaging(),
             Some(Box::new(SharedBuf(buf.clone()))),
         );
         let json = serde_json::to_string(&r).unwrap();
-        let trace = buf.borrow().clone();
+        let trace = buf.lock().unwrap().clone();
         (json, trace)
     };
     let (j1, t1) = go(7);
@@ -233,7 +233,7 @@ fn same_seed_is_byte_identical_and_different_seeds_differ() {
 
 #[test]
 fn trace_has_linux_layout_and_pairs() {
-    let buf = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut c = cfg();
     c.duration_ns = ms(1);
     let (r, _) = run(
@@ -245,7 +245,7 @@ fn trace_has_linux_layout_and_pairs() {
         },
         Some(Box::new(SharedBuf(buf.clone()))),
     );
-    let text = String::from_utf8(buf.borrow().clone()).unwrap();
+    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
     assert!(text.starts_with("# tracer: nop\n"));
     let cpu3: Vec<&str> = text.lines().filter(|l| l.contains(" [003] ")).collect();
     assert!(cpu3.len() > 100);
