@@ -269,3 +269,69 @@ fn compare_prints_json_and_writes_svg() {
         s.starts_with("<svg") && s.contains("CT cycles per IRQ") && s.contains("generic-entry")
     );
 }
+
+#[test]
+fn check_exit_codes_and_json() {
+    // generic-entry holds: exit 0.
+    let o = ctxtrack(&["check", "--design", "generic-entry", "--depth", "2", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &v[0];
+    assert_eq!(r["design"], "generic-entry");
+    assert_eq!(r["verdict"], "ok");
+    assert!(r["states"].as_u64().unwrap() > 1000);
+    assert_eq!(r["violations"].as_array().unwrap().len(), 0);
+    // linux-4.3 does not: exit 1, with numbered trace lines in the text form.
+    let o = ctxtrack(&["check", "--design", "linux-4.3", "--depth", "1", "--events", "irq"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("VIOLATED"), "{text}");
+    assert!(text.contains("ct_kernel_with_irqs_on"), "{text}");
+    assert!(
+        text.contains("syscall_trace_enter_phase1: enter_from_user_mode"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_writes_counterexamples_as_ftrace_text() {
+    let dir = scratch_dir("ctxtrack-check-trace");
+    let o = ctxtrack(&[
+        "check",
+        "--design",
+        "linux-4.3",
+        "--depth",
+        "1",
+        "--events",
+        "none",
+        "--trace-out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(!files.is_empty());
+    let t = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(t.starts_with("# tracer: nop"), "{t}");
+    assert!(t.contains("user_exit"), "{t}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_rejects_bad_options_clearly() {
+    let o = ctxtrack(&["check", "--events", "irq,bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown event \"bogus\""), "{}", stderr(&o));
+    assert!(stderr(&o).contains("irq, nmi, exc, fault, preempt, signal"));
+    let o = ctxtrack(&["check", "--cpus", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--cpus 3"), "{}", stderr(&o));
+    let o = ctxtrack(&["check", "--design", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("generic-entry"), "{}", stderr(&o));
+    // A limit is reported, never a silent "ok".
+    let o = ctxtrack(&["check", "--design", "generic-entry", "--max-states", "100"]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("INCOMPLETE"), "{text}");
+    assert!(text.contains("--max-states 100"), "{text}");
+}
