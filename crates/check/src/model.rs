@@ -226,6 +226,8 @@ pub enum Action {
     GpStart,
     /// The grace-period kthread runs a force-quiescent-state scan.
     GpFqs,
+    /// The grace-period kthread marks this holdout CPU `rcu_urgent_qs`.
+    GpUrgent(CpuId),
 }
 
 impl Action {
@@ -240,7 +242,7 @@ impl Action {
             | Action::PageFault(c)
             | Action::Preempt(c)
             | Action::Signal(c) => c,
-            Action::GpStart | Action::GpFqs => HOUSEKEEPING,
+            Action::GpStart | Action::GpFqs | Action::GpUrgent(_) => HOUSEKEEPING,
         }
     }
 
@@ -258,6 +260,7 @@ impl Action {
             Action::Signal(_) => "remote signal".into(),
             Action::GpStart => "gp start".into(),
             Action::GpFqs => "gp fqs scan".into(),
+            Action::GpUrgent(c) => format!("gp: cpu {c} rcu_urgent_qs"),
         }
     }
 }
@@ -470,6 +473,11 @@ impl Model {
         // predates it is left).
         if m.rcu.in_progress {
             out.push(Action::GpFqs);
+            for &c in &self.cpus {
+                if m.rcu.qs_mask & (1 << c) != 0 && !m.cpus[c].pcpu.rcu.urgent_qs() {
+                    out.push(Action::GpUrgent(c));
+                }
+            }
         } else if self.workers.iter().any(|&w| m.tasks[w].rcu_depth > 0) {
             out.push(Action::GpStart);
         }
@@ -527,6 +535,7 @@ impl Model {
                 let now = m.cpus[self.cpus[0]].hw.now;
                 m.gp_fqs(now);
             }
+            Action::GpUrgent(c) => m.gp_urgent(c),
         }
         self.normalize(m);
     }
@@ -536,12 +545,12 @@ impl Model {
     fn normalize(&self, m: &mut Machine) {
         m.sync_clocks_drop_timers();
         if m.rcu.in_progress && !self.gp_can_fail(m) {
-            // No reader that predates the grace period is left: whatever the kthread does next,
-            // it ends this grace period without a violation (its only other effect, urgency,
-            // needs milliseconds of grace-period age). End it now so states do not differ by it.
-            m.rcu.in_progress = false;
-            m.rcu.qs_mask = 0;
-            m.rcu.next_fqs_ns = NEVER;
+            // No reader that predates the grace period is left: it can only end well. End it now
+            // (each holdout reports, which also clears its urgency and forced tick), so states
+            // do not differ by a grace period that no longer matters.
+            for &c in &self.cpus {
+                ctxtrack_sim::rcu_gp::rcu_report_qs(m, c);
+            }
         }
         for &c in &self.cpus {
             if m.cpus[c].mode == Mode::User {

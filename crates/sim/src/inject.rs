@@ -112,6 +112,15 @@ impl Machine {
         crate::rcu_gp::rcu_gp_kthread(self, t);
     }
 
+    /// The grace-period kthread finds CPU `c` still holding out after `jiffies_to_sched_qs`
+    /// and sets its `rcu_urgent_qs` (its next kernel entry then forces the tick on).
+    pub fn gp_urgent(&mut self, c: CpuId) {
+        if self.rcu.in_progress && self.rcu.qs_mask & (1 << c) != 0 {
+            self.cpus[c].pcpu.rcu.set_urgent_qs(true);
+            self.rcu.stats.urgent_qs_set += 1;
+        }
+    }
+
     /// Puts every CPU's clock at the latest one (one global clock, so events posted by one CPU
     /// have arrived on all) and drops the tick and device interrupts their handlers re-armed
     /// for the future: a driver that picks every event itself raises those when it wants them.
