@@ -1,0 +1,317 @@
+//! Chrome trace-event JSON (the format the Perfetto UI and `chrome://tracing` open).
+//!
+//! One track per CPU (`pid` 1, `tid` = CPU). On each track a top-level slice says the context
+//! state (USER, KERNEL, IDLE, GUEST); syscalls, IRQs, NMIs and exceptions nest inside it as
+//! slices. Slices of a task that is switched out are closed at the switch and reopened when it
+//! runs again, so slices on a track always nest. Instant events mark IPIs, tick stop/start and
+//! grace-period start/end; counter events carry the context-tracking nesting depth.
+//!
+//! The writer is fed ftrace [`Line`]s (so a simulator and a replayed Linux trace produce the
+//! same picture) plus explicit slices for what ftrace does not show (exception exit, NMI).
+
+use crate::line::Line;
+use crate::replay::field;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// Slice kinds (the category of the JSON event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cat {
+    /// Context state (top level).
+    State,
+    /// A syscall.
+    Syscall,
+    /// An IRQ vector or device handler.
+    Irq,
+    /// An NMI.
+    Nmi,
+    /// An exception (page fault, breakpoint).
+    Exception,
+}
+
+impl Cat {
+    fn name(self) -> &'static str {
+        match self {
+            Cat::State => "ct_state",
+            Cat::Syscall => "syscall",
+            Cat::Irq => "irq",
+            Cat::Nmi => "nmi",
+            Cat::Exception => "exception",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Open {
+    cat: Cat,
+    name: String,
+}
+
+#[derive(Default)]
+struct Track {
+    /// Open slices, outermost first (the first is the context state).
+    stack: Vec<Open>,
+    pid: i32,
+    last_ts: u64,
+    tick_stopped: bool,
+}
+
+/// Streams Chrome trace-event JSON to `W`.
+pub struct ChromeWriter<W: Write> {
+    out: W,
+    first: bool,
+    tracks: BTreeMap<u32, Track>,
+    /// Nested slices of switched-out tasks, reopened when they run again.
+    parked: BTreeMap<i32, Vec<Open>>,
+    error: Option<std::io::Error>,
+    /// Events written.
+    pub events: u64,
+}
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn us(ts_ns: u64) -> String {
+    format!("{}.{:03}", ts_ns / 1000, ts_ns % 1000)
+}
+
+impl<W: Write> ChromeWriter<W> {
+    /// A writer; `ncpus` tracks are named up front.
+    pub fn new(out: W, ncpus: u32) -> Self {
+        let mut w = ChromeWriter {
+            out,
+            first: true,
+            tracks: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            error: None,
+            events: 0,
+        };
+        w.raw("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
+        w.emit(r#"{"ph":"M","pid":1,"name":"process_name","args":{"name":"CPUs"}}"#.into());
+        for c in 0..ncpus {
+            w.emit(format!(
+                r#"{{"ph":"M","pid":1,"tid":{c},"name":"thread_name","args":{{"name":"CPU {c}"}}}}"#
+            ));
+            w.emit(format!(
+                r#"{{"ph":"M","pid":1,"tid":{c},"name":"thread_sort_index","args":{{"sort_index":{c}}}}}"#
+            ));
+        }
+        w
+    }
+
+    fn raw(&mut self, s: &str) {
+        if self.error.is_none() {
+            if let Err(e) = self.out.write_all(s.as_bytes()) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn emit(&mut self, ev: String) {
+        if !self.first {
+            self.raw(",\n");
+        }
+        self.first = false;
+        self.raw(&ev);
+        self.events += 1;
+    }
+
+    fn track(&mut self, cpu: u32) -> &mut Track {
+        self.tracks.entry(cpu).or_default()
+    }
+
+    fn begin(&mut self, cpu: u32, ts: u64, cat: Cat, name: &str, args: &str) {
+        self.emit(format!(
+            r#"{{"ph":"B","pid":1,"tid":{cpu},"ts":{},"cat":"{}","name":"{}","args":{{{args}}}}}"#,
+            us(ts),
+            cat.name(),
+            esc(name)
+        ));
+        self.track(cpu).stack.push(Open {
+            cat,
+            name: name.into(),
+        });
+    }
+
+    fn end(&mut self, cpu: u32, ts: u64) {
+        if self.track(cpu).stack.pop().is_some() {
+            self.emit(format!(r#"{{"ph":"E","pid":1,"tid":{cpu},"ts":{}}}"#, us(ts)));
+        }
+    }
+
+    /// Closes slices down to (and including) the innermost one of `cat`, if one is open.
+    fn end_cat(&mut self, cpu: u32, ts: u64, cat: Cat) {
+        if let Some(i) = self.track(cpu).stack.iter().rposition(|o| o.cat == cat) {
+            while self.track(cpu).stack.len() > i {
+                self.end(cpu, ts);
+            }
+        }
+    }
+
+    /// Replaces the context-state slice, keeping nested slices open around the change.
+    fn set_state(&mut self, cpu: u32, ts: u64, state: &str, who: &str) {
+        let nested: Vec<Open> = {
+            let t = self.track(cpu);
+            if t.stack.is_empty() {
+                Vec::new()
+            } else {
+                t.stack[1..].to_vec()
+            }
+        };
+        while !self.track(cpu).stack.is_empty() {
+            self.end(cpu, ts);
+        }
+        self.begin(cpu, ts, Cat::State, state, &format!(r#""task":"{}""#, esc(who)));
+        for o in nested {
+            self.begin(cpu, ts, o.cat, &o.name, "");
+        }
+    }
+
+    /// An instant event on a CPU track.
+    pub fn instant(&mut self, cpu: u32, ts: u64, name: &str, args: &str) {
+        self.emit(format!(
+            r#"{{"ph":"i","s":"t","pid":1,"tid":{cpu},"ts":{},"name":"{}","args":{{{args}}}}}"#,
+            us(ts),
+            esc(name)
+        ));
+    }
+
+    /// A counter sample (context-tracking nesting and NMI nesting) for a CPU.
+    pub fn nesting(&mut self, cpu: u32, ts: u64, nesting: i64, nmi_nesting: i64) {
+        self.emit(format!(
+            r#"{{"ph":"C","pid":1,"tid":{cpu},"ts":{},"name":"ct nesting CPU {cpu}","args":{{"nesting":{nesting},"nmi_nesting":{nmi_nesting}}}}}"#,
+            us(ts)
+        ));
+    }
+
+    /// Opens a slice ftrace does not show (an NMI, an exception).
+    pub fn slice_begin(&mut self, cpu: u32, ts: u64, cat: Cat, name: &str) {
+        self.ensure_state(cpu, ts);
+        self.begin(cpu, ts, cat, name, "");
+    }
+
+    /// Closes the innermost open slice of `cat`.
+    pub fn slice_end(&mut self, cpu: u32, ts: u64, cat: Cat) {
+        self.end_cat(cpu, ts, cat);
+    }
+
+    fn ensure_state(&mut self, cpu: u32, ts: u64) {
+        if self.track(cpu).stack.is_empty() {
+            let idle = self.track(cpu).pid == 0;
+            self.begin(cpu, ts, Cat::State, if idle { "IDLE" } else { "KERNEL" }, "");
+        }
+    }
+
+    /// Feeds one ftrace event.
+    pub fn line(&mut self, l: &Line<'_>) {
+        let (c, ts) = (l.cpu, l.ts_ns);
+        {
+            let t = self.track(c);
+            t.last_ts = t.last_ts.max(ts);
+            if t.stack.is_empty() {
+                t.pid = l.pid;
+            }
+        }
+        let who = format!("{}-{}", l.comm, l.pid);
+        match l.event {
+            "user_enter" => self.set_state(c, ts, "USER", &who),
+            "user_exit" => self.set_state(c, ts, "KERNEL", &who),
+            "sys_enter" => {
+                self.ensure_state(c, ts);
+                let nr = l.fields.split_whitespace().nth(1).unwrap_or("?");
+                self.begin(c, ts, Cat::Syscall, &format!("syscall {nr}"), "");
+            }
+            "sys_exit" => self.end_cat(c, ts, Cat::Syscall),
+            "sched_switch" => {
+                // Park the outgoing task's nested slices; the new task's come back.
+                let nested: Vec<Open> = {
+                    let t = self.track(c);
+                    if t.stack.len() > 1 { t.stack[1..].to_vec() } else { Vec::new() }
+                };
+                let nested: Vec<Open> = nested.into_iter().filter(|o| o.cat == Cat::Syscall || o.cat == Cat::Exception).collect();
+                if l.pid != 0 && !nested.is_empty() {
+                    self.parked.insert(l.pid, nested);
+                }
+                while !self.track(c).stack.is_empty() {
+                    self.end(c, ts);
+                }
+                let next: i32 = field(l.fields, "next_pid=").and_then(|x| x.parse().ok()).unwrap_or(0);
+                let comm = crate::replay::field(l.fields, "next_comm=").unwrap_or("?");
+                self.track(c).pid = next;
+                let state = if next == 0 { "IDLE" } else { "KERNEL" };
+                self.begin(c, ts, Cat::State, state, &format!(r#""task":"{}-{next}""#, esc(comm)));
+                for o in self.parked.remove(&next).unwrap_or_default() {
+                    self.begin(c, ts, o.cat, &o.name, "");
+                }
+            }
+            "tick_stop" => {
+                if field(l.fields, "success=") == Some("1") {
+                    self.track(c).tick_stopped = true;
+                    self.instant(c, ts, "tick_stop", "");
+                }
+            }
+            "ipi_send_cpu" => {
+                let to = field(l.fields, "cpu=").unwrap_or("?").to_string();
+                self.instant(c, ts, &format!("IPI to CPU {to}"), "");
+            }
+            "rcu_grace_period" => {
+                let mut w = l.fields.split_whitespace();
+                let (seq, what) = (w.nth(1).unwrap_or("?"), w.next().unwrap_or("?"));
+                if what == "start" || what == "end" {
+                    self.instant(c, ts, &format!("GP {seq} {what}"), "");
+                }
+            }
+            "page_fault_user" | "page_fault_kernel" => {
+                self.ensure_state(c, ts);
+                self.instant(c, ts, l.event, "");
+            }
+            ev => {
+                if let Some(base) = ev.strip_suffix("_entry") {
+                    if ev == "irq_handler_entry" || crate::shapes_is_vector(base) {
+                        if base == "local_timer" && std::mem::take(&mut self.track(c).tick_stopped) {
+                            self.instant(c, ts, "tick_start", "");
+                        }
+                        self.ensure_state(c, ts);
+                        let name = if ev == "irq_handler_entry" {
+                            format!("irq {}", field(l.fields, "name=").unwrap_or("?"))
+                        } else {
+                            base.to_string()
+                        };
+                        self.begin(c, ts, Cat::Irq, &name, "");
+                    }
+                } else if let Some(base) = ev.strip_suffix("_exit") {
+                    if ev == "irq_handler_exit" || crate::shapes_is_vector(base) {
+                        self.end_cat(c, ts, Cat::Irq);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes every open slice at its track's last timestamp and ends the JSON.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        let cpus: Vec<u32> = self.tracks.keys().copied().collect();
+        for c in cpus {
+            let ts = self.track(c).last_ts;
+            while !self.track(c).stack.is_empty() {
+                self.end(c, ts);
+            }
+        }
+        self.raw("\n]}\n");
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
