@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod compare;
+mod replay;
 
 use clap::{Args, Parser, Subcommand};
 use ctxtrack_sim::{design, Config, CostModel, CpuSet, Workload};
@@ -88,6 +89,31 @@ enum Cmd {
         /// No progress display.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Replay a real ftrace text trace (/sys/kernel/tracing/trace or trace-cmd report; plain,
+    /// gzip or `-` for standard input): rebuild per-CPU context states, check every invariant a
+    /// trace can show, account per-task CPU time as the kernel does. Exit 1 on a violation.
+    Replay {
+        /// The trace file (`-`: standard input).
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print the event sequence of each path (syscall, IRQ from user, ...).
+        #[arg(long)]
+        shapes: bool,
+        /// CPUs that were nohz_full (default: those that log user_enter/user_exit).
+        #[arg(long = "nohz-full", value_name = "LIST")]
+        nohz_full: Option<String>,
+        /// The traced kernel's HZ, for tick-sampled accounting on untracked CPUs.
+        #[arg(long, default_value_t = 250)]
+        hz: u32,
+        /// Also print the CPU time of this task and its descendants (a parent's cutime/cstime).
+        #[arg(long, value_name = "PID")]
+        tree: Option<i32>,
+        /// Also write the trace as Chrome/Perfetto JSON.
+        #[arg(long = "chrome-trace", value_name = "FILE")]
+        chrome_trace: Option<PathBuf>,
     },
     /// Benchmarks (wall-clock figures of this machine; not tests).
     Bench {
@@ -357,6 +383,17 @@ fn main() -> ExitCode {
             trace_out: trace_out.as_deref(),
             quiet: *quiet,
         }),
+        Cmd::Replay { file, json, shapes, nohz_full, hz, tree, chrome_trace } => {
+            replay::run(replay::Args {
+                file,
+                json: *json,
+                shapes: *shapes,
+                nohz_full: nohz_full.as_deref(),
+                hz: *hz,
+                tree: *tree,
+                chrome: chrome_trace.as_deref(),
+            })
+        }
         Cmd::Designs => {
             for d in design::all() {
                 println!("{:<20} {}", d.name, d.summary);

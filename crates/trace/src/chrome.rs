@@ -86,8 +86,8 @@ fn us(ts_ns: u64) -> String {
 }
 
 impl<W: Write> ChromeWriter<W> {
-    /// A writer; `ncpus` tracks are named up front.
-    pub fn new(out: W, ncpus: u32) -> Self {
+    /// A writer; each CPU's track is named when it first appears.
+    pub fn new(out: W) -> Self {
         let mut w = ChromeWriter {
             out,
             first: true,
@@ -98,15 +98,21 @@ impl<W: Write> ChromeWriter<W> {
         };
         w.raw("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
         w.emit(r#"{"ph":"M","pid":1,"name":"process_name","args":{"name":"CPUs"}}"#.into());
-        for c in 0..ncpus {
-            w.emit(format!(
-                r#"{{"ph":"M","pid":1,"tid":{c},"name":"thread_name","args":{{"name":"CPU {c}"}}}}"#
-            ));
-            w.emit(format!(
-                r#"{{"ph":"M","pid":1,"tid":{c},"name":"thread_sort_index","args":{{"sort_index":{c}}}}}"#
-            ));
-        }
         w
+    }
+
+    /// Names CPU `c`'s track the first time it is used.
+    fn touch(&mut self, c: u32) {
+        if self.tracks.contains_key(&c) {
+            return;
+        }
+        self.tracks.insert(c, Track::default());
+        self.emit(format!(
+            r#"{{"ph":"M","pid":1,"tid":{c},"name":"thread_name","args":{{"name":"CPU {c}"}}}}"#
+        ));
+        self.emit(format!(
+            r#"{{"ph":"M","pid":1,"tid":{c},"name":"thread_sort_index","args":{{"sort_index":{c}}}}}"#
+        ));
     }
 
     fn raw(&mut self, s: &str) {
@@ -179,6 +185,7 @@ impl<W: Write> ChromeWriter<W> {
 
     /// An instant event on a CPU track.
     pub fn instant(&mut self, cpu: u32, ts: u64, name: &str, args: &str) {
+        self.touch(cpu);
         self.emit(format!(
             r#"{{"ph":"i","s":"t","pid":1,"tid":{cpu},"ts":{},"name":"{}","args":{{{args}}}}}"#,
             us(ts),
@@ -188,6 +195,7 @@ impl<W: Write> ChromeWriter<W> {
 
     /// A counter sample (context-tracking nesting and NMI nesting) for a CPU.
     pub fn nesting(&mut self, cpu: u32, ts: u64, nesting: i64, nmi_nesting: i64) {
+        self.touch(cpu);
         self.emit(format!(
             r#"{{"ph":"C","pid":1,"tid":{cpu},"ts":{},"name":"ct nesting CPU {cpu}","args":{{"nesting":{nesting},"nmi_nesting":{nmi_nesting}}}}}"#,
             us(ts)
@@ -196,6 +204,7 @@ impl<W: Write> ChromeWriter<W> {
 
     /// Opens a slice ftrace does not show (an NMI, an exception).
     pub fn slice_begin(&mut self, cpu: u32, ts: u64, cat: Cat, name: &str) {
+        self.touch(cpu);
         self.ensure_state(cpu, ts);
         self.begin(cpu, ts, cat, name, "");
     }
@@ -215,6 +224,7 @@ impl<W: Write> ChromeWriter<W> {
     /// Feeds one ftrace event.
     pub fn line(&mut self, l: &Line<'_>) {
         let (c, ts) = (l.cpu, l.ts_ns);
+        self.touch(c);
         {
             let t = self.track(c);
             t.last_ts = t.last_ts.max(ts);
@@ -314,4 +324,64 @@ impl<W: Write> ChromeWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// What [`validate`] found.
+#[derive(Debug, Default)]
+pub struct Validated {
+    /// Complete slices (`B` matched by `E`).
+    pub slices: u64,
+    /// Deepest nesting on any track.
+    pub max_depth: usize,
+    /// Distinct slice names.
+    pub names: std::collections::BTreeSet<String>,
+}
+
+/// Parses Chrome trace-event JSON and checks it: every event has `ph`, `pid`; `B`/`E` have
+/// `tid` and `ts`; per track, timestamps never go back and every `E` closes an open `B`; no
+/// slice is left open.
+pub fn validate(json: &[u8]) -> Result<Validated, String> {
+    let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))?;
+    let evs = v["traceEvents"].as_array().ok_or("no traceEvents array")?;
+    let mut open: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
+    let mut last: BTreeMap<(i64, i64), f64> = BTreeMap::new();
+    let mut out = Validated::default();
+    for (i, e) in evs.iter().enumerate() {
+        let ph = e["ph"].as_str().ok_or(format!("event {i}: no ph"))?;
+        let pid = e["pid"].as_i64().ok_or(format!("event {i}: no pid"))?;
+        if ph == "M" {
+            continue;
+        }
+        let tid = e["tid"].as_i64().ok_or(format!("event {i}: no tid"))?;
+        let ts = e["ts"].as_f64().ok_or(format!("event {i}: no ts"))?;
+        let k = (pid, tid);
+        if ph == "B" || ph == "E" {
+            let l = last.entry(k).or_insert(ts);
+            if ts < *l {
+                return Err(format!("event {i}: ts {ts} before {l} on track {tid}"));
+            }
+            *l = ts;
+        }
+        match ph {
+            "B" => {
+                let name = e["name"].as_str().ok_or(format!("event {i}: B without name"))?;
+                out.names.insert(name.to_string());
+                let st = open.entry(k).or_default();
+                st.push(name.to_string());
+                out.max_depth = out.max_depth.max(st.len());
+            }
+            "E" => {
+                open.get_mut(&k)
+                    .and_then(|s| s.pop())
+                    .ok_or(format!("event {i}: E with no open slice on track {tid}"))?;
+                out.slices += 1;
+            }
+            "i" | "C" => {}
+            other => return Err(format!("event {i}: unexpected ph {other}")),
+        }
+    }
+    if let Some((k, s)) = open.iter().find(|(_, s)| !s.is_empty()) {
+        return Err(format!("track {k:?}: {} slices left open ({:?})", s.len(), s.last()));
+    }
+    Ok(out)
 }

@@ -114,3 +114,25 @@ fn shapes_of_the_real_kernel() {
     assert_eq!(typical("tick_nohz_full").as_deref(), Some("local_timer_entry local_timer_exit tick_stop"));
     assert_eq!(typical("context_switch").as_deref(), Some("sched_switch sys_exit user_enter"));
 }
+
+/// Chrome JSON from a real trace parses back, and on every track slices nest (each `E` closes
+/// the innermost open `B`) with timestamps that never go back.
+#[test]
+fn chrome_json_of_a_real_trace_nests() {
+    use ctxtrack_trace::line::{parse_line, Parsed};
+    use std::io::Read;
+    let p = traces().join("nohz-messaging-pipe-cpu1.trace.txt.gz");
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap()).read_to_string(&mut text).unwrap();
+    let mut w = ctxtrack_trace::chrome::ChromeWriter::new(Vec::new());
+    for l in text.lines() {
+        if let Ok(Parsed::Event(e)) = parse_line(l) {
+            w.line(&e);
+        }
+    }
+    let out = w.finish().unwrap();
+    let stats = ctxtrack_trace::chrome::validate(&out).unwrap();
+    assert!(stats.slices > 50_000, "{stats:?}");
+    assert!(stats.names.contains("USER") && stats.names.contains("KERNEL") && stats.names.contains("local_timer"));
+    assert!(stats.max_depth >= 3, "syscall and IRQ nest inside the state slice: {stats:?}");
+}

@@ -1,0 +1,149 @@
+//! `ctxtrack replay`: replay a real ftrace text trace and print what it shows.
+
+use ctxtrack_trace::replay::{replay_reader, Options, Report, INVARIANTS};
+use ctxtrack_trace::shapes::KINDS;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Options of `ctxtrack replay`.
+pub(crate) struct Args<'a> {
+    pub file: &'a Path,
+    pub json: bool,
+    pub shapes: bool,
+    pub nohz_full: Option<&'a str>,
+    pub hz: u32,
+    pub tree: Option<i32>,
+    pub chrome: Option<&'a Path>,
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.3}", ns as f64 / 1e6)
+}
+
+pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
+    let nohz_full = match a.nohz_full {
+        Some(l) => Some(
+            ctxtrack_sim::CpuSet::parse(l, 128)
+                .map_err(|e| format!("--nohz-full: {e}"))?
+                .iter()
+                .map(|c| c as u32)
+                .collect(),
+        ),
+        None => None,
+    };
+    if a.hz == 0 {
+        return Err("--hz must be positive".into());
+    }
+    let opts = Options {
+        nohz_full,
+        hz: a.hz,
+        shapes: a.shapes,
+        ..Options::default()
+    };
+    let name = a.file.display().to_string();
+    let report = if name == "-" {
+        replay_reader("<stdin>", std::io::stdin().lock(), opts)
+    } else {
+        let f = std::fs::File::open(a.file).map_err(|e| format!("{name}: {e}"))?;
+        replay_reader(&name, f, opts)
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(p) = a.chrome {
+        write_chrome(a.file, p)?;
+    }
+    if a.json {
+        let mut v = serde_json::to_value(&report).expect("report serializes");
+        if let Some(pid) = a.tree {
+            let (u, s) = report.tree_cputime(pid);
+            v["tree"] = serde_json::json!({"pid": pid, "utime_ns": u, "stime_ns": s});
+        }
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        print!("{}", render(&report, a.tree));
+    }
+    Ok(if report.violation_count == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Second pass for the Chrome JSON (the replay pass stays allocation-light).
+fn write_chrome(input: &Path, out: &Path) -> Result<(), String> {
+    use ctxtrack_trace::line::{parse_line, Parsed};
+    use std::io::{BufRead, Read};
+    let name = input.display().to_string();
+    if name == "-" {
+        return Err("--chrome-trace needs a file, not standard input (it reads the trace twice)".into());
+    }
+    let f = std::fs::File::open(input).map_err(|e| format!("{name}: {e}"))?;
+    let mut r = std::io::BufReader::new(f);
+    let gz = r.fill_buf().map_err(|e| format!("{name}: {e}"))?.starts_with(&[0x1f, 0x8b]);
+    let r: Box<dyn Read> = if gz { Box::new(flate2::bufread::MultiGzDecoder::new(r)) } else { Box::new(r) };
+    let r = std::io::BufReader::new(r);
+    let o = std::fs::File::create(out).map_err(|e| format!("--chrome-trace {}: {e}", out.display()))?;
+    let mut w = ctxtrack_trace::chrome::ChromeWriter::new(std::io::BufWriter::new(o));
+    for line in r.lines() {
+        let line = line.map_err(|e| format!("{name}: {e}"))?;
+        if let Ok(Parsed::Event(l)) = parse_line(&line) {
+            w.line(&l);
+        }
+    }
+    w.finish().map_err(|e| format!("--chrome-trace {}: {e}", out.display()))?;
+    Ok(())
+}
+
+/// The text report.
+pub(crate) fn render(r: &Report, tree: Option<i32>) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(o, "{} lines, {} events, {} CPUs, {} tasks", r.lines, r.events, r.cpus.len(), r.tasks.len());
+    let _ = writeln!(o, "\nper CPU          tracked  user_enter  user_exit  syscalls  ticks  irqs  switches  tick-stopped ms  user ms  sys ms  idle ms  unknown ms");
+    for c in &r.cpus {
+        let _ = writeln!(
+            o,
+            "  CPU {:<10} {:<8} {:>10} {:>10} {:>9} {:>6} {:>5} {:>9} {:>16} {:>8} {:>7} {:>8} {:>11}",
+            c.cpu,
+            if c.tracked { "yes" } else { "no" },
+            c.user_enter, c.user_exit, c.syscalls, c.ticks, c.irqs, c.switches,
+            ms(c.tick_stopped_ns), ms(c.user_ns), ms(c.sys_ns), ms(c.idle_ns), ms(c.unknown_ns)
+        );
+    }
+    let _ = writeln!(o, "\nper task (utime/stime as /proc reports them: cputime_adjust of vtime or tick samples; ~ = split inferred, not logged)");
+    let _ = writeln!(o, "  {:>7} {:<16} {:>7} {:>10} {:>10} {:>10} {:>9}", "pid", "comm", "parent", "utime ms", "stime ms", "run ms", "syscalls");
+    for t in &r.tasks {
+        let _ = writeln!(
+            o,
+            "  {:>7} {:<16} {:>7} {:>10} {:>10} {:>10} {:>9}{}",
+            t.pid, t.comm, t.parent.map_or("-".into(), |p| p.to_string()),
+            ms(t.utime_ns), ms(t.stime_ns), ms(t.runtime_ns), t.syscalls,
+            if t.exact { "" } else { " ~" }
+        );
+    }
+    if let Some(pid) = tree {
+        let (u, s) = r.tree_cputime(pid);
+        let _ = writeln!(o, "\ntask {pid} and its descendants (what a waiting parent's cutime/cstime add): utime {} ms, stime {} ms", ms(u), ms(s));
+    }
+    if !r.shapes.is_empty() {
+        let _ = writeln!(o, "\npath shapes (most frequent first):");
+        for (k, what) in KINDS {
+            let v: Vec<_> = r.shapes.iter().filter(|s| s.kind == *k).take(3).collect();
+            if v.is_empty() {
+                continue;
+            }
+            let _ = writeln!(o, "  {k} ({what}):");
+            for s in v {
+                let _ = writeln!(o, "    {:>7}x  {}", s.count, s.events.join(" → "));
+            }
+        }
+    }
+    for w in &r.warnings {
+        let _ = writeln!(o, "warning: line {}: {}", w.line, w.detail);
+    }
+    if r.violation_count == 0 {
+        let _ = writeln!(o, "\nverdict: OK (no violation of {} checked invariants)", INVARIANTS.len());
+    } else {
+        let _ = writeln!(o, "\nverdict: VIOLATED ({} violations)", r.violation_count);
+        for v in &r.violations {
+            let doc = INVARIANTS.iter().find(|(n, _)| *n == v.invariant).map_or("", |(_, d)| d);
+            let _ = writeln!(o, "  line {}: CPU {}: {}: {} ({doc})", v.line, v.cpu, v.invariant, v.detail);
+        }
+    }
+    o
+}
