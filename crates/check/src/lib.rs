@@ -132,20 +132,26 @@ pub fn check(
     })
 }
 
-/// Writes counterexample `cx` of a check made with `cfg` as ftrace text to `out` (the
-/// simulator's trace format, replayed from the counterexample's root).
-pub fn write_ftrace(
+/// Writes counterexample `cx` of a check made with `cfg` as ftrace text and/or Chrome JSON
+/// (the simulator's trace formats, replayed from the counterexample's root).
+pub fn write_traces(
     cfg: CheckConfig,
     cx: &Counterexample,
-    out: ctxtrack_sim::trace::TraceOut,
+    out: ctxtrack_sim::TraceOutputs,
 ) -> Result<(), String> {
     let model = Model::new(cfg)?;
     let roots = model.roots()?;
     let f = &cx.found;
-    let mut sink = Some(TraceSink::new(out));
-    replay(&model, &roots[f.root].machine, &f.actions, Some(&mut sink));
-    match sink.and_then(|s| s.error) {
-        Some(e) => Err(format!("writing the trace: {e}")),
+    let root = &roots[f.root].machine;
+    let count = || {
+        let mut s = Some(TraceSink::counting());
+        replay(&model, root, &f.actions, Some(&mut s));
+        s.map_or(0, |s| s.lines)
+    };
+    let mut sink = out.sink(count, root.cpus.len());
+    replay(&model, root, &f.actions, Some(&mut sink));
+    match sink {
+        Some(mut s) => s.finish().map_err(|e| format!("writing the trace: {e}")),
         None => Ok(()),
     }
 }

@@ -25,7 +25,7 @@ fn time_sim(monitor: bool) -> (f64, u64) {
     cfg.monitor = monitor;
     let w = Workload::messaging_default();
     let t = Instant::now();
-    let (r, _) = ctxtrack_sim::run(cfg, &w, None);
+    let (r, _) = ctxtrack_sim::run(cfg, &w, ctxtrack_sim::TraceOutputs::none());
     (t.elapsed().as_secs_f64(), r.steps)
 }
 

@@ -2,7 +2,7 @@
 //! is `ctxtrack_check`.
 
 use ctxtrack_check::model::{CheckConfig, Events};
-use ctxtrack_check::{check, render, write_ftrace, DesignResult};
+use ctxtrack_check::{check, render, write_traces, DesignResult};
 use ctxtrack_sim::design::{self, Design};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -21,7 +21,26 @@ pub(crate) struct Args<'a> {
     pub keep_going: u32,
     pub json: bool,
     pub trace_out: Option<&'a Path>,
+    pub trace: Option<&'a Path>,
+    pub chrome: Option<&'a Path>,
     pub quiet: bool,
+}
+
+/// Opens `p` for writing as a trace output; errors name the option.
+pub(crate) fn create(opt: &str, p: &Path) -> Result<ctxtrack_sim::trace::TraceOut, String> {
+    let f = std::fs::File::create(p).map_err(|e| format!("{opt} {}: {e}", p.display()))?;
+    Ok(Box::new(std::io::BufWriter::new(f)))
+}
+
+/// `trace.txt` + `generic-entry` → `trace.generic-entry.txt` (one file per design or
+/// counterexample from one option).
+pub(crate) fn derive(p: &Path, tag: &str) -> std::path::PathBuf {
+    let stem = p.file_stem().map_or_else(|| "trace".into(), |s| s.to_string_lossy().into_owned());
+    let name = match p.extension() {
+        Some(e) => format!("{stem}.{tag}.{}", e.to_string_lossy()),
+        None => format!("{stem}.{tag}"),
+    };
+    p.with_file_name(name)
 }
 
 pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
@@ -78,13 +97,24 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
             b.finish_and_clear();
         }
         let secs = start.elapsed().as_secs_f64();
-        if let Some(dir) = a.trace_out {
-            for (i, cx) in r.violations.iter().enumerate() {
-                let p = dir.join(format!("{}-{}-{}.trace", d.name, i + 1, cx.invariant));
-                let f = std::fs::File::create(&p)
-                    .map_err(|e| format!("--trace-out {}: {e}", p.display()))?;
-                write_ftrace(cfg_for(d), cx, Box::new(std::io::BufWriter::new(f)))
-                    .map_err(|e| format!("{}: {e}", p.display()))?;
+        for (i, cx) in r.violations.iter().enumerate() {
+            let tag = format!("{}-{}-{}", d.name, i + 1, cx.invariant);
+            let mut outs: Vec<(std::path::PathBuf, ctxtrack_sim::TraceOutputs)> = Vec::new();
+            if let Some(dir) = a.trace_out {
+                let p = dir.join(format!("{tag}.trace"));
+                let o = create("--trace-out", &p)?;
+                outs.push((p, ctxtrack_sim::TraceOutputs { ftrace: Some(o), chrome: None }));
+            }
+            let (ft, ch) = (a.trace.map(|p| derive(p, &tag)), a.chrome.map(|p| derive(p, &tag)));
+            if ft.is_some() || ch.is_some() {
+                let o = ctxtrack_sim::TraceOutputs {
+                    ftrace: ft.as_deref().map(|p| create("--trace", p)).transpose()?,
+                    chrome: ch.as_deref().map(|p| create("--chrome-trace", p)).transpose()?,
+                };
+                outs.push((ft.or(ch).expect("one of them"), o));
+            }
+            for (p, o) in outs {
+                write_traces(cfg_for(d), cx, o).map_err(|e| format!("{}: {e}", p.display()))?;
             }
         }
         if !a.json {

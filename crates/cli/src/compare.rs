@@ -35,6 +35,8 @@ pub(crate) struct Args<'a> {
     pub quiet: bool,
     pub stress_seeds: u64,
     pub workload: Option<&'a WorkloadCmd>,
+    pub trace: Option<&'a Path>,
+    pub chrome: Option<&'a Path>,
 }
 
 pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
@@ -69,6 +71,24 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
         pb.set_message(label.to_string());
     });
     pb.finish_and_clear();
+    // One trace per design: its context-tracking-on run again (deterministic: the same run as
+    // in the table), written as it goes.
+    if a.trace.is_some() || a.chrome.is_some() {
+        for &d in &designs {
+            let mut cfg = base.clone();
+            cfg.design = d;
+            cfg.ct_on = true;
+            cfg.stop_on_violation = false;
+            let out = ctxtrack_sim::TraceOutputs {
+                ftrace: a.trace.map(|p| crate::check::create("--trace", &crate::check::derive(p, d.name))).transpose()?,
+                chrome: a.chrome.map(|p| crate::check::create("--chrome-trace", &crate::check::derive(p, d.name))).transpose()?,
+            };
+            let (_, mut m) = ctxtrack_sim::run(cfg, &w, out);
+            if let Some(t) = m.trace.as_mut() {
+                t.finish().map_err(|e| format!("--trace/--chrome-trace ({}): {e}", d.name))?;
+            }
+        }
+    }
     if let Some(p) = a.svg {
         write_svg(&c, p).map_err(|e| format!("--svg {}: {e}", p.display()))?;
     }

@@ -48,6 +48,12 @@ enum Cmd {
         /// Randomized stress runs per design (IRQs, NMIs, preemption everywhere); 0 skips them.
         #[arg(long, default_value_t = 3)]
         stress_seeds: u64,
+        /// Write each design's run (CT on) as ftrace text: FILE.<design>.<ext>.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Write each design's run (CT on) as Chrome/Perfetto JSON: FILE.<design>.<ext>.
+        #[arg(long = "chrome-trace", value_name = "FILE")]
+        chrome_trace: Option<PathBuf>,
         #[command(subcommand)]
         workload: Option<WorkloadCmd>,
     },
@@ -86,6 +92,12 @@ enum Cmd {
         /// Write each counterexample as ftrace text into this directory.
         #[arg(long, value_name = "DIR")]
         trace_out: Option<PathBuf>,
+        /// Write each counterexample as ftrace text: FILE.<design>-<n>-<invariant>.<ext>.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Write each counterexample as Chrome/Perfetto JSON, named like --trace.
+        #[arg(long = "chrome-trace", value_name = "FILE")]
+        chrome_trace: Option<PathBuf>,
         /// No progress display.
         #[arg(long)]
         quiet: bool,
@@ -207,9 +219,15 @@ pub(crate) struct Common {
     /// Print the report as JSON (stable keys, see README).
     #[arg(long)]
     json: bool,
-    /// Write an ftrace-style trace of every event to FILE.
+    /// Write an ftrace trace (Linux's `trace` text) of every event to FILE.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+    /// Pin every task to this CPU, and what it forks (`taskset -c N`).
+    #[arg(long, value_name = "CPU")]
+    taskset: Option<usize>,
+    /// Write a Chrome/Perfetto trace-event JSON of the run to FILE.
+    #[arg(long = "chrome-trace", value_name = "FILE")]
+    chrome_trace: Option<PathBuf>,
 }
 
 /// Parses `500us`, `20ms`, `1s`, `1000ns` into nanoseconds.
@@ -297,6 +315,7 @@ pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
     cfg.nmi_period_ns = o.nmi_period;
     cfg.irq_period_ns = o.irq_period;
     cfg.monitor = !o.no_monitor;
+    cfg.taskset = o.taskset;
     if let Some(p) = &o.cost_model {
         let text =
             std::fs::read_to_string(p).map_err(|e| format!("--cost-model {}: {e}", p.display()))?;
@@ -310,18 +329,14 @@ pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
 fn cmd_run(wc: &WorkloadCmd) -> Result<ExitCode, String> {
     let (w, o) = wc.split();
     let cfg = build_config(&w, o)?;
-    let trace: Option<ctxtrack_sim::trace::TraceOut> = match &o.trace {
-        Some(p) => {
-            let f =
-                std::fs::File::create(p).map_err(|e| format!("--trace {}: {e}", p.display()))?;
-            Some(Box::new(std::io::BufWriter::new(f)))
-        }
-        None => None,
+    let out = ctxtrack_sim::TraceOutputs {
+        ftrace: o.trace.as_deref().map(|p| check::create("--trace", p)).transpose()?,
+        chrome: o.chrome_trace.as_deref().map(|p| check::create("--chrome-trace", p)).transpose()?,
     };
-    let (report, mut m) = ctxtrack_sim::run(cfg, &w, trace);
+    let (report, mut m) = ctxtrack_sim::run(cfg, &w, out);
     if let Some(t) = m.trace.as_mut() {
         t.finish()
-            .map_err(|e| format!("--trace: write failed: {e}"))?;
+            .map_err(|e| format!("--trace/--chrome-trace: write failed: {e}"))?;
     }
     if o.json {
         println!(
@@ -350,7 +365,11 @@ fn main() -> ExitCode {
             quiet,
             stress_seeds,
             workload,
+            trace,
+            chrome_trace,
         } => compare::run(compare::Args {
+            trace: trace.as_deref(),
+            chrome: chrome_trace.as_deref(),
             designs: designs.as_deref(),
             json: *json,
             svg: svg.as_deref(),
@@ -369,6 +388,8 @@ fn main() -> ExitCode {
             keep_going,
             json,
             trace_out,
+            trace,
+            chrome_trace,
             quiet,
         } => check::run(check::Args {
             design: design.as_deref(),
@@ -381,6 +402,8 @@ fn main() -> ExitCode {
             keep_going: *keep_going,
             json: *json,
             trace_out: trace_out.as_deref(),
+            trace: trace.as_deref(),
+            chrome: chrome_trace.as_deref(),
             quiet: *quiet,
         }),
         Cmd::Replay { file, json, shapes, nohz_full, hz, tree, chrome_trace } => {

@@ -207,7 +207,7 @@ pub fn compare(
             cfg.ct_on = ct_on;
             // Count every violation instead of stopping at the first.
             cfg.stop_on_violation = false;
-            let (r, _) = run(cfg.clone(), workload, None);
+            let (r, _) = run(cfg.clone(), workload, crate::TraceOutputs::none());
             rows.push(row(d, &r, &cfg));
             done += 1;
         }
@@ -256,7 +256,7 @@ pub fn compare(
                     per_cpu: 2,
                 }
             };
-            let (r, m) = run(cfg, &w, None);
+            let (r, m) = run(cfg, &w, crate::TraceOutputs::none());
             s.seeds.push(seed);
             s.injected += m
                 .cpus

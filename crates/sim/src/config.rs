@@ -125,6 +125,8 @@ pub struct Config {
     pub irq_period_ns: Option<u64>,
     /// Livelock guard.
     pub max_steps: u64,
+    /// Pin every workload task, and every task it forks, to this CPU (`taskset -c N`).
+    pub taskset: Option<usize>,
 }
 
 impl Config {
@@ -146,6 +148,7 @@ impl Config {
             nmi_period_ns: None,
             irq_period_ns: None,
             max_steps: 2_000_000_000,
+            taskset: None,
         }
     }
 
@@ -156,6 +159,9 @@ impl Config {
                 "--cpus must be between 1 and 64, got {}",
                 self.cpus
             ));
+        }
+        if let Some(c) = self.taskset.filter(|&c| c >= self.cpus) {
+            return Err(format!("--taskset: CPU {c} does not exist (--cpus {})", self.cpus));
         }
         if self.hz == 0 || self.hz > 10_000 {
             return Err(format!("--hz must be between 1 and 10000, got {}", self.hz));

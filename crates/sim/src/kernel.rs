@@ -268,12 +268,14 @@ impl<'m> K<'m> {
         let v = self.entry().regs.vector.expect("IRQ entry without vector");
         let name = v.trace_name();
         if self.m.trace.is_some() {
-            crate::trace::event(
-                self.m,
-                self.cpu,
-                &format!("{name}_entry"),
-                &format!("vector={}", v.number()),
-            );
+            // A device IRQ is logged by handle_irq_event (irq:irq_handler_entry), the system
+            // vectors by their DEFINE_IDTENTRY_SYSVEC (irq_vectors:*_entry).
+            let fields = if v == Vector::Device {
+                "irq=11 name=virtio0".to_string()
+            } else {
+                format!("vector={}", v.number())
+            };
+            crate::trace::event(self.m, self.cpu, &format!("{name}_entry"), &fields);
         }
         match v {
             Vector::LocalTimer => self.tick_sched_timer(),
@@ -283,12 +285,12 @@ impl<'m> K<'m> {
             Vector::Device => self.extra_cycles += self.m.cost.device_irq,
         }
         if self.m.trace.is_some() {
-            crate::trace::event(
-                self.m,
-                self.cpu,
-                &format!("{name}_exit"),
-                &format!("vector={}", v.number()),
-            );
+            let fields = if v == Vector::Device {
+                "irq=11 ret=handled".to_string()
+            } else {
+                format!("vector={}", v.number())
+            };
+            crate::trace::event(self.m, self.cpu, &format!("{name}_exit"), &fields);
         }
     }
 
@@ -300,7 +302,14 @@ impl<'m> K<'m> {
             } else {
                 "page_fault_kernel"
             };
-            crate::trace::event(self.m, self.cpu, ev, "address=0x0 ip=0x0 error_code=0x6");
+            // exc_page_fault() logs before it enables IRQs.
+            crate::trace::event_at(
+                self.m,
+                self.cpu,
+                ev,
+                "address=0x0 ip=0x0 error_code=0x6",
+                crate::trace::At::IrqsOff,
+            );
         }
     }
 
@@ -498,6 +507,8 @@ impl<'m> K<'m> {
                 let comm = self.m.tasks[t].comm.clone();
                 let pid = self.m.alloc_pid();
                 let mut nt = Task::new(pid, &comm, prog, self.cpu);
+                // Affinity is inherited across fork.
+                nt.pinned = self.m.tasks[t].pinned;
                 nt.parent = Some(t);
                 nt.vruntime = self.m.cpus[self.cpu].min_vruntime;
                 nt.push_entry(
@@ -676,11 +687,13 @@ impl<'m> K<'m> {
             } else {
                 "sched_wakeup"
             };
-            crate::trace::event(
+            // try_to_wake_up() holds p->pi_lock and the runqueue lock.
+            crate::trace::event_at(
                 self.m,
                 self.cpu,
                 ev,
                 &format!("comm={comm} pid={pid} prio=120 target_cpu={target:03}"),
+                crate::trace::At::Locked(2),
             );
         }
         enqueue(self.m, p, target);
@@ -747,7 +760,7 @@ impl<'m> K<'m> {
                 "prev_comm={pc} prev_pid={} prev_prio=120 prev_state={st} ==> next_comm={nc} next_pid={} next_prio=120",
                 p.pid, n.pid
             );
-            crate::trace::event(self.m, c, "sched_switch", &line);
+            crate::trace::event_at(self.m, c, "sched_switch", &line, crate::trace::At::Locked(2));
         }
         self.m.cpus[c].counters.context_switches += 1;
         // context_switch() + finish_task_switch()
@@ -923,6 +936,15 @@ pub(crate) fn resched_curr(m: &mut Machine, from: CpuId, target: CpuId) {
 /// Sends an IPI; it arrives after `ipi_latency_ns`. A pending vector coalesces (one IRR bit).
 pub(crate) fn send_ipi(m: &mut Machine, from: CpuId, target: CpuId, v: Vector) {
     let now = m.cpus[from].hw.now;
+    if m.trace.is_some() && from != target {
+        // ipi:ipi_send_cpu (Linux 6.6+).
+        let (site, cb) = match v {
+            Vector::Reschedule => ("resched_curr+0x0", "0x0"),
+            Vector::IrqWork => ("irq_work_queue_on+0x0", "nohz_full_kick_func+0x0"),
+            _ => ("send_ipi+0x0", "0x0"),
+        };
+        crate::trace::event(m, from, "ipi_send_cpu", &format!("cpu={target} callsite={site} callback={cb}"));
+    }
     let at = if from == target {
         now
     } else {

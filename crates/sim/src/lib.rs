@@ -33,16 +33,51 @@ pub use machine::{EndReason, Machine};
 pub use report::Report;
 pub use workload::Workload;
 
+/// Where a run writes its traces (none by default).
+#[derive(Default)]
+pub struct TraceOutputs {
+    /// ftrace `trace` text.
+    pub ftrace: Option<trace::TraceOut>,
+    /// Chrome/Perfetto trace-event JSON.
+    pub chrome: Option<trace::TraceOut>,
+}
+
+impl TraceOutputs {
+    /// No trace.
+    pub fn none() -> TraceOutputs {
+        TraceOutputs::default()
+    }
+
+    /// The machine's sink; `count` gives the number of ftrace lines (for the header) and is
+    /// called only if ftrace text is wanted.
+    pub fn sink(self, count: impl FnOnce() -> u64, ncpus: usize) -> Option<trace::TraceSink> {
+        let s = match self.ftrace {
+            Some(o) => Some(trace::TraceSink::ftrace(o, count(), ncpus)),
+            None if self.chrome.is_some() => Some(trace::TraceSink::counting()),
+            None => None,
+        };
+        match (s, self.chrome) {
+            (Some(s), Some(c)) => Some(s.with_chrome(c)),
+            (s, _) => s,
+        }
+    }
+}
+
 /// Builds a machine for `cfg`, installs `workload`, runs it and reports.
 ///
 /// If the run found violations, the same configuration is replayed with step history on up to
 /// the last reported violation (the run is deterministic, so the replay is the same run), and the
 /// reports get the last steps of their CPU.
-pub fn run(cfg: Config, workload: &Workload, trace: Option<trace::TraceOut>) -> (Report, Machine) {
+pub fn run(cfg: Config, workload: &Workload, out: TraceOutputs) -> (Report, Machine) {
     let mut m = Machine::new(cfg.clone());
-    if let Some(out) = trace {
-        m.trace = Some(trace::TraceSink::new(out));
-    }
+    m.trace = out.sink(|| {
+        // Linux's header says how many entries follow: count them in an identical run first.
+        let mut count = Machine::new(cfg.clone());
+        count.trace = Some(trace::TraceSink::counting());
+        workload::install(&mut count, workload);
+        count.run();
+        count.trace.map_or(0, |t| t.lines)
+    }, cfg.cpus);
     workload::install(&mut m, workload);
     let end = m.run();
     let wanted = m

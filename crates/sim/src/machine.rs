@@ -760,7 +760,9 @@ impl Machine {
     /// Creates a user task that starts in `ret_from_fork` on `cpu`'s run queue.
     pub fn spawn(&mut self, comm: &str, prog: Program, cpu: CpuId) -> TaskId {
         let pid = self.alloc_pid();
+        let cpu = self.cfg.taskset.unwrap_or(cpu);
         let mut t = Task::new(pid, comm, prog, cpu);
+        t.pinned = self.cfg.taskset;
         t.push_entry(
             EntryKind::Fork,
             Regs {
@@ -1057,6 +1059,13 @@ impl Machine {
         if kind == EntryKind::Irq {
             self.cpus[c].counters.irqs_from[from_idx] += 1;
         }
+        if self.trace.is_some() {
+            match kind {
+                EntryKind::Nmi => crate::trace::chrome_slice(self, c, ctxtrack_trace::chrome::Cat::Nmi, "nmi", true),
+                EntryKind::Exception => crate::trace::chrome_slice(self, c, ctxtrack_trace::chrome::Cat::Exception, path.name, true),
+                _ => {}
+            }
+        }
     }
 
     #[inline(never)]
@@ -1206,6 +1215,12 @@ impl Machine {
             },
         };
         let warn_before = self.cpus[c].pcpu.warn.count;
+        let ct_before = if self.trace.is_some() {
+            let ct = &self.cpus[c].pcpu.ct;
+            (ct.rcu_is_watching(), ct.nesting, ct.nmi_nesting)
+        } else {
+            (false, 0, 0)
+        };
         let mut k = K {
             m: self,
             cpu: c,
@@ -1277,7 +1292,7 @@ impl Machine {
             }
         }
         if self.trace.is_some() {
-            crate::trace::transitions(self, c, t0, &before.transitions, start);
+            crate::trace::transitions(self, c, t0, &before.transitions, start, ct_before);
         }
         if self.monitor.record_history {
             let cpu = &mut self.cpus[c];
@@ -1313,6 +1328,14 @@ impl Machine {
                 let task = &mut self.tasks[t0];
                 let e = task.entries.pop().expect("entry to leave");
                 task.frames.truncate(e.base as usize);
+                if self.trace.is_some() {
+                    use ctxtrack_trace::chrome::Cat;
+                    match e.kind {
+                        EntryKind::Nmi => crate::trace::chrome_slice(self, c, Cat::Nmi, "", false),
+                        EntryKind::Exception => crate::trace::chrome_slice(self, c, Cat::Exception, "", false),
+                        _ => {}
+                    }
+                }
                 self.cpus[c].counters.entries[e.kind as usize] += 1;
                 if let Some(saved) = e.saved {
                     crate::monitor::on_entry_exit(self, c, &saved, how == Flow::ReturnToUser);

@@ -140,6 +140,7 @@ pub fn rcu_gp_kthread(m: &mut Machine, t: u64) {
         r.cbs_next = 0;
         r.start_at_ns = NEVER;
         r.next_fqs_ns = t + r.fqs_period_ns;
+        gp_event(m, "start");
         return;
     }
     if m.rcu.in_progress && m.rcu.next_fqs_ns <= t {
@@ -216,8 +217,19 @@ fn report(m: &mut Machine, c: CpuId, t: u64) {
     }
 }
 
+/// `trace_rcu_grace_period(rcu_state.name, gp_seq, "start"|"end")`, logged by the
+/// grace-period kthread on the housekeeping CPU.
+fn gp_event(m: &mut Machine, what: &str) {
+    if m.trace.is_some() {
+        // rcu_seq: the counter advances by 4 per grace period (2 state bits).
+        let seq = m.rcu.gp_seq << 2 | u64::from(what == "start");
+        crate::trace::event(m, 0, "rcu_grace_period", &format!("rcu_sched {seq} {what}"));
+    }
+}
+
 fn complete(m: &mut Machine, t: u64) {
     crate::monitor::on_gp_end(m, t);
+    gp_event(m, "end");
     let r = &mut m.rcu;
     r.in_progress = false;
     r.next_fqs_ns = NEVER;

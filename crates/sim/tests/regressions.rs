@@ -20,7 +20,7 @@ fn vruntime_stays_bounded_under_migration() {
     let (r, m) = run(
         Config::new(design::by_name("generic-entry").unwrap()),
         &Workload::messaging_default(),
-        None,
+        ctxtrack_sim::TraceOutputs::none(),
     );
     assert_eq!(r.violations, 0);
     let max_vr = m.tasks.iter().map(|t| t.vruntime).max().unwrap();
@@ -50,7 +50,7 @@ fn the_idle_task_is_never_preempted_from_an_irq() {
                 pipe: false,
                 thread: false,
             },
-            None,
+            ctxtrack_sim::TraceOutputs::none(),
         );
         let bad: Vec<_> = r
             .violations_by_site
@@ -73,7 +73,7 @@ fn late_ipis_never_move_a_cpu_clock_backwards() {
             urn_every: 5,
             per_cpu: 2,
         },
-        None,
+        ctxtrack_sim::TraceOutputs::none(),
     );
     assert_eq!(r.violations, 0);
     for c in &r.per_cpu {
@@ -100,7 +100,7 @@ fn a_retried_syscall_body_unlocks_rcu_once() {
             pipe: true,
             thread: false,
         },
-        None,
+        ctxtrack_sim::TraceOutputs::none(),
     );
     assert_eq!(r.violations, 0);
     assert!(m.tasks.iter().all(|t| t.rcu_depth == 0));

@@ -42,9 +42,9 @@ fn transitions(r: &Report, cpu: usize) -> u64 {
 fn cpu_bound_stops_the_tick_and_makes_no_transition_after_start() {
     let mut c = cfg();
     c.duration_ns = ms(20);
-    let (short, _) = run(c.clone(), &Workload::CpuBound, None);
+    let (short, _) = run(c.clone(), &Workload::CpuBound, ctxtrack_sim::TraceOutputs::none());
     c.duration_ns = ms(200);
-    let (long, _) = run(c, &Workload::CpuBound, None);
+    let (long, _) = run(c, &Workload::CpuBound, ctxtrack_sim::TraceOutputs::none());
     assert_eq!(long.violations, 0, "{:?}", long.violation_reports);
     for cpu in 1..8 {
         let r = &long.per_cpu[cpu];
@@ -77,7 +77,7 @@ fn cpu_bound_stops_the_tick_and_makes_no_transition_after_start() {
 fn grace_periods_complete_without_ipis_to_nohz_full_cpus_in_user_mode() {
     let mut c = cfg();
     c.duration_ns = ms(100);
-    let (r, _) = run(c, &Workload::CpuBound, None);
+    let (r, _) = run(c, &Workload::CpuBound, ctxtrack_sim::TraceOutputs::none());
     assert!(r.rcu.completed >= 20, "{:?}", r.rcu);
     assert_eq!(r.rcu_ipis_to_nohz_full, 0);
     assert_eq!(r.rcu.resched_ipis, 0);
@@ -95,7 +95,7 @@ fn ct_off_tracks_nothing_and_keeps_ticks() {
     let mut c = cfg();
     c.ct_on = false;
     c.duration_ns = ms(50);
-    let (r, _) = run(c, &Workload::CpuBound, None);
+    let (r, _) = run(c, &Workload::CpuBound, ctxtrack_sim::TraceOutputs::none());
     assert_eq!(
         r.totals.ct_calls_inactive, 0,
         "generic entry never calls CT while the key is off"
@@ -126,7 +126,7 @@ fn messaging_delivers_every_message_and_conserves_vtime() {
             pipe,
             thread: false,
         };
-        let (r, m) = run(cfg(), &w, None);
+        let (r, m) = run(cfg(), &w, ctxtrack_sim::TraceOutputs::none());
         assert_eq!(
             r.violations,
             0,
@@ -168,7 +168,7 @@ fn every_syscall_on_a_nohz_full_cpu_is_one_user_exit_enter_pair() {
         urn_every: 0,
         per_cpu: 1,
     };
-    let (r, _) = run(c, &w, None);
+    let (r, _) = run(c, &w, ctxtrack_sim::TraceOutputs::none());
     assert_eq!(r.violations, 0);
     for cpu in 1..8 {
         let p = &r.per_cpu[cpu];
@@ -194,7 +194,7 @@ fn user_return_notifiers_fire_and_the_work_loop_stays_balanced() {
         urn_every: 3,
         per_cpu: 1,
     };
-    let (r, m) = run(c, &w, None);
+    let (r, m) = run(c, &w, ctxtrack_sim::TraceOutputs::none());
     assert_eq!(r.violations, 0);
     // The flag never leaks to user mode: every task has it clear between syscalls.
     let flag = ctxtrack_sim::machine::tif::USER_RETURN_NOTIFY;
@@ -215,7 +215,7 @@ fn same_seed_is_byte_identical_and_different_seeds_differ() {
         let (r, _) = run(
             c,
             &small_messaging(),
-            Some(Box::new(SharedBuf(buf.clone()))),
+            ctxtrack_sim::TraceOutputs { ftrace: Some(Box::new(SharedBuf(buf.clone()))), chrome: None },
         );
         let json = serde_json::to_string(&r).unwrap();
         let trace = buf.lock().unwrap().clone();
@@ -243,7 +243,7 @@ fn trace_has_linux_layout_and_pairs() {
             urn_every: 0,
             per_cpu: 1,
         },
-        Some(Box::new(SharedBuf(buf.clone()))),
+        ctxtrack_sim::TraceOutputs { ftrace: Some(Box::new(SharedBuf(buf.clone()))), chrome: None },
     );
     let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
     assert!(text.starts_with("# tracer: nop\n"));
@@ -354,7 +354,7 @@ fn the_monitor_refutes_a_broken_design() {
             urn_every: 0,
             per_cpu: 1,
         },
-        None,
+        ctxtrack_sim::TraceOutputs::none(),
     );
     assert_eq!(r.end, "Violation");
     let v = &r.violation_reports[0];

@@ -183,7 +183,14 @@ impl ShapeCollector {
                 });
             }
         }
-        for o in done {
+        for mut o in done {
+            // An IRQ or fault between a syscall's user_exit and its sys_enter (IRQs are enabled
+            // before the tracepoint) came from the kernel: the path is the syscall.
+            if matches!(o.kind, "irq_from_user" | "fault_from_user")
+                && o.events.iter().any(|e| e == "sys_enter")
+            {
+                o.kind = "syscall";
+            }
             *self.counts.entry((o.kind, o.events)).or_default() += 1;
         }
     }
