@@ -18,6 +18,51 @@ pub(crate) enum BenchCmd {
         #[arg(long)]
         no_monitor: bool,
     },
+    /// Replay throughput in MB/s of trace text (decompressed first, so gzip is not timed), on
+    /// one core. Default input: the simulator's own trace of the default messaging run.
+    Replay {
+        /// A trace file (plain or gzip) to measure instead.
+        file: Option<std::path::PathBuf>,
+        /// Repetitions (the best time is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+    },
+}
+
+/// The text to replay: a file, or the simulator's trace of the default messaging run.
+fn replay_input(file: Option<&std::path::Path>) -> Result<(String, Vec<u8>), String> {
+    use std::io::Read;
+    if let Some(p) = file {
+        let mut raw = Vec::new();
+        std::fs::File::open(p)
+            .and_then(|mut f| f.read_to_end(&mut raw))
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(&raw[..])
+                .read_to_end(&mut out)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+            raw = out;
+        }
+        return Ok((p.display().to_string(), raw));
+    }
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let cfg = Config::new(design::by_name("generic-entry").expect("design"));
+    let out = ctxtrack_sim::TraceOutputs { ftrace: Some(Box::new(Shared(buf.clone()))), chrome: None };
+    let (_, mut m) = ctxtrack_sim::run(cfg, &Workload::messaging_default(), out);
+    m.trace.as_mut().map(|t| t.finish()).transpose().map_err(|e| e.to_string())?;
+    let v = buf.lock().expect("lock").clone();
+    Ok(("the simulator's default messaging trace".into(), v))
 }
 
 fn time_sim(monitor: bool) -> (f64, u64) {
@@ -54,6 +99,25 @@ fn time_perf() -> Result<(f64, String), String> {
 
 pub(crate) fn run(cmd: &BenchCmd) -> Result<ExitCode, String> {
     match cmd {
+        BenchCmd::Replay { file, repeat } => {
+            let (name, text) = replay_input(file.as_deref())?;
+            let mut best = f64::MAX;
+            let mut events = 0;
+            for _ in 0..(*repeat).max(1) {
+                let t = Instant::now();
+                let r = ctxtrack_trace::replay_reader(&name, &text[..], ctxtrack_trace::Options::default())
+                    .map_err(|e| e.to_string())?;
+                best = best.min(t.elapsed().as_secs_f64());
+                events = r.events;
+            }
+            let mb = text.len() as f64 / 1e6;
+            println!(
+                "replay of {name}: {mb:.1} MB, {events} events in {best:.3} s (best of {repeat}): {:.0} MB/s, {:.1} M events/s (target: >= 100 MB/s)",
+                mb / best,
+                events as f64 / best / 1e6
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         BenchCmd::Sim { repeat, no_monitor } => {
             let modes: &[bool] = if *no_monitor { &[true, false] } else { &[true] };
             let perf = (0..*repeat)

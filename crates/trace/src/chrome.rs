@@ -101,6 +101,15 @@ impl<W: Write> ChromeWriter<W> {
         w
     }
 
+    /// A track's time never goes back: a reordered input line is pinned to the last time
+    /// seen, so slices still nest.
+    fn at(&mut self, c: u32, ts: u64) -> u64 {
+        self.touch(c);
+        let t = self.tracks.get_mut(&c).expect("touched");
+        t.last_ts = t.last_ts.max(ts);
+        t.last_ts
+    }
+
     /// Names CPU `c`'s track the first time it is used.
     fn touch(&mut self, c: u32) {
         if self.tracks.contains_key(&c) {
@@ -185,7 +194,7 @@ impl<W: Write> ChromeWriter<W> {
 
     /// An instant event on a CPU track.
     pub fn instant(&mut self, cpu: u32, ts: u64, name: &str, args: &str) {
-        self.touch(cpu);
+        let ts = self.at(cpu, ts);
         self.emit(format!(
             r#"{{"ph":"i","s":"t","pid":1,"tid":{cpu},"ts":{},"name":"{}","args":{{{args}}}}}"#,
             us(ts),
@@ -195,7 +204,7 @@ impl<W: Write> ChromeWriter<W> {
 
     /// A counter sample (context-tracking nesting and NMI nesting) for a CPU.
     pub fn nesting(&mut self, cpu: u32, ts: u64, nesting: i64, nmi_nesting: i64) {
-        self.touch(cpu);
+        let ts = self.at(cpu, ts);
         self.emit(format!(
             r#"{{"ph":"C","pid":1,"tid":{cpu},"ts":{},"name":"ct nesting CPU {cpu}","args":{{"nesting":{nesting},"nmi_nesting":{nmi_nesting}}}}}"#,
             us(ts)
@@ -204,13 +213,14 @@ impl<W: Write> ChromeWriter<W> {
 
     /// Opens a slice ftrace does not show (an NMI, an exception).
     pub fn slice_begin(&mut self, cpu: u32, ts: u64, cat: Cat, name: &str) {
-        self.touch(cpu);
+        let ts = self.at(cpu, ts);
         self.ensure_state(cpu, ts);
         self.begin(cpu, ts, cat, name, "");
     }
 
     /// Closes the innermost open slice of `cat`.
     pub fn slice_end(&mut self, cpu: u32, ts: u64, cat: Cat) {
+        let ts = self.at(cpu, ts);
         self.end_cat(cpu, ts, cat);
     }
 
@@ -223,11 +233,10 @@ impl<W: Write> ChromeWriter<W> {
 
     /// Feeds one ftrace event.
     pub fn line(&mut self, l: &Line<'_>) {
-        let (c, ts) = (l.cpu, l.ts_ns);
-        self.touch(c);
+        let c = l.cpu;
+        let ts = self.at(c, l.ts_ns);
         {
             let t = self.track(c);
-            t.last_ts = t.last_ts.max(ts);
             if t.stack.is_empty() {
                 t.pid = l.pid;
             }

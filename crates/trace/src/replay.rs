@@ -417,7 +417,9 @@ impl Replayer {
         // Who runs: the line's task, unless a sched_switch said otherwise.
         {
             let st = self.cpus.get_mut(&c).expect("cpu");
-            st.r.last_ns = l.ts_ns;
+            // Earliest and latest, even when lines are reordered (warned in `advance`).
+            st.r.last_ns = st.r.last_ns.max(l.ts_ns);
+            st.r.first_ns = st.r.first_ns.min(l.ts_ns);
             match st.cur {
                 None => st.cur = Some(l.pid),
                 Some(p) if p != l.pid && l.event != "sched_switch" => {
