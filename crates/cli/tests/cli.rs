@@ -335,3 +335,58 @@ fn check_rejects_bad_options_clearly() {
     assert!(text.contains("INCOMPLETE"), "{text}");
     assert!(text.contains("--max-states 100"), "{text}");
 }
+
+fn shared_trace(name: &str) -> String {
+    format!("{}/../../../shared/traces/{name}.trace.txt.gz", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn replay_of_a_real_trace_reports_tree_time_and_shapes() {
+    let f = shared_trace("nohz-messaging-pipe-cpu1");
+    let o = ctxtrack(&["replay", &f, "--tree", "206", "--shapes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("verdict: OK"), "{out}");
+    assert!(out.contains("task 206 and its descendants"), "{out}");
+    assert!(out.contains("user_exit → sys_enter → sys_exit → user_enter"), "{out}");
+    let o = ctxtrack(&["replay", &f, "--json", "--tree", "206"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["violation_count"], 0);
+    assert!(v["tree"]["stime_ns"].as_u64().unwrap() > 300_000_000);
+}
+
+#[test]
+fn replay_reads_standard_input_and_round_trips_our_own_trace() {
+    let dir = scratch_dir("replay-stdin");
+    let t = dir.join("t.txt");
+    let o = ctxtrack(&["run", "messaging", "-g", "1", "-l", "3", "--trace", t.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read(&t).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ctxtrack"))
+        .args(["replay", "-", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count();
+    assert_eq!(v["events"].as_u64().unwrap() as usize, lines);
+}
+
+#[test]
+fn replay_errors_name_file_and_line() {
+    let dir = scratch_dir("replay-bad");
+    let p = dir.join("bad.txt");
+    std::fs::write(&p, "# tracer: nop\n  a-1 [000] ..... 1.000001: user_exit: \nnot a trace line\n").unwrap();
+    let o = ctxtrack(&["replay", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("bad.txt:3: expected `comm-pid [cpu]`"), "{e}");
+    let o = ctxtrack(&["replay", "/nonexistent/trace.txt"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/trace.txt"));
+}
