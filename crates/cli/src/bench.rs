@@ -58,9 +58,16 @@ fn replay_input(file: Option<&std::path::Path>) -> Result<(String, Vec<u8>), Str
         }
     }
     let cfg = Config::new(design::by_name("generic-entry").expect("design"));
-    let out = ctxtrack_sim::TraceOutputs { ftrace: Some(Box::new(Shared(buf.clone()))), chrome: None };
+    let out = ctxtrack_sim::TraceOutputs {
+        ftrace: Some(Box::new(Shared(buf.clone()))),
+        chrome: None,
+    };
     let (_, mut m) = ctxtrack_sim::run(cfg, &Workload::messaging_default(), out);
-    m.trace.as_mut().map(|t| t.finish()).transpose().map_err(|e| e.to_string())?;
+    m.trace
+        .as_mut()
+        .map(|t| t.finish())
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let v = buf.lock().expect("lock").clone();
     Ok(("the simulator's default messaging trace".into(), v))
 }
@@ -105,8 +112,12 @@ pub(crate) fn run(cmd: &BenchCmd) -> Result<ExitCode, String> {
             let mut events = 0;
             for _ in 0..(*repeat).max(1) {
                 let t = Instant::now();
-                let r = ctxtrack_trace::replay_reader(&name, &text[..], ctxtrack_trace::Options::default())
-                    .map_err(|e| e.to_string())?;
+                let r = ctxtrack_trace::replay_reader(
+                    &name,
+                    &text[..],
+                    ctxtrack_trace::Options::default(),
+                )
+                .map_err(|e| e.to_string())?;
                 best = best.min(t.elapsed().as_secs_f64());
                 events = r.events;
             }

@@ -35,7 +35,9 @@ pub(crate) fn create(opt: &str, p: &Path) -> Result<ctxtrack_sim::trace::TraceOu
 /// `trace.txt` + `generic-entry` → `trace.generic-entry.txt` (one file per design or
 /// counterexample from one option).
 pub(crate) fn derive(p: &Path, tag: &str) -> std::path::PathBuf {
-    let stem = p.file_stem().map_or_else(|| "trace".into(), |s| s.to_string_lossy().into_owned());
+    let stem = p
+        .file_stem()
+        .map_or_else(|| "trace".into(), |s| s.to_string_lossy().into_owned());
     let name = match p.extension() {
         Some(e) => format!("{stem}.{tag}.{}", e.to_string_lossy()),
         None => format!("{stem}.{tag}"),
@@ -103,13 +105,25 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
             if let Some(dir) = a.trace_out {
                 let p = dir.join(format!("{tag}.trace"));
                 let o = create("--trace-out", &p)?;
-                outs.push((p, ctxtrack_sim::TraceOutputs { ftrace: Some(o), chrome: None }));
+                outs.push((
+                    p,
+                    ctxtrack_sim::TraceOutputs {
+                        ftrace: Some(o),
+                        chrome: None,
+                    },
+                ));
             }
-            let (ft, ch) = (a.trace.map(|p| derive(p, &tag)), a.chrome.map(|p| derive(p, &tag)));
+            let (ft, ch) = (
+                a.trace.map(|p| derive(p, &tag)),
+                a.chrome.map(|p| derive(p, &tag)),
+            );
             if ft.is_some() || ch.is_some() {
                 let o = ctxtrack_sim::TraceOutputs {
                     ftrace: ft.as_deref().map(|p| create("--trace", p)).transpose()?,
-                    chrome: ch.as_deref().map(|p| create("--chrome-trace", p)).transpose()?,
+                    chrome: ch
+                        .as_deref()
+                        .map(|p| create("--chrome-trace", p))
+                        .transpose()?,
                 };
                 outs.push((ft.or(ch).expect("one of them"), o));
             }

@@ -80,12 +80,21 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
             cfg.ct_on = true;
             cfg.stop_on_violation = false;
             let out = ctxtrack_sim::TraceOutputs {
-                ftrace: a.trace.map(|p| crate::check::create("--trace", &crate::check::derive(p, d.name))).transpose()?,
-                chrome: a.chrome.map(|p| crate::check::create("--chrome-trace", &crate::check::derive(p, d.name))).transpose()?,
+                ftrace: a
+                    .trace
+                    .map(|p| crate::check::create("--trace", &crate::check::derive(p, d.name)))
+                    .transpose()?,
+                chrome: a
+                    .chrome
+                    .map(|p| {
+                        crate::check::create("--chrome-trace", &crate::check::derive(p, d.name))
+                    })
+                    .transpose()?,
             };
             let (_, mut m) = ctxtrack_sim::run(cfg, &w, out);
             if let Some(t) = m.trace.as_mut() {
-                t.finish().map_err(|e| format!("--trace/--chrome-trace ({}): {e}", d.name))?;
+                t.finish()
+                    .map_err(|e| format!("--trace/--chrome-trace ({}): {e}", d.name))?;
             }
         }
     }

@@ -330,8 +330,16 @@ fn cmd_run(wc: &WorkloadCmd) -> Result<ExitCode, String> {
     let (w, o) = wc.split();
     let cfg = build_config(&w, o)?;
     let out = ctxtrack_sim::TraceOutputs {
-        ftrace: o.trace.as_deref().map(|p| check::create("--trace", p)).transpose()?,
-        chrome: o.chrome_trace.as_deref().map(|p| check::create("--chrome-trace", p)).transpose()?,
+        ftrace: o
+            .trace
+            .as_deref()
+            .map(|p| check::create("--trace", p))
+            .transpose()?,
+        chrome: o
+            .chrome_trace
+            .as_deref()
+            .map(|p| check::create("--chrome-trace", p))
+            .transpose()?,
     };
     let (report, mut m) = ctxtrack_sim::run(cfg, &w, out);
     if let Some(t) = m.trace.as_mut() {
@@ -406,17 +414,23 @@ fn main() -> ExitCode {
             chrome: chrome_trace.as_deref(),
             quiet: *quiet,
         }),
-        Cmd::Replay { file, json, shapes, nohz_full, hz, tree, chrome_trace } => {
-            replay::run(replay::Args {
-                file,
-                json: *json,
-                shapes: *shapes,
-                nohz_full: nohz_full.as_deref(),
-                hz: *hz,
-                tree: *tree,
-                chrome: chrome_trace.as_deref(),
-            })
-        }
+        Cmd::Replay {
+            file,
+            json,
+            shapes,
+            nohz_full,
+            hz,
+            tree,
+            chrome_trace,
+        } => replay::run(replay::Args {
+            file,
+            json: *json,
+            shapes: *shapes,
+            nohz_full: nohz_full.as_deref(),
+            hz: *hz,
+            tree: *tree,
+            chrome: chrome_trace.as_deref(),
+        }),
         Cmd::Designs => {
             for d in design::all() {
                 println!("{:<20} {}", d.name, d.summary);

@@ -61,7 +61,11 @@ pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
     } else {
         print!("{}", render(&report, a.tree));
     }
-    Ok(if report.violation_count == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.violation_count == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Second pass for the Chrome JSON (the replay pass stays allocation-light).
@@ -70,14 +74,24 @@ fn write_chrome(input: &Path, out: &Path) -> Result<(), String> {
     use std::io::{BufRead, Read};
     let name = input.display().to_string();
     if name == "-" {
-        return Err("--chrome-trace needs a file, not standard input (it reads the trace twice)".into());
+        return Err(
+            "--chrome-trace needs a file, not standard input (it reads the trace twice)".into(),
+        );
     }
     let f = std::fs::File::open(input).map_err(|e| format!("{name}: {e}"))?;
     let mut r = std::io::BufReader::new(f);
-    let gz = r.fill_buf().map_err(|e| format!("{name}: {e}"))?.starts_with(&[0x1f, 0x8b]);
-    let r: Box<dyn Read> = if gz { Box::new(flate2::bufread::MultiGzDecoder::new(r)) } else { Box::new(r) };
+    let gz = r
+        .fill_buf()
+        .map_err(|e| format!("{name}: {e}"))?
+        .starts_with(&[0x1f, 0x8b]);
+    let r: Box<dyn Read> = if gz {
+        Box::new(flate2::bufread::MultiGzDecoder::new(r))
+    } else {
+        Box::new(r)
+    };
     let r = std::io::BufReader::new(r);
-    let o = std::fs::File::create(out).map_err(|e| format!("--chrome-trace {}: {e}", out.display()))?;
+    let o =
+        std::fs::File::create(out).map_err(|e| format!("--chrome-trace {}: {e}", out.display()))?;
     let mut w = ctxtrack_trace::chrome::ChromeWriter::new(std::io::BufWriter::new(o));
     for line in r.lines() {
         let line = line.map_err(|e| format!("{name}: {e}"))?;
@@ -85,7 +99,8 @@ fn write_chrome(input: &Path, out: &Path) -> Result<(), String> {
             w.line(&l);
         }
     }
-    w.finish().map_err(|e| format!("--chrome-trace {}: {e}", out.display()))?;
+    w.finish()
+        .map_err(|e| format!("--chrome-trace {}: {e}", out.display()))?;
     Ok(())
 }
 
@@ -93,7 +108,14 @@ fn write_chrome(input: &Path, out: &Path) -> Result<(), String> {
 pub(crate) fn render(r: &Report, tree: Option<i32>) -> String {
     use std::fmt::Write;
     let mut o = String::new();
-    let _ = writeln!(o, "{} lines, {} events, {} CPUs, {} tasks", r.lines, r.events, r.cpus.len(), r.tasks.len());
+    let _ = writeln!(
+        o,
+        "{} lines, {} events, {} CPUs, {} tasks",
+        r.lines,
+        r.events,
+        r.cpus.len(),
+        r.tasks.len()
+    );
     let _ = writeln!(o, "\nper CPU          tracked  user_enter  user_exit  syscalls  ticks  irqs  switches  tick-stopped ms  user ms  sys ms  idle ms  unknown ms");
     for c in &r.cpus {
         let _ = writeln!(
@@ -106,13 +128,22 @@ pub(crate) fn render(r: &Report, tree: Option<i32>) -> String {
         );
     }
     let _ = writeln!(o, "\nper task (utime/stime as /proc reports them: cputime_adjust of vtime or tick samples; ~ = split inferred, not logged)");
-    let _ = writeln!(o, "  {:>7} {:<16} {:>7} {:>10} {:>10} {:>10} {:>9}", "pid", "comm", "parent", "utime ms", "stime ms", "run ms", "syscalls");
+    let _ = writeln!(
+        o,
+        "  {:>7} {:<16} {:>7} {:>10} {:>10} {:>10} {:>9}",
+        "pid", "comm", "parent", "utime ms", "stime ms", "run ms", "syscalls"
+    );
     for t in &r.tasks {
         let _ = writeln!(
             o,
             "  {:>7} {:<16} {:>7} {:>10} {:>10} {:>10} {:>9}{}",
-            t.pid, t.comm, t.parent.map_or("-".into(), |p| p.to_string()),
-            ms(t.utime_ns), ms(t.stime_ns), ms(t.runtime_ns), t.syscalls,
+            t.pid,
+            t.comm,
+            t.parent.map_or("-".into(), |p| p.to_string()),
+            ms(t.utime_ns),
+            ms(t.stime_ns),
+            ms(t.runtime_ns),
+            t.syscalls,
             if t.exact { "" } else { " ~" }
         );
     }
@@ -137,12 +168,23 @@ pub(crate) fn render(r: &Report, tree: Option<i32>) -> String {
         let _ = writeln!(o, "warning: line {}: {}", w.line, w.detail);
     }
     if r.violation_count == 0 {
-        let _ = writeln!(o, "\nverdict: OK (no violation of {} checked invariants)", INVARIANTS.len());
+        let _ = writeln!(
+            o,
+            "\nverdict: OK (no violation of {} checked invariants)",
+            INVARIANTS.len()
+        );
     } else {
         let _ = writeln!(o, "\nverdict: VIOLATED ({} violations)", r.violation_count);
         for v in &r.violations {
-            let doc = INVARIANTS.iter().find(|(n, _)| *n == v.invariant).map_or("", |(_, d)| d);
-            let _ = writeln!(o, "  line {}: CPU {}: {}: {} ({doc})", v.line, v.cpu, v.invariant, v.detail);
+            let doc = INVARIANTS
+                .iter()
+                .find(|(n, _)| *n == v.invariant)
+                .map_or("", |(_, d)| d);
+            let _ = writeln!(
+                o,
+                "  line {}: CPU {}: {}: {} ({doc})",
+                v.line, v.cpu, v.invariant, v.detail
+            );
         }
     }
     o

@@ -273,7 +273,14 @@ fn compare_prints_json_and_writes_svg() {
 #[test]
 fn check_exit_codes_and_json() {
     // generic-entry holds: exit 0.
-    let o = ctxtrack(&["check", "--design", "generic-entry", "--depth", "2", "--json"]);
+    let o = ctxtrack(&[
+        "check",
+        "--design",
+        "generic-entry",
+        "--depth",
+        "2",
+        "--json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let r = &v[0];
@@ -282,7 +289,15 @@ fn check_exit_codes_and_json() {
     assert!(r["states"].as_u64().unwrap() > 1000);
     assert_eq!(r["violations"].as_array().unwrap().len(), 0);
     // linux-4.3 does not: exit 1, with numbered trace lines in the text form.
-    let o = ctxtrack(&["check", "--design", "linux-4.3", "--depth", "1", "--events", "irq"]);
+    let o = ctxtrack(&[
+        "check",
+        "--design",
+        "linux-4.3",
+        "--depth",
+        "1",
+        "--events",
+        "irq",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("VIOLATED"), "{text}");
@@ -308,7 +323,10 @@ fn check_writes_counterexamples_as_ftrace_text() {
         dir.to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(!files.is_empty());
     let t = std::fs::read_to_string(&files[0]).unwrap();
     assert!(t.starts_with("# tracer: nop"), "{t}");
@@ -320,7 +338,11 @@ fn check_writes_counterexamples_as_ftrace_text() {
 fn check_rejects_bad_options_clearly() {
     let o = ctxtrack(&["check", "--events", "irq,bogus"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown event \"bogus\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown event \"bogus\""),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("irq, nmi, exc, fault, preempt, signal"));
     let o = ctxtrack(&["check", "--cpus", "3"]);
     assert_eq!(o.status.code(), Some(2));
@@ -337,7 +359,10 @@ fn check_rejects_bad_options_clearly() {
 }
 
 fn shared_trace(name: &str) -> String {
-    format!("{}/../../../shared/traces/{name}.trace.txt.gz", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/../../../shared/traces/{name}.trace.txt.gz",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 #[test]
@@ -348,7 +373,10 @@ fn replay_of_a_real_trace_reports_tree_time_and_shapes() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("verdict: OK"), "{out}");
     assert!(out.contains("task 206 and its descendants"), "{out}");
-    assert!(out.contains("user_exit → sys_enter → sys_exit → user_enter"), "{out}");
+    assert!(
+        out.contains("user_exit → sys_enter → sys_exit → user_enter"),
+        "{out}"
+    );
     let o = ctxtrack(&["replay", &f, "--json", "--tree", "206"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["violation_count"], 0);
@@ -359,7 +387,16 @@ fn replay_of_a_real_trace_reports_tree_time_and_shapes() {
 fn replay_reads_standard_input_and_round_trips_our_own_trace() {
     let dir = scratch_dir("replay-stdin");
     let t = dir.join("t.txt");
-    let o = ctxtrack(&["run", "messaging", "-g", "1", "-l", "3", "--trace", t.to_str().unwrap()]);
+    let o = ctxtrack(&[
+        "run",
+        "messaging",
+        "-g",
+        "1",
+        "-l",
+        "3",
+        "--trace",
+        t.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read(&t).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ctxtrack"))
@@ -373,7 +410,10 @@ fn replay_reads_standard_input_and_round_trips_our_own_trace() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let lines = text.split(|&b| b == b'\n').filter(|l| !l.is_empty() && l[0] != b'#').count();
+    let lines = text
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count();
     assert_eq!(v["events"].as_u64().unwrap() as usize, lines);
 }
 
@@ -381,7 +421,11 @@ fn replay_reads_standard_input_and_round_trips_our_own_trace() {
 fn replay_errors_name_file_and_line() {
     let dir = scratch_dir("replay-bad");
     let p = dir.join("bad.txt");
-    std::fs::write(&p, "# tracer: nop\n  a-1 [000] ..... 1.000001: user_exit: \nnot a trace line\n").unwrap();
+    std::fs::write(
+        &p,
+        "# tracer: nop\n  a-1 [000] ..... 1.000001: user_exit: \nnot a trace line\n",
+    )
+    .unwrap();
     let o = ctxtrack(&["replay", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);

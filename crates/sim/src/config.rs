@@ -161,7 +161,10 @@ impl Config {
             ));
         }
         if let Some(c) = self.taskset.filter(|&c| c >= self.cpus) {
-            return Err(format!("--taskset: CPU {c} does not exist (--cpus {})", self.cpus));
+            return Err(format!(
+                "--taskset: CPU {c} does not exist (--cpus {})",
+                self.cpus
+            ));
         }
         if self.hz == 0 || self.hz > 10_000 {
             return Err(format!("--hz must be between 1 and 10000, got {}", self.hz));

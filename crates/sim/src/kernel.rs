@@ -760,7 +760,13 @@ impl<'m> K<'m> {
                 "prev_comm={pc} prev_pid={} prev_prio=120 prev_state={st} ==> next_comm={nc} next_pid={} next_prio=120",
                 p.pid, n.pid
             );
-            crate::trace::event_at(self.m, c, "sched_switch", &line, crate::trace::At::Locked(2));
+            crate::trace::event_at(
+                self.m,
+                c,
+                "sched_switch",
+                &line,
+                crate::trace::At::Locked(2),
+            );
         }
         self.m.cpus[c].counters.context_switches += 1;
         // context_switch() + finish_task_switch()
@@ -943,7 +949,12 @@ pub(crate) fn send_ipi(m: &mut Machine, from: CpuId, target: CpuId, v: Vector) {
             Vector::IrqWork => ("irq_work_queue_on+0x0", "nohz_full_kick_func+0x0"),
             _ => ("send_ipi+0x0", "0x0"),
         };
-        crate::trace::event(m, from, "ipi_send_cpu", &format!("cpu={target} callsite={site} callback={cb}"));
+        crate::trace::event(
+            m,
+            from,
+            "ipi_send_cpu",
+            &format!("cpu={target} callsite={site} callback={cb}"),
+        );
     }
     let at = if from == target {
         now

@@ -70,14 +70,17 @@ impl TraceOutputs {
 /// reports get the last steps of their CPU.
 pub fn run(cfg: Config, workload: &Workload, out: TraceOutputs) -> (Report, Machine) {
     let mut m = Machine::new(cfg.clone());
-    m.trace = out.sink(|| {
-        // Linux's header says how many entries follow: count them in an identical run first.
-        let mut count = Machine::new(cfg.clone());
-        count.trace = Some(trace::TraceSink::counting());
-        workload::install(&mut count, workload);
-        count.run();
-        count.trace.map_or(0, |t| t.lines)
-    }, cfg.cpus);
+    m.trace = out.sink(
+        || {
+            // Linux's header says how many entries follow: count them in an identical run first.
+            let mut count = Machine::new(cfg.clone());
+            count.trace = Some(trace::TraceSink::counting());
+            workload::install(&mut count, workload);
+            count.run();
+            count.trace.map_or(0, |t| t.lines)
+        },
+        cfg.cpus,
+    );
     workload::install(&mut m, workload);
     let end = m.run();
     let wanted = m

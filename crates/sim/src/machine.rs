@@ -1061,8 +1061,20 @@ impl Machine {
         }
         if self.trace.is_some() {
             match kind {
-                EntryKind::Nmi => crate::trace::chrome_slice(self, c, ctxtrack_trace::chrome::Cat::Nmi, "nmi", true),
-                EntryKind::Exception => crate::trace::chrome_slice(self, c, ctxtrack_trace::chrome::Cat::Exception, path.name, true),
+                EntryKind::Nmi => crate::trace::chrome_slice(
+                    self,
+                    c,
+                    ctxtrack_trace::chrome::Cat::Nmi,
+                    "nmi",
+                    true,
+                ),
+                EntryKind::Exception => crate::trace::chrome_slice(
+                    self,
+                    c,
+                    ctxtrack_trace::chrome::Cat::Exception,
+                    path.name,
+                    true,
+                ),
                 _ => {}
             }
         }
@@ -1332,7 +1344,9 @@ impl Machine {
                     use ctxtrack_trace::chrome::Cat;
                     match e.kind {
                         EntryKind::Nmi => crate::trace::chrome_slice(self, c, Cat::Nmi, "", false),
-                        EntryKind::Exception => crate::trace::chrome_slice(self, c, Cat::Exception, "", false),
+                        EntryKind::Exception => {
+                            crate::trace::chrome_slice(self, c, Cat::Exception, "", false)
+                        }
                         _ => {}
                     }
                 }

@@ -42,7 +42,11 @@ fn transitions(r: &Report, cpu: usize) -> u64 {
 fn cpu_bound_stops_the_tick_and_makes_no_transition_after_start() {
     let mut c = cfg();
     c.duration_ns = ms(20);
-    let (short, _) = run(c.clone(), &Workload::CpuBound, ctxtrack_sim::TraceOutputs::none());
+    let (short, _) = run(
+        c.clone(),
+        &Workload::CpuBound,
+        ctxtrack_sim::TraceOutputs::none(),
+    );
     c.duration_ns = ms(200);
     let (long, _) = run(c, &Workload::CpuBound, ctxtrack_sim::TraceOutputs::none());
     assert_eq!(long.violations, 0, "{:?}", long.violation_reports);
@@ -215,7 +219,10 @@ fn same_seed_is_byte_identical_and_different_seeds_differ() {
         let (r, _) = run(
             c,
             &small_messaging(),
-            ctxtrack_sim::TraceOutputs { ftrace: Some(Box::new(SharedBuf(buf.clone()))), chrome: None },
+            ctxtrack_sim::TraceOutputs {
+                ftrace: Some(Box::new(SharedBuf(buf.clone()))),
+                chrome: None,
+            },
         );
         let json = serde_json::to_string(&r).unwrap();
         let trace = buf.lock().unwrap().clone();
@@ -243,7 +250,10 @@ fn trace_has_linux_layout_and_pairs() {
             urn_every: 0,
             per_cpu: 1,
         },
-        ctxtrack_sim::TraceOutputs { ftrace: Some(Box::new(SharedBuf(buf.clone()))), chrome: None },
+        ctxtrack_sim::TraceOutputs {
+            ftrace: Some(Box::new(SharedBuf(buf.clone()))),
+            chrome: None,
+        },
     );
     let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
     assert!(text.starts_with("# tracer: nop\n"));

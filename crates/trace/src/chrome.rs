@@ -160,7 +160,10 @@ impl<W: Write> ChromeWriter<W> {
 
     fn end(&mut self, cpu: u32, ts: u64) {
         if self.track(cpu).stack.pop().is_some() {
-            self.emit(format!(r#"{{"ph":"E","pid":1,"tid":{cpu},"ts":{}}}"#, us(ts)));
+            self.emit(format!(
+                r#"{{"ph":"E","pid":1,"tid":{cpu},"ts":{}}}"#,
+                us(ts)
+            ));
         }
     }
 
@@ -186,7 +189,13 @@ impl<W: Write> ChromeWriter<W> {
         while !self.track(cpu).stack.is_empty() {
             self.end(cpu, ts);
         }
-        self.begin(cpu, ts, Cat::State, state, &format!(r#""task":"{}""#, esc(who)));
+        self.begin(
+            cpu,
+            ts,
+            Cat::State,
+            state,
+            &format!(r#""task":"{}""#, esc(who)),
+        );
         for o in nested {
             self.begin(cpu, ts, o.cat, &o.name, "");
         }
@@ -227,7 +236,13 @@ impl<W: Write> ChromeWriter<W> {
     fn ensure_state(&mut self, cpu: u32, ts: u64) {
         if self.track(cpu).stack.is_empty() {
             let idle = self.track(cpu).pid == 0;
-            self.begin(cpu, ts, Cat::State, if idle { "IDLE" } else { "KERNEL" }, "");
+            self.begin(
+                cpu,
+                ts,
+                Cat::State,
+                if idle { "IDLE" } else { "KERNEL" },
+                "",
+            );
         }
     }
 
@@ -255,20 +270,35 @@ impl<W: Write> ChromeWriter<W> {
                 // Park the outgoing task's nested slices; the new task's come back.
                 let nested: Vec<Open> = {
                     let t = self.track(c);
-                    if t.stack.len() > 1 { t.stack[1..].to_vec() } else { Vec::new() }
+                    if t.stack.len() > 1 {
+                        t.stack[1..].to_vec()
+                    } else {
+                        Vec::new()
+                    }
                 };
-                let nested: Vec<Open> = nested.into_iter().filter(|o| o.cat == Cat::Syscall || o.cat == Cat::Exception).collect();
+                let nested: Vec<Open> = nested
+                    .into_iter()
+                    .filter(|o| o.cat == Cat::Syscall || o.cat == Cat::Exception)
+                    .collect();
                 if l.pid != 0 && !nested.is_empty() {
                     self.parked.insert(l.pid, nested);
                 }
                 while !self.track(c).stack.is_empty() {
                     self.end(c, ts);
                 }
-                let next: i32 = field(l.fields, "next_pid=").and_then(|x| x.parse().ok()).unwrap_or(0);
+                let next: i32 = field(l.fields, "next_pid=")
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(0);
                 let comm = crate::replay::field(l.fields, "next_comm=").unwrap_or("?");
                 self.track(c).pid = next;
                 let state = if next == 0 { "IDLE" } else { "KERNEL" };
-                self.begin(c, ts, Cat::State, state, &format!(r#""task":"{}-{next}""#, esc(comm)));
+                self.begin(
+                    c,
+                    ts,
+                    Cat::State,
+                    state,
+                    &format!(r#""task":"{}-{next}""#, esc(comm)),
+                );
                 for o in self.parked.remove(&next).unwrap_or_default() {
                     self.begin(c, ts, o.cat, &o.name, "");
                 }
@@ -297,7 +327,8 @@ impl<W: Write> ChromeWriter<W> {
             ev => {
                 if let Some(base) = ev.strip_suffix("_entry") {
                     if ev == "irq_handler_entry" || crate::shapes_is_vector(base) {
-                        if base == "local_timer" && std::mem::take(&mut self.track(c).tick_stopped) {
+                        if base == "local_timer" && std::mem::take(&mut self.track(c).tick_stopped)
+                        {
                             self.instant(c, ts, "tick_start", "");
                         }
                         self.ensure_state(c, ts);
@@ -350,7 +381,8 @@ pub struct Validated {
 /// `tid` and `ts`; per track, timestamps never go back and every `E` closes an open `B`; no
 /// slice is left open.
 pub fn validate(json: &[u8]) -> Result<Validated, String> {
-    let v: serde_json::Value = serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| format!("not JSON: {e}"))?;
     let evs = v["traceEvents"].as_array().ok_or("no traceEvents array")?;
     let mut open: BTreeMap<(i64, i64), Vec<String>> = BTreeMap::new();
     let mut last: BTreeMap<(i64, i64), f64> = BTreeMap::new();
@@ -373,7 +405,9 @@ pub fn validate(json: &[u8]) -> Result<Validated, String> {
         }
         match ph {
             "B" => {
-                let name = e["name"].as_str().ok_or(format!("event {i}: B without name"))?;
+                let name = e["name"]
+                    .as_str()
+                    .ok_or(format!("event {i}: B without name"))?;
                 out.names.insert(name.to_string());
                 let st = open.entry(k).or_default();
                 st.push(name.to_string());
@@ -390,7 +424,11 @@ pub fn validate(json: &[u8]) -> Result<Validated, String> {
         }
     }
     if let Some((k, s)) = open.iter().find(|(_, s)| !s.is_empty()) {
-        return Err(format!("track {k:?}: {} slices left open ({:?})", s.len(), s.last()));
+        return Err(format!(
+            "track {k:?}: {} slices left open ({:?})",
+            s.len(),
+            s.last()
+        ));
     }
     Ok(out)
 }

@@ -182,7 +182,9 @@ pub fn parse_line(s: &str) -> Result<Parsed<'_>, String> {
         None => return Err("`event:` after the timestamp".into()),
     };
     if event.is_empty() || event.contains(' ') {
-        return Err(format!("an event name after the timestamp, found `{event}`"));
+        return Err(format!(
+            "an event name after the timestamp, found `{event}`"
+        ));
     }
     Ok(Parsed::Event(Line {
         comm,
@@ -234,7 +236,11 @@ pub fn header(entries: u64, ncpus: usize) -> String {
 /// pid 7 wide, left-aligned after the `-`; an empty field list still has its space after the
 /// colon (`user_enter: `).
 pub fn format_line(l: &Line<'_>, out: &mut String) {
-    let comm = if l.comm.len() > 16 { &l.comm[..16] } else { l.comm };
+    let comm = if l.comm.len() > 16 {
+        &l.comm[..16]
+    } else {
+        l.comm
+    };
     let flags = l.flags.unwrap_or(Flags::NONE);
     let _ = writeln!(
         out,
@@ -271,22 +277,49 @@ mod tests {
 
     #[test]
     fn lenient_about_optional_columns() {
+        let Parsed::Event(l) = parse_line(
+            "           bash-1234    (   1234) [001] d..1.  123.456789: sys_exit: NR 0 = 1",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (l.comm, l.pid, l.cpu, l.ts_ns),
+            ("bash", 1234, 1, 123_456_789_000)
+        );
         let Parsed::Event(l) =
-            parse_line("           bash-1234    (   1234) [001] d..1.  123.456789: sys_exit: NR 0 = 1").unwrap()
-        else { panic!() };
-        assert_eq!((l.comm, l.pid, l.cpu, l.ts_ns), ("bash", 1234, 1, 123_456_789_000));
+            parse_line("  kworker/u8:0-12  [002]  1234.567890123: sched_switch:   prev_comm=a")
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (l.comm, l.pid, l.flags, l.ts_ns, l.event, l.fields),
+            (
+                "kworker/u8:0",
+                12,
+                None,
+                1_234_567_890_123,
+                "sched_switch",
+                "prev_comm=a"
+            )
+        );
         let Parsed::Event(l) =
-            parse_line("  kworker/u8:0-12  [002]  1234.567890123: sched_switch:   prev_comm=a").unwrap()
-        else { panic!() };
-        assert_eq!((l.comm, l.pid, l.flags, l.ts_ns, l.event, l.fields),
-            ("kworker/u8:0", 12, None, 1_234_567_890_123, "sched_switch", "prev_comm=a"));
-        let Parsed::Event(l) = parse_line("sched-messaging-206 [001] d.... 5.1: user_exit:").unwrap()
-        else { panic!() };
-        assert_eq!((l.comm, l.pid, l.event, l.fields), ("sched-messaging", 206, "user_exit", ""));
+            parse_line("sched-messaging-206 [001] d.... 5.1: user_exit:").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (l.comm, l.pid, l.event, l.fields),
+            ("sched-messaging", 206, "user_exit", "")
+        );
         assert_eq!(parse_line("cpus=4").unwrap(), Parsed::Header);
         assert_eq!(
             parse_line("CPU:2 [LOST 17 EVENTS]").unwrap(),
-            Parsed::Lost { cpu: Some(2), count: Some(17) }
+            Parsed::Lost {
+                cpu: Some(2),
+                count: Some(17)
+            }
         );
     }
 

@@ -383,7 +383,11 @@ impl Replayer {
             st.r.idle_ns += dt;
             return;
         }
-        let mode = if st.irq_depth > 0 { Mode::Kernel } else { st.mode };
+        let mode = if st.irq_depth > 0 {
+            Mode::Kernel
+        } else {
+            st.mode
+        };
         let tracked = st.r.tracked;
         let t = self.tasks.entry(pid).or_default();
         match mode {
@@ -466,18 +470,37 @@ impl Replayer {
                 // A task's first event after being switched in is Kernel by construction, so
                 // a fork child's first user_enter (no user_exit before it) alternates too.
                 if prev != Mode::Unknown && prev != want_prev {
-                    let d = format!("{} while the CPU is already in {}", l.event, if enter { "USER" } else { "KERNEL" });
+                    let d = format!(
+                        "{} while the CPU is already in {}",
+                        l.event,
+                        if enter { "USER" } else { "KERNEL" }
+                    );
                     self.violation("ct_alternation", n, c, d);
                 }
                 if let Some(f) = flags {
                     if !f.irqs_off() && f.0[0] != b'X' {
-                        self.violation("ct_event_irqs_on", n, c, format!("{} logged with IRQs enabled", l.event));
+                        self.violation(
+                            "ct_event_irqs_on",
+                            n,
+                            c,
+                            format!("{} logged with IRQs enabled", l.event),
+                        );
                     }
                     if f.hardirq() || in_irq {
-                        self.violation("ct_event_in_irq", n, c, format!("{} logged in IRQ context", l.event));
+                        self.violation(
+                            "ct_event_in_irq",
+                            n,
+                            c,
+                            format!("{} logged in IRQ context", l.event),
+                        );
                     }
                 } else if in_irq {
-                    self.violation("ct_event_in_irq", n, c, format!("{} inside an IRQ vector", l.event));
+                    self.violation(
+                        "ct_event_in_irq",
+                        n,
+                        c,
+                        format!("{} inside an IRQ vector", l.event),
+                    );
                 }
             }
             "sys_enter" | "sys_exit" => {
@@ -492,7 +515,12 @@ impl Replayer {
                 let st = self.cpus.get_mut(&c).expect("cpu");
                 if tracked {
                     if mode == Mode::User {
-                        self.violation("syscall_in_user", n, c, format!("{} while the CPU is in USER", l.event));
+                        self.violation(
+                            "syscall_in_user",
+                            n,
+                            c,
+                            format!("{} while the CPU is in USER", l.event),
+                        );
                     }
                 } else if enter {
                     st.mode = Mode::Kernel;
@@ -506,7 +534,12 @@ impl Replayer {
             "page_fault_user" => {
                 if tracked {
                     if st.mode == Mode::User {
-                        self.violation("entry_in_user", n, c, "page_fault_user while the CPU is in USER".into());
+                        self.violation(
+                            "entry_in_user",
+                            n,
+                            c,
+                            "page_fault_user while the CPU is in USER".into(),
+                        );
                     }
                 } else if st.irq_depth == 0 {
                     // Untracked: the fault handler runs now; its end is not logged.
@@ -526,10 +559,18 @@ impl Replayer {
                 st.inferred = false;
                 st.irq_depth = 0;
                 if tracked && mode == Mode::User {
-                    self.violation("sched_switch_in_user", n, c, "sched_switch while the CPU is in USER".into());
+                    self.violation(
+                        "sched_switch_in_user",
+                        n,
+                        c,
+                        "sched_switch while the CPU is in USER".into(),
+                    );
                 }
                 if depth > 0 {
-                    self.warn(n, format!("sched_switch inside {depth} open IRQ vector(s) on CPU {c}"));
+                    self.warn(
+                        n,
+                        format!("sched_switch inside {depth} open IRQ vector(s) on CPU {c}"),
+                    );
                 }
                 if l.pid != 0 && matches!(prev_state, Some("X" | "Z" | "X+" | "Z+")) {
                     self.tasks.entry(l.pid).or_default().exited = true;
@@ -541,13 +582,18 @@ impl Replayer {
                             t.comm = name.to_string();
                         }
                     }
-                    (None, _) => self.warn(n, "sched_switch without a readable next_pid: task unknown".into()),
+                    (None, _) => self.warn(
+                        n,
+                        "sched_switch without a readable next_pid: task unknown".into(),
+                    ),
                     _ => {}
                 }
             }
             "sched_wakeup_new" => {
                 if let Some(child) = field(l.fields, "pid=").and_then(|x| x.parse::<i32>().ok()) {
-                    let name = between(l.fields, "comm=", " pid=").unwrap_or("").to_string();
+                    let name = between(l.fields, "comm=", " pid=")
+                        .unwrap_or("")
+                        .to_string();
                     let t = self.tasks.entry(child).or_default();
                     t.parent = Some(l.pid);
                     if t.comm.is_empty() {
@@ -595,7 +641,12 @@ impl Replayer {
                     st.r.irqs += 1;
                 }
                 if tracked && from_user {
-                    self.violation("entry_in_user", n, c, format!("{ev} while the CPU is in USER (no user_exit before it)"));
+                    self.violation(
+                        "entry_in_user",
+                        n,
+                        c,
+                        format!("{ev} while the CPU is in USER (no user_exit before it)"),
+                    );
                 }
             }
             ev if ev.ends_with("_exit") && is_irq_exit(ev) => {

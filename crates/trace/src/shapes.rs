@@ -35,8 +35,15 @@ const MAX_LEN: usize = 24;
 fn modeled(ev: &str) -> bool {
     matches!(
         ev,
-        "user_enter" | "user_exit" | "sys_enter" | "sys_exit" | "sched_switch" | "tick_stop"
-            | "page_fault_user" | "irq_handler_entry" | "irq_handler_exit"
+        "user_enter"
+            | "user_exit"
+            | "sys_enter"
+            | "sys_exit"
+            | "sched_switch"
+            | "tick_stop"
+            | "page_fault_user"
+            | "irq_handler_entry"
+            | "irq_handler_exit"
     ) || is_vector(ev)
 }
 
@@ -48,8 +55,15 @@ pub fn is_vector(ev: &str) -> bool {
         .unwrap_or("");
     matches!(
         base,
-        "local_timer" | "reschedule" | "call_function" | "call_function_single" | "irq_work"
-            | "x86_platform_ipi" | "error_apic" | "spurious_apic" | "thermal_apic"
+        "local_timer"
+            | "reschedule"
+            | "call_function"
+            | "call_function_single"
+            | "irq_work"
+            | "x86_platform_ipi"
+            | "error_apic"
+            | "spurious_apic"
+            | "thermal_apic"
     )
 }
 
@@ -206,7 +220,12 @@ impl ShapeCollector {
                 count: n,
             })
             .collect();
-        let rank = |k: &str| KINDS.iter().position(|(n, _)| *n == k).unwrap_or(usize::MAX);
+        let rank = |k: &str| {
+            KINDS
+                .iter()
+                .position(|(n, _)| *n == k)
+                .unwrap_or(usize::MAX)
+        };
         v.sort_by(|a, b| {
             rank(&a.kind)
                 .cmp(&rank(&b.kind))

@@ -46,7 +46,10 @@ fn truncated_gzip_is_an_error() {
     let r = replay_reader("t.gz", &v[..], Options::default()).unwrap();
     assert_eq!(r.events, 250);
     let e = replay_reader("t.gz", &v[..v.len() / 2], Options::default()).unwrap_err();
-    assert!(e.to_string().starts_with("t.gz:") && e.to_string().contains("truncated"), "{e}");
+    assert!(
+        e.to_string().starts_with("t.gz:") && e.to_string().contains("truncated"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -54,7 +57,13 @@ fn reordered_lines_warn_with_line_numbers() {
     let mut lines: Vec<&str> = GOOD.lines().collect();
     lines.swap(3, 4);
     let r = run(&(lines.join("\n") + "\n")).unwrap();
-    assert!(r.warnings.iter().any(|w| w.line == 5 && w.detail.contains("goes back")), "{:?}", r.warnings);
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.line == 5 && w.detail.contains("goes back")),
+        "{:?}",
+        r.warnings
+    );
 }
 
 #[test]
@@ -63,14 +72,23 @@ fn broken_alternation_is_a_violation_with_its_line() {
     let r = run(&bad).unwrap();
     assert_eq!(r.violations[0].invariant, "ct_alternation");
     assert_eq!(r.violations[0].line, 3);
-    let bad = GOOD.replace("d....     8.565052: user_enter", ".....     8.565052: user_enter");
+    let bad = GOOD.replace(
+        "d....     8.565052: user_enter",
+        ".....     8.565052: user_enter",
+    );
     let r = run(&bad).unwrap();
-    assert_eq!((r.violations[0].invariant, r.violations[0].line), ("ct_event_irqs_on", 6));
+    assert_eq!(
+        (r.violations[0].invariant, r.violations[0].line),
+        ("ct_event_irqs_on", 6)
+    );
     let irq = GOOD.replace(
         "              dd-295     [003] d....     8.565038: user_exit: \n",
         "              dd-295     [003] d.h..     8.565038: local_timer_entry: vector=236\n              dd-295     [003] d.h..     8.565039: local_timer_exit: vector=236\n",
     );
     let r = run(&irq).unwrap();
     let inv: Vec<_> = r.violations.iter().map(|v| (v.invariant, v.line)).collect();
-    assert!(inv.contains(&("entry_in_user", 3)) && inv.contains(&("syscall_in_user", 5)), "{inv:?}");
+    assert!(
+        inv.contains(&("entry_in_user", 3)) && inv.contains(&("syscall_in_user", 5)),
+        "{inv:?}"
+    );
 }

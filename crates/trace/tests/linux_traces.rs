@@ -11,13 +11,20 @@ fn traces() -> PathBuf {
 fn replay(name: &str) -> Report {
     let p = traces().join(format!("{name}.trace.txt.gz"));
     let f = std::fs::File::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let opts = Options { shapes: true, ..Options::default() };
+    let opts = Options {
+        shapes: true,
+        ..Options::default()
+    };
     replay_reader(name, f, opts).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The first task switched in on `cpu` whose name is `comm` (the workload's root).
 fn root(r: &Report, comm: &str) -> i32 {
-    r.tasks.iter().find(|t| t.comm == comm && t.parent.is_none()).map(|t| t.pid).expect(comm)
+    r.tasks
+        .iter()
+        .find(|t| t.comm == comm && t.parent.is_none())
+        .map(|t| t.pid)
+        .expect(comm)
 }
 
 /// `|ours - kernel| <= max(2 % of kernel, 10 ms)`; the kernel's figure is in 10 ms ticks,
@@ -26,9 +33,20 @@ fn close(ours_ns: u64, kernel_ticks: u64, what: &str) {
     let k = kernel_ticks * 10_000_000;
     let tol = (k / 50).max(10_000_000);
     // Truncation: the kernel's exact value lies in [k, k + 10 ms).
-    let diff = if ours_ns < k { k - ours_ns } else { (ours_ns - k).saturating_sub(10_000_000) };
-    assert!(diff <= tol, "{what}: ours {:.1} ms, kernel {} ticks ({} ms); off by {:.1} ms > {:.1} ms",
-        ours_ns as f64 / 1e6, kernel_ticks, kernel_ticks * 10, diff as f64 / 1e6, tol as f64 / 1e6);
+    let diff = if ours_ns < k {
+        k - ours_ns
+    } else {
+        (ours_ns - k).saturating_sub(10_000_000)
+    };
+    assert!(
+        diff <= tol,
+        "{what}: ours {:.1} ms, kernel {} ticks ({} ms); off by {:.1} ms > {:.1} ms",
+        ours_ns as f64 / 1e6,
+        kernel_ticks,
+        kernel_ticks * 10,
+        diff as f64 / 1e6,
+        tol as f64 / 1e6
+    );
 }
 
 fn no_violations(r: &Report, name: &str) {
@@ -54,7 +72,10 @@ fn dd_syscalls_on_nohz_full_cpu3() {
     // from vtime_user_enter (after the event is committed) to vtime_user_exit (before the next
     // one is reserved). At 40,066 pairs the difference is under 1.5 µs per pair.
     let k_user = 2 * 10_000_000;
-    assert!(u >= k_user, "the trace sees more user time than vtime, never less");
+    assert!(
+        u >= k_user,
+        "the trace sees more user time than vtime, never less"
+    );
     let excess_per_pair = (u - k_user) / cpu3.user_enter;
     assert!(excess_per_pair <= 1_500, "{excess_per_pair} ns per pair");
     assert!(r.tasks.iter().find(|t| t.pid == pid).unwrap().exact);
@@ -97,22 +118,41 @@ fn messaging_without_nohz_full() {
     close(u + s, 57, "off utime + stime");
     let t = r.tasks.iter().find(|t| t.pid == pid).unwrap();
     assert!(!t.exact);
-    assert!(u < 70_000_000 && s > 500_000_000, "fault time counted as system: u {u} s {s}");
+    assert!(
+        u < 70_000_000 && s > 500_000_000,
+        "fault time counted as system: u {u} s {s}"
+    );
 }
-
 
 #[test]
 fn shapes_of_the_real_kernel() {
     let r = replay("nohz-messaging-pipe-cpu1");
-    let typical = |k: &str| r.shapes.iter().find(|s| s.kind == k).map(|s| s.events.join(" "));
-    assert_eq!(typical("syscall").as_deref(), Some("user_exit sys_enter sys_exit user_enter"));
-    assert_eq!(typical("fault_from_user").as_deref(), Some("user_exit page_fault_user user_enter"));
+    let typical = |k: &str| {
+        r.shapes
+            .iter()
+            .find(|s| s.kind == k)
+            .map(|s| s.events.join(" "))
+    };
+    assert_eq!(
+        typical("syscall").as_deref(),
+        Some("user_exit sys_enter sys_exit user_enter")
+    );
+    assert_eq!(
+        typical("fault_from_user").as_deref(),
+        Some("user_exit page_fault_user user_enter")
+    );
     assert_eq!(
         typical("irq_from_user").as_deref(),
         Some("user_exit local_timer_entry local_timer_exit tick_stop user_enter")
     );
-    assert_eq!(typical("tick_nohz_full").as_deref(), Some("local_timer_entry local_timer_exit tick_stop"));
-    assert_eq!(typical("context_switch").as_deref(), Some("sched_switch sys_exit user_enter"));
+    assert_eq!(
+        typical("tick_nohz_full").as_deref(),
+        Some("local_timer_entry local_timer_exit tick_stop")
+    );
+    assert_eq!(
+        typical("context_switch").as_deref(),
+        Some("sched_switch sys_exit user_enter")
+    );
 }
 
 /// Chrome JSON from a real trace parses back, and on every track slices nest (each `E` closes
@@ -123,7 +163,9 @@ fn chrome_json_of_a_real_trace_nests() {
     use std::io::Read;
     let p = traces().join("nohz-messaging-pipe-cpu1.trace.txt.gz");
     let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap()).read_to_string(&mut text).unwrap();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
     let mut w = ctxtrack_trace::chrome::ChromeWriter::new(Vec::new());
     for l in text.lines() {
         if let Ok(Parsed::Event(e)) = parse_line(l) {
@@ -133,6 +175,13 @@ fn chrome_json_of_a_real_trace_nests() {
     let out = w.finish().unwrap();
     let stats = ctxtrack_trace::chrome::validate(&out).unwrap();
     assert!(stats.slices > 50_000, "{stats:?}");
-    assert!(stats.names.contains("USER") && stats.names.contains("KERNEL") && stats.names.contains("local_timer"));
-    assert!(stats.max_depth >= 3, "syscall and IRQ nest inside the state slice: {stats:?}");
+    assert!(
+        stats.names.contains("USER")
+            && stats.names.contains("KERNEL")
+            && stats.names.contains("local_timer")
+    );
+    assert!(
+        stats.max_depth >= 3,
+        "syscall and IRQ nest inside the state slice: {stats:?}"
+    );
 }
