@@ -223,8 +223,10 @@ pub fn transitions(
         (Transition::UserExit, "user_exit"),
         (Transition::UserEnter, "user_enter"),
     ] {
+        // Every design logs them with IRQs off: generic entry calls the _irqoff forms, 4.x
+        // context_tracking_enter/exit wrap them in local_irq_save.
         for _ in before[tr as usize]..after[tr as usize] {
-            line(m, c, t, ts, name, "", At::Cpu);
+            line(m, c, t, ts, name, "", At::IrqsOff);
         }
     }
     if let (Some(f), false) = (&rcu, watching) {
