@@ -46,20 +46,10 @@ fn replay_input(file: Option<&std::path::Path>) -> Result<(String, Vec<u8>), Str
         }
         return Ok((p.display().to_string(), raw));
     }
-    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    let buf = ctxtrack_sim::trace::SharedBuf::default();
     let cfg = Config::new(design::by_name("generic-entry").expect("design"));
     let out = ctxtrack_sim::TraceOutputs {
-        ftrace: Some(Box::new(Shared(buf.clone()))),
+        ftrace: Some(Box::new(buf.clone())),
         chrome: None,
     };
     let (_, mut m) = ctxtrack_sim::run(cfg, &Workload::messaging_default(), out);
@@ -68,7 +58,7 @@ fn replay_input(file: Option<&std::path::Path>) -> Result<(String, Vec<u8>), Str
         .map(|t| t.finish())
         .transpose()
         .map_err(|e| e.to_string())?;
-    let v = buf.lock().expect("lock").clone();
+    let v = buf.bytes();
     Ok(("the simulator's default messaging trace".into(), v))
 }
 

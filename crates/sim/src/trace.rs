@@ -18,6 +18,30 @@ use std::io::Write;
 /// checkers do with states).
 pub type TraceOut = Box<dyn Write + Send + Sync>;
 
+/// An in-memory trace output whose bytes can be read after the run (tests, benchmarks).
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    /// A copy of what was written so far.
+    pub fn bytes(&self) -> Vec<u8> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("trace buffer poisoned"))?
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The trace writers of a machine.
 pub struct TraceSink {
     /// ftrace text; `None` while counting lines.

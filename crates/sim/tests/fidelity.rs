@@ -2,21 +2,10 @@
 //! Linux 6.1 trace in `../shared/traces/`; both traces go through the same parser and shape
 //! collector, and the path shapes must match event for event.
 
+use ctxtrack_sim::trace::SharedBuf;
 use ctxtrack_sim::{design, run, Config, CpuSet, TraceOutputs, Workload};
 use ctxtrack_trace::replay::{replay_reader, Options, Report};
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
-
-struct Shared(Arc<Mutex<Vec<u8>>>);
-impl std::io::Write for Shared {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn real(name: &str) -> Report {
     let p = format!(
@@ -57,14 +46,14 @@ fn simulated_hz(
     cfg.hz = hz;
     cfg.duration_ns = duration_ms.map(|m| m * 1_000_000);
     cfg.taskset = taskset;
-    let buf = Arc::new(Mutex::new(Vec::new()));
+    let buf = SharedBuf::default();
     let out = TraceOutputs {
-        ftrace: Some(Box::new(Shared(buf.clone()))),
+        ftrace: Some(Box::new(buf.clone())),
         chrome: None,
     };
     let (_, mut m) = run(cfg, &w, out);
     m.trace.as_mut().unwrap().finish().unwrap();
-    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(buf.bytes()).unwrap();
     let r = replay_reader(
         "sim",
         text.as_bytes(),
@@ -207,10 +196,10 @@ fn chrome_trace_of_a_run_nests() {
     cfg.nohz_full = CpuSet::parse("1", 2).unwrap();
     cfg.irq_period_ns = Some(50_000);
     cfg.nmi_period_ns = Some(1_000_000);
-    let buf = Arc::new(Mutex::new(Vec::new()));
+    let buf = SharedBuf::default();
     let out = TraceOutputs {
         ftrace: None,
-        chrome: Some(Box::new(Shared(buf.clone()))),
+        chrome: Some(Box::new(buf.clone())),
     };
     let w = Workload::Messaging {
         groups: 1,
@@ -220,7 +209,7 @@ fn chrome_trace_of_a_run_nests() {
     };
     let (_, mut m) = run(cfg, &w, out);
     m.trace.as_mut().unwrap().finish().unwrap();
-    let json = buf.lock().unwrap().clone();
+    let json = buf.bytes();
     let v = ctxtrack_trace::chrome::validate(&json).unwrap();
     for name in ["USER", "KERNEL", "IDLE", "nmi", "irq virtio0", "reschedule"] {
         assert!(v.names.contains(name), "no {name} slice: {:?}", v.names);

@@ -12,18 +12,7 @@ fn ms(n: u64) -> Option<u64> {
     Some(n * 1_000_000)
 }
 
-/// An in-memory trace sink the test can read back after the run.
-struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use ctxtrack_sim::trace::SharedBuf;
 
 fn small_messaging() -> Workload {
     Workload::Messaging {
@@ -215,17 +204,17 @@ fn same_seed_is_byte_identical_and_different_seeds_differ() {
     let go = |seed: u64| {
         let mut c = cfg();
         c.seed = seed;
-        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let buf = SharedBuf::default();
         let (r, _) = run(
             c,
             &small_messaging(),
             ctxtrack_sim::TraceOutputs {
-                ftrace: Some(Box::new(SharedBuf(buf.clone()))),
+                ftrace: Some(Box::new(buf.clone())),
                 chrome: None,
             },
         );
         let json = serde_json::to_string(&r).unwrap();
-        let trace = buf.lock().unwrap().clone();
+        let trace = buf.bytes();
         (json, trace)
     };
     let (j1, t1) = go(7);
@@ -240,7 +229,7 @@ fn same_seed_is_byte_identical_and_different_seeds_differ() {
 
 #[test]
 fn trace_has_linux_layout_and_pairs() {
-    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let buf = SharedBuf::default();
     let mut c = cfg();
     c.duration_ns = ms(1);
     let (r, _) = run(
@@ -251,11 +240,11 @@ fn trace_has_linux_layout_and_pairs() {
             per_cpu: 1,
         },
         ctxtrack_sim::TraceOutputs {
-            ftrace: Some(Box::new(SharedBuf(buf.clone()))),
+            ftrace: Some(Box::new(buf.clone())),
             chrome: None,
         },
     );
-    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(buf.bytes()).unwrap();
     assert!(text.starts_with("# tracer: nop\n"));
     let cpu3: Vec<&str> = text.lines().filter(|l| l.contains(" [003] ")).collect();
     assert!(cpu3.len() > 100);

@@ -326,7 +326,7 @@ impl<W: Write> ChromeWriter<W> {
             }
             ev => {
                 if let Some(base) = ev.strip_suffix("_entry") {
-                    if ev == "irq_handler_entry" || crate::shapes_is_vector(base) {
+                    if ev == "irq_handler_entry" || crate::shapes::is_vector_base(base) {
                         if base == "local_timer" && std::mem::take(&mut self.track(c).tick_stopped)
                         {
                             self.instant(c, ts, "tick_start", "");
@@ -340,7 +340,7 @@ impl<W: Write> ChromeWriter<W> {
                         self.begin(c, ts, Cat::Irq, &name, "");
                     }
                 } else if let Some(base) = ev.strip_suffix("_exit") {
-                    if ev == "irq_handler_exit" || crate::shapes_is_vector(base) {
+                    if ev == "irq_handler_exit" || crate::shapes::is_vector_base(base) {
                         self.end_cat(c, ts, Cat::Irq);
                     }
                 }

@@ -17,8 +17,3 @@ pub mod shapes;
 
 pub use line::{format_line, header, parse_line, Flags, Line, Parsed};
 pub use replay::{replay_reader, Options, Replayer, Report};
-
-/// `base` names an `irq_vectors` event pair (`local_timer`, `reschedule`, ...).
-pub(crate) fn shapes_is_vector(base: &str) -> bool {
-    shapes::is_vector(&format!("{base}_entry"))
-}

@@ -23,6 +23,7 @@
 //! the task's precise runtime (`sum_exec_runtime`, here the time between its `sched_switch`es).
 
 use crate::line::{parse_line, Line, Parsed};
+use crate::shapes::is_vector_base;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -711,26 +712,11 @@ impl Replayer {
 
 /// IRQ-class entry events: `irq_vectors:*_entry` and `irq:irq_handler_entry`.
 fn is_irq_entry(ev: &str) -> bool {
-    ev == "irq_handler_entry" || IRQ_VECTORS.contains(&ev.trim_end_matches("_entry"))
+    ev == "irq_handler_entry" || ev.strip_suffix("_entry").is_some_and(is_vector_base)
 }
 fn is_irq_exit(ev: &str) -> bool {
-    ev == "irq_handler_exit" || IRQ_VECTORS.contains(&ev.trim_end_matches("_exit"))
+    ev == "irq_handler_exit" || ev.strip_suffix("_exit").is_some_and(is_vector_base)
 }
-
-/// `irq_vectors` events that bracket an interrupt (`arch/x86/include/asm/trace/irq_vectors.h`).
-const IRQ_VECTORS: &[&str] = &[
-    "local_timer",
-    "reschedule",
-    "call_function",
-    "call_function_single",
-    "irq_work",
-    "x86_platform_ipi",
-    "error_apic",
-    "spurious_apic",
-    "thermal_apic",
-    "deferred_error_apic",
-    "threshold_apic",
-];
 
 /// The value after `key` up to the next space.
 pub fn field<'a>(fields: &'a str, key: &str) -> Option<&'a str> {

@@ -49,10 +49,14 @@ fn modeled(ev: &str) -> bool {
 
 /// An `irq_vectors` entry or exit event.
 pub fn is_vector(ev: &str) -> bool {
-    let base = ev
-        .strip_suffix("_entry")
+    ev.strip_suffix("_entry")
         .or_else(|| ev.strip_suffix("_exit"))
-        .unwrap_or("");
+        .is_some_and(is_vector_base)
+}
+
+/// `base` names an `irq_vectors` pair that brackets an interrupt
+/// (`arch/x86/include/asm/trace/irq_vectors.h`): `local_timer`, `reschedule`, ...
+pub fn is_vector_base(base: &str) -> bool {
     matches!(
         base,
         "local_timer"
@@ -64,6 +68,8 @@ pub fn is_vector(ev: &str) -> bool {
             | "error_apic"
             | "spurious_apic"
             | "thermal_apic"
+            | "deferred_error_apic"
+            | "threshold_apic"
     )
 }
 
