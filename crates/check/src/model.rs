@@ -621,19 +621,19 @@ impl Model {
         )
             .hash(h);
         (
-            ct.active,
-            ct.recursion,
+            ct.active(),
+            ct.recursion(),
             ct.ct_state_bits(),
             ct.rcu_is_watching(),
-            ct.nesting,
-            ct.nmi_nesting,
+            ct.nesting(),
+            ct.nmi_nesting(),
         )
             .hash(h);
         (
             cpu.pcpu.rcu.urgent_qs(),
-            cpu.pcpu.rcu.forced_tick,
-            cpu.pcpu.tick.tick_stopped,
-            cpu.pcpu.tick.tick_dep_mask,
+            cpu.pcpu.rcu.forced_tick(),
+            cpu.pcpu.local.tick.tick_stopped,
+            cpu.pcpu.local.tick.tick_dep_mask,
         )
             .hash(h);
         for p in cpu.pending {

@@ -3,6 +3,20 @@
 
 /// Architecture hooks for the CPU the core is currently running on ("this CPU").
 pub trait Arch {
+    /// Whether the core counts primitive operations in [`crate::CtStats`] on this backend. The
+    /// simulator does (its cost model prices them); a real CPU is measured instead, so the host
+    /// and bare-metal backends set this to `false` and the counting compiles away.
+    const COUNTS: bool = true;
+
+    /// `static_branch_unlikely(&context_tracking_key)` at a guarded call site: Linux's
+    /// `arch_static_branch()`, a patched NOP or jump. The default reads the key's enable count
+    /// (an atomic-bool test); a backend that patches code returns its patched branch, which it
+    /// keeps in step with `key`.
+    #[inline(always)]
+    fn static_branch_unlikely(&self, key: &crate::StaticKey) -> bool {
+        key.static_branch_unlikely()
+    }
+
     /// `raw_irqs_disabled()`.
     fn irqs_disabled(&self) -> bool;
     /// `raw_local_irq_disable()`.

@@ -13,50 +13,96 @@ use crate::rcu::RcuCpu;
 use crate::state::*;
 use crate::static_key::StaticKey;
 use crate::stats::{CtStats, Prim, Transition};
-use crate::sync::{atomic_add_return, AtomicU32, Ordering};
+use crate::sync::{atomic_add_return, AtomicBool, AtomicI32, AtomicI64, AtomicU32, Ordering};
 use crate::tick::TickSched;
 use crate::violation::{Violation, WarnLog};
 use crate::vtime::{CpuTime, TaskVtime};
 
 /// `struct context_tracking` (`include/linux/context_tracking_state.h`).
+///
+/// Every field is an atomic so one CPU's structure can be shared with remote readers (a grace
+/// period snapshots `state`) without aliasing a `&mut`. Only `state` is ever read remotely; the
+/// other fields are this CPU's alone and use relaxed loads and stores, which compile to the plain
+/// `mov` of Linux's `__this_cpu_read`/`__this_cpu_write` (`ct_nesting()`, `ct_nmi_nesting()`).
 #[derive(Debug)]
 pub struct ContextTracking {
     /// This CPU does full user/guest tracking (RCU EQS + vtime); set by `ct_cpu_track_user()`.
-    pub active: bool,
+    active: AtomicBool,
     /// Re-entrancy guard of `__ct_user_enter/exit`.
-    pub recursion: i32,
+    recursion: AtomicI32,
     /// The merged word: low 2 bits context ([`CtState`]), bits 2.. the RCU watching counter.
     state: AtomicU32,
     /// Process-level nesting; 0 means in an EQS (idle/user/guest).
-    pub nesting: i64,
+    nesting: AtomicI64,
     /// IRQ/NMI nesting; [`CT_NESTING_IRQ_NONIDLE`] in process context, 0 in an EQS, 1 in an IRQ/NMI
     /// that interrupted an EQS, +2 per further level.
-    pub nmi_nesting: i64,
+    nmi_nesting: AtomicI64,
+}
+
+macro_rules! ct_new {
+    () => {
+        ContextTracking {
+            active: AtomicBool::new(false),
+            recursion: AtomicI32::new(0),
+            state: AtomicU32::new(CT_STATE_INIT),
+            nesting: AtomicI64::new(1),
+            nmi_nesting: AtomicI64::new(CT_NESTING_IRQ_NONIDLE),
+        }
+    };
 }
 
 impl ContextTracking {
     /// Initial per-CPU value (`DEFINE_PER_CPU(struct context_tracking, context_tracking)`).
     #[cfg(not(loom))]
     pub const fn new() -> ContextTracking {
-        ContextTracking {
-            active: false,
-            recursion: 0,
-            state: AtomicU32::new(CT_STATE_INIT),
-            nesting: 1,
-            nmi_nesting: CT_NESTING_IRQ_NONIDLE,
-        }
+        ct_new!()
     }
 
     /// Initial per-CPU value (loom's atomics have no `const` constructor).
     #[cfg(loom)]
     pub fn new() -> ContextTracking {
-        ContextTracking {
-            active: false,
-            recursion: 0,
-            state: AtomicU32::new(CT_STATE_INIT),
-            nesting: 1,
-            nmi_nesting: CT_NESTING_IRQ_NONIDLE,
-        }
+        ct_new!()
+    }
+
+    /// `ct->active`: this CPU does full user tracking.
+    #[inline(always)]
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+    /// Sets `ct->active` (`ct_cpu_track_user()`; tests).
+    #[inline(always)]
+    pub fn set_active(&self, v: bool) {
+        self.active.store(v, Ordering::Relaxed)
+    }
+    /// `ct->recursion`.
+    #[inline(always)]
+    pub fn recursion(&self) -> i32 {
+        self.recursion.load(Ordering::Relaxed)
+    }
+    /// Sets `ct->recursion` (this CPU only).
+    #[inline(always)]
+    pub fn set_recursion(&self, v: i32) {
+        self.recursion.store(v, Ordering::Relaxed)
+    }
+    /// `ct_nesting()`.
+    #[inline(always)]
+    pub fn nesting(&self) -> i64 {
+        self.nesting.load(Ordering::Relaxed)
+    }
+    /// `raw_cpu_write(context_tracking.nesting, v)`.
+    #[inline(always)]
+    pub fn set_nesting(&self, v: i64) {
+        self.nesting.store(v, Ordering::Relaxed)
+    }
+    /// `ct_nmi_nesting()`.
+    #[inline(always)]
+    pub fn nmi_nesting(&self) -> i64 {
+        self.nmi_nesting.load(Ordering::Relaxed)
+    }
+    /// `WRITE_ONCE(ct->nmi_nesting, v)`.
+    #[inline(always)]
+    pub fn set_nmi_nesting(&self, v: i64) {
+        self.nmi_nesting.store(v, Ordering::Relaxed)
     }
 
     /// `raw_atomic_read(&ct->state)`.
@@ -110,6 +156,16 @@ impl ContextTracking {
     pub fn set_state_word(&self, word: u32) {
         self.state.store(word, Ordering::Relaxed);
     }
+
+    fn fields(&self) -> (bool, i32, u32, i64, i64) {
+        (
+            self.active(),
+            self.recursion(),
+            self.state_word(),
+            self.nesting(),
+            self.nmi_nesting(),
+        )
+    }
 }
 
 impl Default for ContextTracking {
@@ -120,80 +176,96 @@ impl Default for ContextTracking {
 
 impl Clone for ContextTracking {
     fn clone(&self) -> Self {
-        ContextTracking {
-            active: self.active,
-            recursion: self.recursion,
-            state: AtomicU32::new(self.state_word()),
-            nesting: self.nesting,
-            nmi_nesting: self.nmi_nesting,
-        }
+        let c = ContextTracking::new();
+        c.set_active(self.active());
+        c.set_recursion(self.recursion());
+        c.set_state_word(self.state_word());
+        c.set_nesting(self.nesting());
+        c.set_nmi_nesting(self.nmi_nesting());
+        c
     }
 }
 
 impl PartialEq for ContextTracking {
     fn eq(&self, o: &Self) -> bool {
-        self.active == o.active
-            && self.recursion == o.recursion
-            && self.state_word() == o.state_word()
-            && self.nesting == o.nesting
-            && self.nmi_nesting == o.nmi_nesting
+        self.fields() == o.fields()
     }
 }
 impl Eq for ContextTracking {}
 
 impl core::hash::Hash for ContextTracking {
     fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
-        (
-            self.active,
-            self.recursion,
-            self.state_word(),
-            self.nesting,
-            self.nmi_nesting,
-        )
-            .hash(h);
+        self.fields().hash(h);
     }
 }
 
-/// All per-CPU data the core owns for one CPU.
+/// The per-CPU data only this CPU ever touches: nohz tick state, cputime sinks, counters and the
+/// violation log. [`Ct`] borrows it `&mut`, while the shared parts ([`ContextTracking`],
+/// [`RcuCpu`]) are borrowed `&`, so a remote grace period may read them at the same time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CpuLocal {
+    /// nohz tick state and the per-CPU tick dependency mask.
+    pub tick: TickSched,
+    /// kcpustat sinks and exact vtime totals.
+    pub cputime: CpuTime,
+    /// Operation counters (kept only when [`Arch::COUNTS`]).
+    pub stats: CtStats,
+    /// Violations detected on this CPU.
+    pub warn: WarnLog,
+}
+
+impl CpuLocal {
+    /// A CPU with the given tick length (`TICK_NSEC`).
+    pub fn new(tick_nsec: u64) -> CpuLocal {
+        CpuLocal {
+            cputime: CpuTime::new(tick_nsec),
+            ..CpuLocal::default()
+        }
+    }
+}
+
+/// All per-CPU data the core owns for one CPU, for drivers that keep it in one place (the
+/// simulator, the checker). A driver with real remote readers keeps [`ContextTracking`] and
+/// [`RcuCpu`] where other threads can see them and builds [`Ct`] with [`Ct::from_parts`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PerCpu {
     /// `struct context_tracking`.
     pub ct: ContextTracking,
     /// The per-CPU RCU data the entry hooks touch (`rcu_urgent_qs`, `rcu_forced_tick`).
     pub rcu: RcuCpu,
-    /// nohz tick state and the per-CPU tick dependency mask.
-    pub tick: TickSched,
-    /// kcpustat sinks and exact vtime totals.
-    pub cputime: CpuTime,
-    /// Operation counters.
-    pub stats: CtStats,
-    /// Violations detected on this CPU.
-    pub warn: WarnLog,
+    /// This CPU's private data.
+    pub local: CpuLocal,
 }
 
 impl PerCpu {
     /// A CPU with the given tick length (`TICK_NSEC`).
     pub fn new(tick_nsec: u64) -> PerCpu {
         PerCpu {
-            cputime: CpuTime::new(tick_nsec),
+            local: CpuLocal::new(tick_nsec),
             ..PerCpu::default()
         }
     }
 
     /// `ct_cpu_track_user(cpu)`: make this CPU do full user tracking and bump the key once.
     pub fn ct_cpu_track_user(&mut self, key: &StaticKey) {
-        if !self.ct.active {
-            self.ct.active = true;
-            key.static_branch_inc();
-        }
+        ct_cpu_track_user(&self.ct, key);
     }
 
     /// `ct_cpu_untrack_user(cpu)` (posted upstream for runtime nohz_full changes).
     pub fn ct_cpu_untrack_user(&mut self, key: &StaticKey) {
-        if self.ct.active {
-            self.ct.active = false;
+        if self.ct.active() {
+            self.ct.set_active(false);
             key.static_branch_dec();
         }
+    }
+}
+
+/// `ct_cpu_track_user(cpu)`: make `ct`'s CPU do full user tracking and bump the key once. Called
+/// at boot, before the CPU runs (Linux: `context_tracking_init()` from `tick_nohz_init()`).
+pub fn ct_cpu_track_user(ct: &ContextTracking, key: &StaticKey) {
+    if !ct.active() {
+        ct.set_active(true);
+        key.static_branch_inc();
     }
 }
 
@@ -201,8 +273,12 @@ impl PerCpu {
 pub struct Ct<'a, A: Arch> {
     /// `context_tracking_key`.
     pub key: &'a StaticKey,
-    /// This CPU's data.
-    pub pcpu: &'a mut PerCpu,
+    /// This CPU's `struct context_tracking` (shared: remote grace periods read its state word).
+    pub ct: &'a ContextTracking,
+    /// This CPU's RCU data (shared: the grace period sets `rcu_urgent_qs`).
+    pub rcu: &'a RcuCpu,
+    /// This CPU's private data.
+    pub local: &'a mut CpuLocal,
     /// `current`'s vtime and cputime.
     pub task: &'a mut TaskVtime,
     /// The hardware.
@@ -210,7 +286,7 @@ pub struct Ct<'a, A: Arch> {
 }
 
 impl<'a, A: Arch> Ct<'a, A> {
-    /// Bundles the pieces.
+    /// Bundles the pieces of a [`PerCpu`].
     pub fn new(
         key: &'a StaticKey,
         pcpu: &'a mut PerCpu,
@@ -219,20 +295,55 @@ impl<'a, A: Arch> Ct<'a, A> {
     ) -> Self {
         Ct {
             key,
-            pcpu,
+            ct: &pcpu.ct,
+            rcu: &pcpu.rcu,
+            local: &mut pcpu.local,
             task,
             arch,
         }
     }
 
+    /// Bundles pieces kept apart: the shared ones by `&`, the private ones by `&mut`.
+    pub fn from_parts(
+        key: &'a StaticKey,
+        ct: &'a ContextTracking,
+        rcu: &'a RcuCpu,
+        local: &'a mut CpuLocal,
+        task: &'a mut TaskVtime,
+        arch: &'a mut A,
+    ) -> Self {
+        Ct {
+            key,
+            ct,
+            rcu,
+            local,
+            task,
+            arch,
+        }
+    }
+
+    /// Bumps a counter, only on backends that count ([`Arch::COUNTS`]); compiled out elsewhere.
+    #[inline(always)]
+    pub(crate) fn count(&mut self, f: impl FnOnce(&mut CtStats)) {
+        if A::COUNTS {
+            f(&mut self.local.stats);
+        }
+    }
+
+    /// Counts a transition that changed the state word.
+    #[inline(always)]
+    fn count_transition(&mut self, t: Transition) {
+        self.count(|s| s.transition(t));
+    }
+
     #[inline(always)]
     pub(crate) fn prim(&mut self, p: Prim) {
-        self.pcpu.stats.prim(p);
+        self.count(|s| s.prim(p));
     }
 
     #[inline(always)]
     pub(crate) fn warn_on(&mut self, cond: bool, v: Violation) -> bool {
-        self.pcpu.warn.warn_on(cond, v)
+        self.local.warn.warn_on(cond, v)
     }
 
     /// An out-of-line call into user context tracking; counts wasted calls while the key is off.
@@ -240,7 +351,7 @@ impl<'a, A: Arch> Ct<'a, A> {
     fn ct_call(&mut self) {
         self.ct_call_idle();
         if !self.key.is_enabled() {
-            self.pcpu.stats.ct_calls_inactive += 1;
+            self.count(|s| s.ct_calls_inactive += 1);
         }
     }
 
@@ -249,7 +360,7 @@ impl<'a, A: Arch> Ct<'a, A> {
     #[inline(always)]
     fn ct_call_idle(&mut self) {
         self.prim(Prim::Call);
-        self.pcpu.stats.ct_calls += 1;
+        self.count(|s| s.ct_calls += 1);
     }
 
     // ---------------------------------------------------------------- queries
@@ -257,19 +368,21 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `context_tracking_enabled()`: a guarded static branch (counted).
     #[inline(always)]
     pub fn context_tracking_enabled(&mut self) -> bool {
-        self.key.static_branch_unlikely(&mut self.pcpu.stats)
+        let on = self.arch.static_branch_unlikely(self.key);
+        self.count(|s| s.static_branch(on));
+        on
     }
 
     /// `context_tracking_enabled_this_cpu()`.
     #[inline(always)]
     pub fn context_tracking_enabled_this_cpu(&mut self) -> bool {
-        self.context_tracking_enabled() && self.pcpu.ct.active
+        self.context_tracking_enabled() && self.ct.active()
     }
 
     /// `__ct_state()`.
     #[inline(always)]
     pub fn __ct_state(&self) -> CtState {
-        self.pcpu.ct.ct_state_bits()
+        self.ct.ct_state_bits()
     }
 
     /// `ct_state()`: `None` is `CT_STATE_DISABLED` (key off).
@@ -284,7 +397,7 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `rcu_is_watching()`.
     #[inline(always)]
     pub fn rcu_is_watching(&self) -> bool {
-        self.pcpu.ct.rcu_is_watching()
+        self.ct.rcu_is_watching()
     }
 
     /// `CT_WARN_ON(cond)`: `WARN_ON(context_tracking_enabled() && cond)`.
@@ -316,19 +429,19 @@ impl<'a, A: Arch> Ct<'a, A> {
 
     /// `context_tracking_recursion_enter()`.
     fn recursion_enter(&mut self) -> bool {
-        self.pcpu.ct.recursion += 1;
-        let recursion = self.pcpu.ct.recursion;
+        self.ct.set_recursion(self.ct.recursion() + 1);
+        let recursion = self.ct.recursion();
         if recursion == 1 {
             return true;
         }
         self.warn_on(recursion < 1, Violation::InvalidRecursion(recursion));
-        self.pcpu.ct.recursion -= 1;
+        self.ct.set_recursion(self.ct.recursion() - 1);
         false
     }
 
     /// `context_tracking_recursion_exit()`.
     fn recursion_exit(&mut self) {
-        self.pcpu.ct.recursion -= 1;
+        self.ct.set_recursion(self.ct.recursion() - 1);
     }
 
     // ---------------------------------------------------------------- EQS core
@@ -336,8 +449,8 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `ct_kernel_exit_state(offset)`: the fully ordered add that enters the EQS.
     fn ct_kernel_exit_state(&mut self, offset: u32) {
         self.prim(Prim::AtomicRmw);
-        let watching_before = self.pcpu.ct.rcu_is_watching();
-        let seq = self.pcpu.ct.ct_state_inc(offset);
+        let watching_before = self.ct.rcu_is_watching();
+        let seq = self.ct.ct_state_inc(offset);
         self.warn_on(
             !watching_before || seq & CT_RCU_WATCHING != 0,
             Violation::ExitStateStillWatching,
@@ -347,23 +460,23 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `ct_kernel_enter_state(offset)`: the fully ordered add that leaves the EQS.
     fn ct_kernel_enter_state(&mut self, offset: u32) {
         self.prim(Prim::AtomicRmw);
-        let seq = self.pcpu.ct.ct_state_inc(offset);
+        let seq = self.ct.ct_state_inc(offset);
         self.warn_on(seq & CT_RCU_WATCHING == 0, Violation::EnterStateNotWatching);
     }
 
     /// `ct_kernel_exit(user, offset)`: enter an EQS from process context (or just drop a nesting
     /// level if this is not the outermost one).
     fn ct_kernel_exit(&mut self, user: bool, offset: u32) {
-        self.pcpu.stats.rcu_hooks += 1;
+        self.count(|s| s.rcu_hooks += 1);
         self.prim(Prim::RcuHook);
-        let bad_nmi = self.pcpu.ct.nmi_nesting != CT_NESTING_IRQ_NONIDLE;
+        let bad_nmi = self.ct.nmi_nesting() != CT_NESTING_IRQ_NONIDLE;
         self.warn_on(bad_nmi, Violation::KernelExitNmiNesting);
-        self.pcpu.ct.nmi_nesting = 0;
-        let zero = self.pcpu.ct.nesting == 0;
+        self.ct.set_nmi_nesting(0);
+        let zero = self.ct.nesting() == 0;
         self.warn_on(zero, Violation::KernelExitNestingZero);
-        if self.pcpu.ct.nesting != 1 {
+        if self.ct.nesting() != 1 {
             // RCU will still be watching, so just decrement nesting.
-            self.pcpu.ct.nesting -= 1;
+            self.ct.set_nesting(self.ct.nesting() - 1);
             return;
         }
         let irqs_on = !self.arch.irqs_disabled();
@@ -371,32 +484,32 @@ impl<'a, A: Arch> Ct<'a, A> {
         let not_idle = !user && !self.arch.is_idle_task();
         self.warn_on(not_idle, Violation::KernelExitNotIdleTask);
         // rcu_preempt_deferred_qs(current): nothing deferred in this model.
-        self.pcpu.ct.nesting = 0;
+        self.ct.set_nesting(0);
         self.ct_kernel_exit_state(offset);
         // rcu_task_exit()
     }
 
     /// `ct_kernel_enter(user, offset)`: leave an EQS to process context.
     fn ct_kernel_enter(&mut self, user: bool, offset: u32) {
-        self.pcpu.stats.rcu_hooks += 1;
+        self.count(|s| s.rcu_hooks += 1);
         self.prim(Prim::RcuHook);
         let irqs_on = !self.arch.irqs_disabled();
         self.warn_on(irqs_on, Violation::KernelEnterIrqsEnabled);
-        let oldval = self.pcpu.ct.nesting;
+        let oldval = self.ct.nesting();
         self.warn_on(oldval < 0, Violation::NestingNegative);
         if oldval != 0 {
             // RCU was already watching, so just do accounting and leave.
-            self.pcpu.ct.nesting += 1;
+            self.ct.set_nesting(self.ct.nesting() + 1);
             return;
         }
         // rcu_task_enter()
         self.ct_kernel_enter_state(offset);
         let not_idle = !user && !self.arch.is_idle_task();
         self.warn_on(not_idle, Violation::KernelExitNotIdleTask);
-        self.pcpu.ct.nesting = 1;
-        let nmi = self.pcpu.ct.nmi_nesting != 0;
+        self.ct.set_nesting(1);
+        let nmi = self.ct.nmi_nesting() != 0;
         self.warn_on(nmi, Violation::KernelEnterNmiNesting);
-        self.pcpu.ct.nmi_nesting = CT_NESTING_IRQ_NONIDLE;
+        self.ct.set_nmi_nesting(CT_NESTING_IRQ_NONIDLE);
     }
 
     // ---------------------------------------------------------------- user / guest
@@ -417,7 +530,7 @@ impl<'a, A: Arch> Ct<'a, A> {
             return;
         }
         if self.__ct_state() != state {
-            if self.pcpu.ct.active {
+            if self.ct.active() {
                 // Only low-level entry code remains before user mode: account the kernel time
                 // and let RCU ignore this CPU.
                 if state == CtState::User {
@@ -426,7 +539,7 @@ impl<'a, A: Arch> Ct<'a, A> {
                 }
                 // rcu_irq_work_resched(): generic entry already flushed deferred wakeups.
                 self.ct_kernel_exit(true, CT_RCU_WATCHING + state.bits());
-                self.pcpu.stats.transition(match state {
+                self.count_transition(match state {
                     CtState::Guest => Transition::GuestEnter,
                     _ => Transition::UserEnter,
                 });
@@ -434,7 +547,7 @@ impl<'a, A: Arch> Ct<'a, A> {
                 // Inactive CPUs still track the context so exception_exit() elsewhere knows where
                 // to return; RCU keeps watching, so no ordering is needed.
                 self.prim(Prim::AtomicPlain);
-                self.pcpu.ct.state_add_plain(state.bits());
+                self.ct.state_add_plain(state.bits());
             }
         }
         self.recursion_exit();
@@ -451,22 +564,20 @@ impl<'a, A: Arch> Ct<'a, A> {
             return;
         }
         if self.__ct_state() == state {
-            if self.pcpu.ct.active {
+            if self.ct.active() {
                 // Exit RCU idle mode while entering the kernel: we may use RCU from here on.
                 self.ct_kernel_enter(true, CT_RCU_WATCHING.wrapping_sub(state.bits()));
                 if state == CtState::User {
                     self.vtime_user_exit();
                     // trace_user_exit(0)
                 }
-                self.pcpu.stats.transition(match state {
+                self.count_transition(match state {
                     CtState::Guest => Transition::GuestExit,
                     _ => Transition::UserExit,
                 });
             } else {
                 self.prim(Prim::AtomicPlain);
-                self.pcpu
-                    .ct
-                    .state_add_plain(0u32.wrapping_sub(state.bits()));
+                self.ct.state_add_plain(0u32.wrapping_sub(state.bits()));
             }
         }
         self.recursion_exit();
@@ -568,7 +679,7 @@ impl<'a, A: Arch> Ct<'a, A> {
         if self.context_tracking_enabled() {
             self.__ct_user_enter(CtState::Guest);
         }
-        self.key.is_enabled() && self.pcpu.ct.active
+        self.key.is_enabled() && self.ct.active()
     }
 
     /// `context_tracking_guest_exit()`.
@@ -583,10 +694,10 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `ct_idle_enter()`: the idle loop enters its EQS (IRQs off).
     pub fn ct_idle_enter(&mut self) {
         self.ct_call_idle();
-        let outermost = self.pcpu.ct.nesting == 1;
+        let outermost = self.ct.nesting() == 1;
         self.ct_kernel_exit(false, CT_RCU_WATCHING + CtState::Idle.bits());
         if outermost {
-            self.pcpu.stats.transition(Transition::IdleEnter);
+            self.count_transition(Transition::IdleEnter);
         }
     }
 
@@ -594,10 +705,10 @@ impl<'a, A: Arch> Ct<'a, A> {
     pub fn ct_idle_exit(&mut self) {
         self.ct_call_idle();
         let flags = self.local_irq_save();
-        let outermost = self.pcpu.ct.nesting == 0;
+        let outermost = self.ct.nesting() == 0;
         self.ct_kernel_enter(false, CT_RCU_WATCHING.wrapping_sub(CtState::Idle.bits()));
         if outermost {
-            self.pcpu.stats.transition(Transition::IdleExit);
+            self.count_transition(Transition::IdleExit);
         }
         self.local_irq_restore(flags);
     }
@@ -627,14 +738,14 @@ impl<'a, A: Arch> Ct<'a, A> {
 
     fn nmi_enter_common(&mut self, check_tick: bool) {
         self.ct_call_idle();
-        self.pcpu.stats.rcu_hooks += 1;
+        self.count(|s| s.rcu_hooks += 1);
         self.prim(Prim::RcuHook);
-        let neg = self.pcpu.ct.nmi_nesting < 0;
+        let neg = self.ct.nmi_nesting() < 0;
         self.warn_on(neg, Violation::NmiNestingNegative);
-        let incby = if !self.pcpu.ct.rcu_is_watching() {
+        let incby = if !self.ct.rcu_is_watching() {
             // rcu_task_enter() if !in_nmi()
             self.ct_kernel_enter_state(CT_RCU_WATCHING);
-            self.pcpu.stats.transition(Transition::IrqEqsExit);
+            self.count_transition(Transition::IrqEqsExit);
             1
         } else {
             if check_tick && !self.arch.in_nmi() {
@@ -642,26 +753,26 @@ impl<'a, A: Arch> Ct<'a, A> {
             }
             2
         };
-        self.pcpu.ct.nmi_nesting += incby;
+        self.ct.set_nmi_nesting(self.ct.nmi_nesting() + incby);
     }
 
     /// `ct_nmi_exit()`.
     pub fn ct_nmi_exit(&mut self) {
         self.ct_call_idle();
-        self.pcpu.stats.rcu_hooks += 1;
+        self.count(|s| s.rcu_hooks += 1);
         self.prim(Prim::RcuHook);
-        let np = self.pcpu.ct.nmi_nesting <= 0;
+        let np = self.ct.nmi_nesting() <= 0;
         self.warn_on(np, Violation::NmiExitNestingNotPositive);
-        let nw = !self.pcpu.ct.rcu_is_watching();
+        let nw = !self.ct.rcu_is_watching();
         self.warn_on(nw, Violation::NmiExitNotWatching);
-        if self.pcpu.ct.nmi_nesting != 1 {
-            self.pcpu.ct.nmi_nesting -= 2;
+        if self.ct.nmi_nesting() != 1 {
+            self.ct.set_nmi_nesting(self.ct.nmi_nesting() - 2);
             return;
         }
         // This NMI interrupted an RCU-idle CPU: restore RCU-idleness.
-        self.pcpu.ct.nmi_nesting = 0;
+        self.ct.set_nmi_nesting(0);
         self.ct_kernel_exit_state(CT_RCU_WATCHING);
-        self.pcpu.stats.transition(Transition::IrqEqsEnter);
+        self.count_transition(Transition::IrqEqsEnter);
     }
 
     /// `ct_irq_enter()`: IRQs must be off; same counter and code as NMIs.
@@ -701,17 +812,17 @@ impl<'a, A: Arch> Ct<'a, A> {
         if !self.context_tracking_enabled() || self.arch.in_nmi() {
             return;
         }
-        self.pcpu.stats.rcu_hooks += 1;
+        self.count(|s| s.rcu_hooks += 1);
         self.prim(Prim::RcuHook);
-        let eqs = !self.pcpu.ct.rcu_is_watching();
+        let eqs = !self.ct.rcu_is_watching();
         self.warn_on(eqs, Violation::CheckTickFromEqs);
-        if !self.pcpu.ct.active || !self.pcpu.rcu.urgent_qs() || self.pcpu.rcu.forced_tick {
+        if !self.ct.active() || !self.rcu.urgent_qs() || self.rcu.forced_tick() {
             return;
         }
-        self.pcpu.rcu.forced_tick = true;
+        self.rcu.set_forced_tick(true);
         let cpu = self.arch.smp_processor_id();
         if self
-            .pcpu
+            .local
             .tick
             .tick_nohz_dep_set_cpu(crate::tick::TickDepBit::Rcu)
         {
@@ -723,7 +834,7 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// remote snapshot sees a quiescent state.
     pub fn rcu_momentary_eqs(&mut self) {
         self.prim(Prim::AtomicRmw);
-        let seq = self.pcpu.ct.ct_state_inc(2 * CT_RCU_WATCHING);
+        let seq = self.ct.ct_state_inc(2 * CT_RCU_WATCHING);
         self.warn_on(
             seq & CT_RCU_WATCHING == 0,
             Violation::MomentaryEqsNotWatching,
@@ -733,9 +844,10 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `rcu_irq_exit_check_preempt()`: before preempting from an IRQ, nesting must be at process
     /// level and RCU watching.
     pub fn rcu_irq_exit_check_preempt(&mut self) {
-        let ct = &self.pcpu.ct;
-        let bad =
-            ct.nesting <= 0 || ct.nmi_nesting != CT_NESTING_IRQ_NONIDLE || !ct.rcu_is_watching();
+        let ct = self.ct;
+        let bad = ct.nesting() <= 0
+            || ct.nmi_nesting() != CT_NESTING_IRQ_NONIDLE
+            || !ct.rcu_is_watching();
         self.warn_on(bad, Violation::CheckPreemptBadNesting);
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod arch;
 pub mod context_tracking;
+pub mod entry;
 pub mod rcu;
 pub mod state;
 pub mod static_key;

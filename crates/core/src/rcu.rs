@@ -40,8 +40,9 @@ pub fn rcu_cpu_quiescent_since(remote: &ContextTracking, snap: u32) -> bool {
 pub struct RcuCpu {
     /// `rcu_urgent_qs`: the grace period wants a quiescent state from this CPU soon. Set remotely.
     urgent_qs: AtomicBool,
-    /// `rcu_forced_tick`: this CPU's tick was forced on for RCU (`TICK_DEP_BIT_RCU` set).
-    pub forced_tick: bool,
+    /// `rcu_forced_tick`: this CPU's tick was forced on for RCU (`TICK_DEP_BIT_RCU` set). Set
+    /// by this CPU, cleared by the grace period.
+    forced_tick: AtomicBool,
 }
 
 impl RcuCpu {
@@ -53,24 +54,32 @@ impl RcuCpu {
     pub fn set_urgent_qs(&self, v: bool) {
         self.urgent_qs.store(v, Ordering::Relaxed);
     }
+    /// Reads `rcu_forced_tick`.
+    pub fn forced_tick(&self) -> bool {
+        self.forced_tick.load(Ordering::Relaxed)
+    }
+    /// Sets or clears `rcu_forced_tick`.
+    pub fn set_forced_tick(&self, v: bool) {
+        self.forced_tick.store(v, Ordering::Relaxed);
+    }
 }
 
 impl Clone for RcuCpu {
     fn clone(&self) -> Self {
         RcuCpu {
             urgent_qs: AtomicBool::new(self.urgent_qs()),
-            forced_tick: self.forced_tick,
+            forced_tick: AtomicBool::new(self.forced_tick()),
         }
     }
 }
 impl PartialEq for RcuCpu {
     fn eq(&self, o: &Self) -> bool {
-        self.urgent_qs() == o.urgent_qs() && self.forced_tick == o.forced_tick
+        self.urgent_qs() == o.urgent_qs() && self.forced_tick() == o.forced_tick()
     }
 }
 impl Eq for RcuCpu {}
 impl core::hash::Hash for RcuCpu {
     fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
-        (self.urgent_qs(), self.forced_tick).hash(h);
+        (self.urgent_qs(), self.forced_tick()).hash(h);
     }
 }

@@ -1,11 +1,12 @@
 //! Static keys modeled as data (`include/linux/jump_label.h`).
 //!
 //! In Linux `static_branch_unlikely(&context_tracking_key)` is a patched NOP that becomes a jump
-//! when the key's enable count goes above zero. Here the key is an enable count and every test is
-//! counted as taken or not in [`CtStats`], so a simulated machine can turn context tracking on and
-//! off and see what each guarded call site costs.
+//! when the key's enable count goes above zero. Here the key is an enable count (the truth every
+//! backend agrees on) and each guarded call site asks [`crate::Arch::static_branch_unlikely`]: the
+//! simulator reads the count and counts the test as taken or not in [`crate::CtStats`], so a
+//! simulated machine can turn context tracking on and off and see what each call site costs; the
+//! host backend answers from a code-patched key (the `static-keys` crate) kept in step with it.
 
-use crate::stats::{CtStats, Prim};
 use crate::sync::{AtomicU32, Ordering};
 
 /// A static key: `DEFINE_STATIC_KEY_FALSE` with an enable count.
@@ -54,17 +55,12 @@ impl StaticKey {
         self.enabled.load(Ordering::Relaxed) > 0
     }
 
-    /// `static_branch_unlikely(&key)` at a guarded call site: counted as taken or not.
+    /// `static_branch_unlikely(&key)` evaluated as data: the enable count read with a relaxed
+    /// load (an atomic-bool test). [`crate::Arch::static_branch_unlikely`] defaults to this; a
+    /// backend that patches code overrides it.
     #[inline(always)]
-    pub fn static_branch_unlikely(&self, stats: &mut CtStats) -> bool {
-        stats.prim(Prim::StaticBranch);
-        let on = self.is_enabled();
-        if on {
-            stats.static_branch_taken += 1;
-        } else {
-            stats.static_branch_not_taken += 1;
-        }
-        on
+    pub fn static_branch_unlikely(&self) -> bool {
+        self.is_enabled()
     }
 }
 

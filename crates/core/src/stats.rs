@@ -140,7 +140,18 @@ impl CtStats {
         self.prims_total += 1;
     }
 
-    /// Counts one transition.
+    /// Counts one static-branch test at a guarded call site, taken or not.
+    #[inline(always)]
+    pub fn static_branch(&mut self, taken: bool) {
+        self.prim(Prim::StaticBranch);
+        if taken {
+            self.static_branch_taken += 1;
+        } else {
+            self.static_branch_not_taken += 1;
+        }
+    }
+
+    /// Counts a transition.
     #[inline(always)]
     pub fn transition(&mut self, t: Transition) {
         self.transitions[t as usize] += 1;

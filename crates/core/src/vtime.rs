@@ -195,7 +195,7 @@ impl<A: Arch> Ct<'_, A> {
         self.warn_on(inactive, Violation::VtimeInactive);
         let delta = now.saturating_sub(self.task.vtime.starttime);
         self.task.vtime.starttime += delta;
-        self.pcpu.cputime.vtime_ns[bucket as usize] += delta;
+        self.local.cputime.vtime_ns[bucket as usize] += delta;
         delta
     }
 
@@ -203,10 +203,10 @@ impl<A: Arch> Ct<'_, A> {
     fn vtime_account_system(&mut self) {
         let d = self.get_vtime_delta(Bucket::System);
         self.task.vtime.stime += d;
-        if self.task.vtime.stime >= self.pcpu.cputime.tick_nsec {
+        if self.task.vtime.stime >= self.local.cputime.tick_nsec {
             // account_system_time(tsk, irq_count(), vtime->stime)
             self.task.stime += self.task.vtime.stime;
-            self.pcpu.cputime.kcpustat[Bucket::System as usize] += self.task.vtime.stime;
+            self.local.cputime.kcpustat[Bucket::System as usize] += self.task.vtime.stime;
             self.task.vtime.stime = 0;
         }
     }
@@ -215,12 +215,12 @@ impl<A: Arch> Ct<'_, A> {
     fn vtime_account_guest(&mut self) {
         let d = self.get_vtime_delta(Bucket::Guest);
         self.task.vtime.gtime += d;
-        if self.task.vtime.gtime >= self.pcpu.cputime.tick_nsec {
+        if self.task.vtime.gtime >= self.local.cputime.tick_nsec {
             // account_guest_time: utime and gtime both grow.
             let g = self.task.vtime.gtime;
             self.task.utime += g;
             self.task.gtime += g;
-            self.pcpu.cputime.kcpustat[Bucket::Guest as usize] += g;
+            self.local.cputime.kcpustat[Bucket::Guest as usize] += g;
             self.task.vtime.gtime = 0;
         }
     }
@@ -235,7 +235,7 @@ impl<A: Arch> Ct<'_, A> {
     }
 
     fn vtime_hook(&mut self) {
-        self.pcpu.stats.vtime_hooks += 1;
+        self.count(|s| s.vtime_hooks += 1);
         self.prim(Prim::VtimeAccount);
     }
 
@@ -261,11 +261,11 @@ impl<A: Arch> Ct<'_, A> {
     fn vtime_account_user(&mut self) {
         let d = self.get_vtime_delta(Bucket::User);
         self.task.vtime.utime += d;
-        if self.task.vtime.utime >= self.pcpu.cputime.tick_nsec {
+        if self.task.vtime.utime >= self.local.cputime.tick_nsec {
             // account_user_time(tsk, vtime->utime)
             let u = self.task.vtime.utime;
             self.task.utime += u;
-            self.pcpu.cputime.kcpustat[Bucket::User as usize] += u;
+            self.local.cputime.kcpustat[Bucket::User as usize] += u;
             self.task.vtime.utime = 0;
         }
     }
@@ -304,7 +304,7 @@ impl<A: Arch> Ct<'_, A> {
     /// `vtime_account_idle(tsk)`: no seqcount (the idle task has no remote readers).
     pub fn vtime_account_idle(&mut self) {
         let d = self.get_vtime_delta(Bucket::Idle);
-        self.pcpu.cputime.kcpustat[Bucket::Idle as usize] += d;
+        self.local.cputime.kcpustat[Bucket::Idle as usize] += d;
     }
 
     /// Linux 4.x `vtime_common_account_irq_enter(tsk)` (GEN): on IRQ entry, flush the interrupted
@@ -312,12 +312,12 @@ impl<A: Arch> Ct<'_, A> {
     /// context), idle time for the idle task, else system time. In 6.x GEN this hook is a no-op
     /// (only NATIVE accounts IRQ time this way); the 2015 designs use it.
     pub fn vtime_common_account_irq_enter(&mut self) {
-        if !self.key.is_enabled() || !self.pcpu.ct.active {
+        if !self.key.is_enabled() || !self.ct.active() {
             return;
         }
         self.vtime_hook();
         if !self.arch.in_interrupt() {
-            if self.pcpu.ct.ct_state_bits() == crate::CtState::User {
+            if self.ct.ct_state_bits() == crate::CtState::User {
                 // 4.x vtime_account_user(): account, then the IRQ runs as VTIME_SYS.
                 self.task.vtime.seqcount.write_begin();
                 self.vtime_account_user();
@@ -338,14 +338,14 @@ impl<A: Arch> Ct<'_, A> {
     /// Linux 4.x `vtime_account_irq_exit(tsk)` (GEN): account the IRQ as system time and return
     /// to VTIME_USER if the IRQ came from user context.
     pub fn vtime_account_irq_exit(&mut self) {
-        if !self.key.is_enabled() || !self.pcpu.ct.active {
+        if !self.key.is_enabled() || !self.ct.active() {
             return;
         }
         self.vtime_hook();
         self.task.vtime.seqcount.write_begin();
         // Even for the idle task: 4.x accounted IRQ time in idle as system time.
         self.vtime_account_kernel_inner();
-        if self.pcpu.ct.ct_state_bits() == crate::CtState::User {
+        if self.ct.ct_state_bits() == crate::CtState::User {
             self.task.vtime.state = VtimeState::User;
         }
         self.task.vtime.seqcount.write_end();
@@ -367,7 +367,7 @@ pub fn vtime_init_idle(idle: &mut TaskVtime, cputime: &mut CpuTime, cpu: usize, 
 /// `finish_task_switch` on vtime CPUs only): close `prev`'s interval, open `next`'s.
 /// `ct` is bound to `prev`; `next_is_idle` selects `VTIME_IDLE` for the idle task.
 pub fn vtime_task_switch<A: Arch>(ct: &mut Ct<'_, A>, next: &mut TaskVtime, next_is_idle: bool) {
-    ct.pcpu.stats.vtime_hooks += 1;
+    ct.count(|s| s.vtime_hooks += 1);
     ct.prim(Prim::VtimeAccount);
     ct.task.vtime.seqcount.write_begin();
     if ct.task.vtime.state == VtimeState::Idle {

@@ -72,7 +72,7 @@ impl World {
         let mut task = TaskVtime::default();
         task.vtime.state = VtimeState::Sys;
         task.vtime.cpu = 1;
-        pcpu.cputime.vtime_since_ns = Some(0);
+        pcpu.local.cputime.vtime_since_ns = Some(0);
         World {
             key,
             pcpu,
@@ -85,8 +85,8 @@ impl World {
     }
     /// Key on (another CPU is nohz_full) but this CPU is housekeeping.
     fn inactive_cpu() -> World {
-        let mut w = World::active();
-        w.pcpu.ct.active = false;
+        let w = World::active();
+        w.pcpu.ct.set_active(false);
         w
     }
     /// Context tracking built in but off.
@@ -105,7 +105,7 @@ impl World {
         self.pcpu.ct.ct_state_bits()
     }
     fn warns(&self) -> (u32, Option<Violation>) {
-        (self.pcpu.warn.count, self.pcpu.warn.first)
+        (self.pcpu.local.warn.count, self.pcpu.local.warn.first)
     }
 }
 
@@ -115,7 +115,10 @@ fn initial_state_is_kernel_watching() {
     assert_eq!(ct.state_word(), 4);
     assert_eq!(ct.ct_state_bits(), CtState::Kernel);
     assert!(ct.rcu_is_watching());
-    assert_eq!((ct.nesting, ct.nmi_nesting), (1, CT_NESTING_IRQ_NONIDLE));
+    assert_eq!(
+        (ct.nesting(), ct.nmi_nesting()),
+        (1, CT_NESTING_IRQ_NONIDLE)
+    );
 }
 
 #[test]
@@ -125,18 +128,18 @@ fn user_enter_exit_on_active_cpu_follows_the_reference_arithmetic() {
     assert_eq!(w.word(), 10, "4 + 4 + 2");
     assert_eq!(w.state(), CtState::User);
     assert!(!w.pcpu.ct.rcu_is_watching());
-    assert_eq!((w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting), (0, 0));
+    assert_eq!((w.pcpu.ct.nesting(), w.pcpu.ct.nmi_nesting()), (0, 0));
     assert_eq!(w.task.vtime.state, VtimeState::User);
     w.ct().user_exit_irqoff();
     assert_eq!(w.word(), 12, "10 + 4 - 2");
     assert_eq!(w.state(), CtState::Kernel);
     assert!(w.pcpu.ct.rcu_is_watching());
     assert_eq!(
-        (w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting),
+        (w.pcpu.ct.nesting(), w.pcpu.ct.nmi_nesting()),
         (1, CT_NESTING_IRQ_NONIDLE)
     );
     assert_eq!(w.task.vtime.state, VtimeState::Sys);
-    let s = &w.pcpu.stats;
+    let s = &w.pcpu.local.stats;
     assert_eq!(s.transitions[Transition::UserEnter as usize], 1);
     assert_eq!(s.transitions[Transition::UserExit as usize], 1);
     assert_eq!(
@@ -161,7 +164,10 @@ fn user_enter_twice_is_a_no_op() {
     let word = w.word();
     w.ct().user_enter_irqoff();
     assert_eq!(w.word(), word);
-    assert_eq!(w.pcpu.stats.transitions[Transition::UserEnter as usize], 1);
+    assert_eq!(
+        w.pcpu.local.stats.transitions[Transition::UserEnter as usize],
+        1
+    );
     w.ct().user_exit_irqoff();
     w.ct().user_exit_irqoff();
     assert_eq!(w.word(), 12);
@@ -182,9 +188,9 @@ fn inactive_cpu_tracks_context_bits_only() {
     );
     w.ct().user_exit_irqoff();
     assert_eq!(w.word(), 4);
-    assert_eq!(w.pcpu.stats.transitions_total(), 0);
-    assert_eq!(w.pcpu.stats.prims[Prim::AtomicRmw as usize], 0);
-    assert_eq!(w.pcpu.stats.prims[Prim::AtomicPlain as usize], 2);
+    assert_eq!(w.pcpu.local.stats.transitions_total(), 0);
+    assert_eq!(w.pcpu.local.stats.prims[Prim::AtomicRmw as usize], 0);
+    assert_eq!(w.pcpu.local.stats.prims[Prim::AtomicPlain as usize], 2);
 }
 
 #[test]
@@ -193,13 +199,13 @@ fn key_off_means_no_call_at_all_for_inline_forms_but_a_wasted_call_for_callable_
     w.ct().user_exit_irqoff();
     w.ct().user_enter_irqoff();
     assert_eq!(w.word(), 4);
-    assert_eq!(w.pcpu.stats.ct_calls, 0);
-    assert_eq!(w.pcpu.stats.static_branch_not_taken, 2);
-    assert_eq!(w.pcpu.stats.prims[Prim::Call as usize], 0);
+    assert_eq!(w.pcpu.local.stats.ct_calls, 0);
+    assert_eq!(w.pcpu.local.stats.static_branch_not_taken, 2);
+    assert_eq!(w.pcpu.local.stats.prims[Prim::Call as usize], 0);
     // 4.3's asm called enter_from_user_mode unconditionally; the key was tested inside.
     w.ct().user_exit_callable();
-    assert_eq!(w.pcpu.stats.ct_calls_inactive, 1);
-    assert_eq!(w.pcpu.stats.prims[Prim::Call as usize], 1);
+    assert_eq!(w.pcpu.local.stats.ct_calls_inactive, 1);
+    assert_eq!(w.pcpu.local.stats.prims[Prim::Call as usize], 1);
     assert_eq!(w.word(), 4);
     assert_eq!(w.ct().ct_state(), None, "CT_STATE_DISABLED");
 }
@@ -213,8 +219,14 @@ fn guest_enter_exit() {
     assert!(!w.pcpu.ct.rcu_is_watching());
     w.ct().context_tracking_guest_exit();
     assert_eq!(w.word(), 4 + 8);
-    assert_eq!(w.pcpu.stats.transitions[Transition::GuestEnter as usize], 1);
-    assert_eq!(w.pcpu.stats.transitions[Transition::GuestExit as usize], 1);
+    assert_eq!(
+        w.pcpu.local.stats.transitions[Transition::GuestEnter as usize],
+        1
+    );
+    assert_eq!(
+        w.pcpu.local.stats.transitions[Transition::GuestExit as usize],
+        1
+    );
     // Guest vtime is separate (guest_timing_enter_irqoff).
     w.arch.now = 100;
     w.ct().vtime_guest_enter();
@@ -239,27 +251,27 @@ fn idle_enter_exit_and_irq_from_idle() {
     assert_eq!(w.word(), 4 + 5 + 4);
     assert_eq!(w.state(), CtState::Idle);
     assert!(w.pcpu.ct.rcu_is_watching());
-    assert_eq!(w.pcpu.ct.nmi_nesting, 1);
+    assert_eq!(w.pcpu.ct.nmi_nesting(), 1);
     // A nested NMI: +2, no counter change.
     w.arch.in_nmi = true;
     w.ct().ct_nmi_enter();
-    assert_eq!(w.pcpu.ct.nmi_nesting, 3);
+    assert_eq!(w.pcpu.ct.nmi_nesting(), 3);
     assert_eq!(w.word(), 13);
     w.ct().ct_nmi_exit();
     w.arch.in_nmi = false;
-    assert_eq!(w.pcpu.ct.nmi_nesting, 1);
+    assert_eq!(w.pcpu.ct.nmi_nesting(), 1);
     w.ct().ct_irq_exit();
-    assert_eq!(w.pcpu.ct.nmi_nesting, 0);
+    assert_eq!(w.pcpu.ct.nmi_nesting(), 0);
     assert!(!w.pcpu.ct.rcu_is_watching());
     assert_eq!(w.word(), 17);
     w.ct().ct_idle_exit();
     assert_eq!(w.word(), 20);
     assert_eq!(w.state(), CtState::Kernel);
     assert_eq!(
-        (w.pcpu.ct.nesting, w.pcpu.ct.nmi_nesting),
+        (w.pcpu.ct.nesting(), w.pcpu.ct.nmi_nesting()),
         (1, CT_NESTING_IRQ_NONIDLE)
     );
-    let s = &w.pcpu.stats;
+    let s = &w.pcpu.local.stats;
     assert_eq!(s.transitions[Transition::IdleEnter as usize], 1);
     assert_eq!(s.transitions[Transition::IdleExit as usize], 1);
     assert_eq!(s.transitions[Transition::IrqEqsExit as usize], 1);
@@ -271,11 +283,11 @@ fn idle_enter_exit_and_irq_from_idle() {
 fn irq_from_kernel_only_nests() {
     let mut w = World::active();
     w.ct().ct_irq_enter();
-    assert_eq!(w.pcpu.ct.nmi_nesting, CT_NESTING_IRQ_NONIDLE + 2);
+    assert_eq!(w.pcpu.ct.nmi_nesting(), CT_NESTING_IRQ_NONIDLE + 2);
     assert_eq!(w.word(), 4);
     w.ct().ct_irq_exit();
-    assert_eq!(w.pcpu.ct.nmi_nesting, CT_NESTING_IRQ_NONIDLE);
-    assert_eq!(w.pcpu.stats.transitions_total(), 0);
+    assert_eq!(w.pcpu.ct.nmi_nesting(), CT_NESTING_IRQ_NONIDLE);
+    assert_eq!(w.pcpu.local.stats.transitions_total(), 0);
     assert_eq!(w.warns().0, 0);
 }
 
@@ -287,7 +299,7 @@ fn nmi_from_user_makes_rcu_watch_without_leaving_user() {
     w.ct().ct_nmi_enter();
     assert!(w.pcpu.ct.rcu_is_watching());
     assert_eq!(w.state(), CtState::User);
-    assert_eq!(w.pcpu.ct.nmi_nesting, 1);
+    assert_eq!(w.pcpu.ct.nmi_nesting(), 1);
     w.ct().ct_nmi_exit();
     assert!(!w.pcpu.ct.rcu_is_watching());
     assert_eq!(w.word(), 18, "10 + 4 + 4");
@@ -318,7 +330,7 @@ fn exception_enter_saves_and_exception_exit_restores() {
         !w.arch.irqs_off,
         "irq save/restore inside ct_user_exit restores IRQs"
     );
-    assert_eq!(w.pcpu.stats.prims[Prim::IrqSaveRestore as usize], 1);
+    assert_eq!(w.pcpu.local.stats.prims[Prim::IrqSaveRestore as usize], 1);
     w.ct().exception_exit(prev);
     assert_eq!(w.state(), CtState::User);
     // From kernel: nothing to do.
@@ -326,7 +338,7 @@ fn exception_enter_saves_and_exception_exit_restores() {
     assert_eq!(w.ct().exception_enter(), CtState::Kernel);
     w.ct().exception_exit(CtState::Kernel);
     assert_eq!(w.word(), 4);
-    assert_eq!(w.pcpu.stats.ct_calls, 0);
+    assert_eq!(w.pcpu.local.stats.ct_calls, 0);
     // Key off: returns KERNEL (0) without reading the state.
     let mut w = World::off();
     assert_eq!(w.ct().exception_enter(), CtState::Kernel);
@@ -355,7 +367,7 @@ fn misuse_user_enter_with_irqs_on() {
     w.ct().__ct_user_enter(CtState::User);
     assert_eq!(w.warns().1, Some(Violation::UserEnterIrqsEnabled));
     assert_eq!(
-        w.pcpu.warn.last,
+        w.pcpu.local.warn.last,
         Some(Violation::KernelExitIrqsEnabled),
         "ct_kernel_exit asserts too"
     );
@@ -372,15 +384,15 @@ fn misuse_kthread_enters_user() {
 #[test]
 fn misuse_recursion() {
     let mut w = World::active();
-    w.pcpu.ct.recursion = 1;
+    w.pcpu.ct.set_recursion(1);
     w.ct().user_enter_irqoff();
     assert_eq!(w.word(), 4, "nested call is a silent no-op");
     assert_eq!(w.warns().0, 0);
-    assert_eq!(w.pcpu.ct.recursion, 1);
-    w.pcpu.ct.recursion = -1;
+    assert_eq!(w.pcpu.ct.recursion(), 1);
+    w.pcpu.ct.set_recursion(-1);
     w.ct().user_enter_irqoff();
     assert_eq!(w.warns().1, Some(Violation::InvalidRecursion(0)));
-    assert_eq!(w.pcpu.ct.recursion, -1);
+    assert_eq!(w.pcpu.ct.recursion(), -1);
 }
 
 #[test]
@@ -390,8 +402,8 @@ fn misuse_double_idle_enter() {
     w.ct().ct_idle_enter();
     w.ct().ct_idle_enter();
     assert_eq!(w.warns().1, Some(Violation::KernelExitNmiNesting));
-    assert!(w.pcpu.warn.count >= 2, "nesting == 0 is reported too");
-    assert_eq!(w.pcpu.ct.nesting, -1);
+    assert!(w.pcpu.local.warn.count >= 2, "nesting == 0 is reported too");
+    assert_eq!(w.pcpu.ct.nesting(), -1);
 }
 
 #[test]
@@ -407,13 +419,13 @@ fn misuse_unbalanced_nmi_exit_from_eqs() {
     w.ct().user_enter_irqoff();
     w.ct().ct_nmi_exit();
     assert_eq!(w.warns().1, Some(Violation::NmiExitNestingNotPositive));
-    assert_eq!(w.pcpu.warn.last, Some(Violation::NmiExitNotWatching));
+    assert_eq!(w.pcpu.local.warn.last, Some(Violation::NmiExitNotWatching));
 }
 
 #[test]
 fn misuse_negative_nmi_nesting() {
     let mut w = World::active();
-    w.pcpu.ct.nmi_nesting = -2;
+    w.pcpu.ct.set_nmi_nesting(-2);
     w.ct().ct_nmi_enter();
     assert_eq!(w.warns().1, Some(Violation::NmiNestingNegative));
 }
@@ -430,7 +442,7 @@ fn misuse_irq_enter_with_irqs_on() {
 fn misuse_kernel_enter_with_leftover_nmi_nesting() {
     let mut w = World::active();
     w.ct().user_enter_irqoff();
-    w.pcpu.ct.nmi_nesting = 2;
+    w.pcpu.ct.set_nmi_nesting(2);
     w.ct().user_exit_irqoff();
     assert_eq!(w.warns().1, Some(Violation::KernelEnterNmiNesting));
 }
@@ -438,7 +450,7 @@ fn misuse_kernel_enter_with_leftover_nmi_nesting() {
 #[test]
 fn misuse_negative_nesting_on_kernel_enter() {
     let mut w = World::active();
-    w.pcpu.ct.nesting = -1;
+    w.pcpu.ct.set_nesting(-1);
     w.ct().ct_idle_exit();
     assert_eq!(w.warns().1, Some(Violation::NestingNegative));
 }
@@ -457,8 +469,8 @@ fn check_tick_turns_the_tick_on_for_urgent_rcu_and_warns_from_eqs() {
     let mut w = World::active();
     w.pcpu.rcu.set_urgent_qs(true);
     w.ct().rcu_irq_enter_check_tick();
-    assert!(w.pcpu.rcu.forced_tick);
-    assert_eq!(w.pcpu.tick.tick_dep_mask, TickDepBit::Rcu.mask());
+    assert!(w.pcpu.rcu.forced_tick());
+    assert_eq!(w.pcpu.local.tick.tick_dep_mask, TickDepBit::Rcu.mask());
     assert_eq!(w.arch.kicks, vec![1]);
     // Second time: already forced, no second kick.
     w.ct().rcu_irq_enter_check_tick();
@@ -512,7 +524,7 @@ fn vtime_accounts_each_interval_to_its_state_and_flushes_at_a_tick() {
     w.arch.now = 1_000 + TICK; // a tick of user time: flushed
     w.ct().user_exit_irqoff();
     assert_eq!((w.task.utime, w.task.vtime.utime), (TICK, 0));
-    assert_eq!(w.pcpu.cputime.kcpustat[Bucket::User as usize], TICK);
+    assert_eq!(w.pcpu.local.cputime.kcpustat[Bucket::User as usize], TICK);
     w.arch.now += 500;
     w.ct().user_enter_irqoff();
     assert_eq!(
@@ -520,11 +532,14 @@ fn vtime_accounts_each_interval_to_its_state_and_flushes_at_a_tick() {
         "sub-tick system time stays pending"
     );
     assert_eq!(w.task.stime, 0);
-    assert_eq!(w.pcpu.cputime.vtime_ns, [TICK, 1_500, 0, 0]);
+    assert_eq!(w.pcpu.local.cputime.vtime_ns, [TICK, 1_500, 0, 0]);
     // Conservation: accounted + open interval == elapsed, exactly.
     w.arch.now += 77;
     assert_eq!(
-        w.pcpu.cputime.check_conservation(w.arch.now, &w.task, 1),
+        w.pcpu
+            .local
+            .cputime
+            .check_conservation(w.arch.now, &w.task, 1),
         Ok(())
     );
     // Remote reader: in USER, pending utime + delta are visible, pending stime is not.
@@ -556,17 +571,20 @@ fn vtime_task_switch_closes_prev_and_opens_next() {
     assert_eq!(next.vtime.state, VtimeState::Sys);
     assert_eq!((next.vtime.starttime, next.vtime.cpu), (700, 1));
     w.arch.now = 900;
-    assert_eq!(w.pcpu.cputime.check_conservation(900, &next, 1), Ok(()));
+    assert_eq!(
+        w.pcpu.local.cputime.check_conservation(900, &next, 1),
+        Ok(())
+    );
     // The idle task gets VTIME_IDLE and its time goes to idle.
     let mut idle = TaskVtime::default();
     let mut w2 = World::active();
-    vtime_init_idle(&mut idle, &mut w2.pcpu.cputime, 1, 0);
+    vtime_init_idle(&mut idle, &mut w2.pcpu.local.cputime, 1, 0);
     w2.arch.now = 50;
     let mut ct = Ct::new(&w2.key, &mut w2.pcpu, &mut idle, &mut w2.arch);
     let mut t = TaskVtime::default();
     vtime_task_switch(&mut ct, &mut t, false);
-    assert_eq!(w2.pcpu.cputime.vtime_ns[Bucket::Idle as usize], 50);
-    assert_eq!(w2.pcpu.cputime.kcpustat[Bucket::Idle as usize], 50);
+    assert_eq!(w2.pcpu.local.cputime.vtime_ns[Bucket::Idle as usize], 50);
+    assert_eq!(w2.pcpu.local.cputime.kcpustat[Bucket::Idle as usize], 50);
 }
 
 #[test]
@@ -577,7 +595,7 @@ fn vtime_conservation_detects_a_lost_interval() {
     // A buggy caller resets the interval start without accounting it.
     w.task.vtime.starttime = 150;
     assert_eq!(
-        w.pcpu.cputime.check_conservation(200, &w.task, 1),
+        w.pcpu.local.cputime.check_conservation(200, &w.task, 1),
         Err((150, 200))
     );
 }
@@ -600,11 +618,11 @@ fn vtime_irq_hooks_of_linux_4x() {
     assert_eq!(w.task.vtime.utime, 40);
     w.arch.now = 60;
     w.ct().vtime_account_irq_exit();
-    assert_eq!(w.pcpu.stats.vtime_hooks, 3);
+    assert_eq!(w.pcpu.local.stats.vtime_hooks, 3);
     // Inactive: nothing.
     let mut w = World::off();
     w.ct().vtime_common_account_irq_enter();
-    assert_eq!(w.pcpu.stats.vtime_hooks, 0);
+    assert_eq!(w.pcpu.local.stats.vtime_hooks, 0);
 }
 
 #[test]
@@ -643,10 +661,10 @@ fn tick_dependencies() {
 fn static_key_counts_call_sites() {
     let key = StaticKey::new_false();
     let mut st = CtStats::default();
-    assert!(!key.static_branch_unlikely(&mut st));
+    st.static_branch(key.static_branch_unlikely());
     key.static_branch_inc();
     key.static_branch_inc();
-    assert!(key.static_branch_unlikely(&mut st));
+    st.static_branch(key.static_branch_unlikely());
     key.static_branch_dec();
     assert!(key.is_enabled());
     key.static_branch_dec();
@@ -658,4 +676,136 @@ fn static_key_counts_call_sites() {
     p.ct_cpu_track_user(&key);
     p.ct_cpu_track_user(&key);
     assert_eq!(key.count(), 1);
+}
+
+// ------------------------------------------------------------------ entry.rs (straight-line paths)
+
+/// A syscall round trip through `entry.rs` from user mode: one user_exit, one user_enter, RCU
+/// watching only in between, vtime split user/sys at the clock readings.
+#[test]
+fn entry_syscall_round_trip_is_one_pair() {
+    use ctxtrack_core::entry::*;
+    let mut w = World::active();
+    w.ct().user_enter_irqoff(); // in user at t=0
+    w.arch.now = 1_000;
+    enter_from_user_mode(&mut w.ct());
+    assert!(w.pcpu.ct.rcu_is_watching());
+    assert_eq!(w.state(), CtState::Kernel);
+    w.arch.now = 1_600;
+    exit_to_user_mode(&mut w.ct());
+    assert_eq!(w.state(), CtState::User);
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    let s = &w.pcpu.local.stats;
+    assert_eq!(s.transitions[Transition::UserExit as usize], 1);
+    assert_eq!(s.transitions[Transition::UserEnter as usize], 2);
+    // Sub-tick times stay pending in tsk->vtime (flushed at TICK_NSEC).
+    assert_eq!((w.task.vtime.utime, w.task.vtime.stime), (1_000, 600));
+    assert_eq!(w.warns(), (0, None));
+}
+
+/// IRQs through `irqentry_enter/exit`: from user one pair; from the idle task ct_irq_enter/exit
+/// (exit_rcu); from kernel with RCU watching no transition and preemption allowed.
+#[test]
+fn entry_irq_from_user_idle_and_kernel() {
+    use ctxtrack_core::entry::*;
+    let mut w = World::active();
+    w.ct().user_enter_irqoff();
+    let st = irqentry_enter(&mut w.ct(), true);
+    assert_eq!(st, IrqentryState { exit_rcu: false });
+    assert_eq!(w.state(), CtState::Kernel);
+    assert!(!irqentry_exit(&mut w.ct(), true, true, st));
+    assert_eq!(w.state(), CtState::User);
+
+    // From kernel code with IRQs on (a task in the kernel): RCU watches already.
+    w.ct().user_exit_irqoff();
+    let before = w.pcpu.local.stats.transitions_total();
+    let st = irqentry_enter(&mut w.ct(), false);
+    assert!(!st.exit_rcu);
+    assert!(irqentry_exit(&mut w.ct(), false, true, st), "may preempt");
+    assert_eq!(w.pcpu.local.stats.transitions_total(), before);
+
+    // From the idle task in its EQS.
+    w.arch.idle_task = true;
+    w.ct().ct_idle_enter();
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    let st = irqentry_enter(&mut w.ct(), false);
+    assert!(st.exit_rcu && w.pcpu.ct.rcu_is_watching());
+    assert!(
+        !irqentry_exit(&mut w.ct(), false, true, st),
+        "no preemption from idle"
+    );
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    assert_eq!(
+        w.pcpu.local.stats.transitions[Transition::IrqEqsExit as usize],
+        1
+    );
+    assert_eq!(
+        w.pcpu.local.stats.transitions[Transition::IrqEqsEnter as usize],
+        1
+    );
+
+    // An NMI on top of the idle EQS.
+    irqentry_nmi_enter(&mut w.ct());
+    assert!(w.pcpu.ct.rcu_is_watching());
+    irqentry_nmi_exit(&mut w.ct());
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    assert_eq!(w.warns(), (0, None));
+}
+
+/// enter_from_user_mode() when context tracking does not say USER is the CT_WARN_ON it has.
+#[test]
+fn entry_from_user_when_not_user_warns() {
+    use ctxtrack_core::entry::*;
+    let mut w = World::active();
+    enter_from_user_mode(&mut w.ct());
+    assert_eq!(w.warns().1, Some(Violation::EnterFromUserNotUser));
+}
+
+/// A backend that does not count (`Arch::COUNTS = false`) leaves the counters at zero while the
+/// context-tracking state moves exactly as on a counting one.
+#[test]
+fn non_counting_backend_leaves_stats_untouched() {
+    struct Quiet(MockArch);
+    impl Arch for Quiet {
+        const COUNTS: bool = false;
+        fn irqs_disabled(&self) -> bool {
+            self.0.irqs_disabled()
+        }
+        fn local_irq_disable(&mut self) {
+            self.0.local_irq_disable()
+        }
+        fn local_irq_enable(&mut self) {
+            self.0.local_irq_enable()
+        }
+        fn sched_clock(&mut self) -> u64 {
+            self.0.now
+        }
+        fn smp_processor_id(&self) -> usize {
+            1
+        }
+        fn in_interrupt(&self) -> bool {
+            false
+        }
+        fn in_nmi(&self) -> bool {
+            false
+        }
+        fn current_has_mm(&self) -> bool {
+            true
+        }
+        fn is_idle_task(&self) -> bool {
+            false
+        }
+        fn tick_kick(&mut self, _cpu: usize) {}
+    }
+    let mut w = World::active();
+    let mut q = Quiet(MockArch {
+        irqs_off: true,
+        ..Default::default()
+    });
+    let mut ct = Ct::new(&w.key, &mut w.pcpu, &mut w.task, &mut q);
+    ct.user_enter_irqoff();
+    ct.user_exit_irqoff();
+    assert_eq!(w.pcpu.local.stats, CtStats::default());
+    assert_eq!(w.state(), CtState::Kernel);
+    assert_eq!(w.word() & CT_RCU_WATCHING_MASK, 3 * CT_RCU_WATCHING);
 }

@@ -320,7 +320,7 @@ impl<'m> K<'m> {
         self.extra_cycles += self.m.cost.tick;
         self.m.cpus[c].counters.ticks += 1;
         // account_process_tick(): vtime CPUs account nothing on the tick.
-        let vtime_cpu = self.m.key.is_enabled() && self.m.cpus[c].pcpu.ct.active;
+        let vtime_cpu = self.m.key.is_enabled() && self.m.cpus[c].pcpu.ct.active();
         if !vtime_cpu {
             let tick = self.m.tick_nsec();
             let bucket = if user_tick {
@@ -330,7 +330,7 @@ impl<'m> K<'m> {
             } else {
                 1
             };
-            self.m.cpus[c].pcpu.cputime.kcpustat[bucket] += tick;
+            self.m.cpus[c].pcpu.local.cputime.kcpustat[bucket] += tick;
         }
         // scheduler_tick(): slice expiry.
         let cur = self.current();
@@ -345,7 +345,7 @@ impl<'m> K<'m> {
         }
         // rcu_sched_clock_irq(user): a tick in user mode or from idle is a quiescent state.
         let from_idle =
-            self.m.cpus[c].pcpu.ct.nmi_nesting == 1 || (self.is_idle_task() && !self.regs_user());
+            self.m.cpus[c].pcpu.ct.nmi_nesting() == 1 || (self.is_idle_task() && !self.regs_user());
         if user_tick || from_idle {
             crate::rcu_gp::rcu_report_qs(self.m, c);
         }
@@ -361,12 +361,12 @@ impl<'m> K<'m> {
         let c = self.cpu;
         let deps = TickDeps {
             global: 0,
-            cpu: self.m.cpus[c].pcpu.tick.tick_dep_mask,
+            cpu: self.m.cpus[c].pcpu.local.tick.tick_dep_mask,
             task: 0,
             signal: 0,
         };
         let r = can_stop_full_tick(true, deps);
-        let was = self.m.cpus[c].pcpu.tick.tick_stopped;
+        let was = self.m.cpus[c].pcpu.local.tick.tick_stopped;
         if let Err(dep) = r {
             if self.m.trace.is_some() {
                 crate::trace::event(
@@ -392,14 +392,14 @@ impl<'m> K<'m> {
     pub fn tick_nohz_idle_stop_tick(&mut self) {
         let c = self.cpu;
         let timekeeper = c == 0 && self.m.key.is_enabled();
-        if !timekeeper && !self.m.cpus[c].pcpu.tick.tick_stopped {
+        if !timekeeper && !self.m.cpus[c].pcpu.local.tick.tick_stopped {
             stop_tick(self.m, c);
         }
     }
 
     /// `tick_nohz_idle_exit()`: restart the tick when leaving idle.
     pub fn tick_nohz_idle_exit(&mut self) {
-        if self.m.cpus[self.cpu].pcpu.tick.tick_stopped {
+        if self.m.cpus[self.cpu].pcpu.local.tick.tick_stopped {
             restart_tick(self.m, self.cpu);
         }
     }
@@ -714,7 +714,7 @@ impl<'m> K<'m> {
         // schedule_debug(): never schedule while context tracking says USER.
         let in_user = self.ct().ct_state() == Some(CtState::User);
         self.ct()
-            .pcpu
+            .local
             .warn
             .warn_on(in_user, ctxtrack_core::Violation::ScheduleInUser);
         let prev = self.current();
@@ -779,7 +779,7 @@ impl<'m> K<'m> {
         m.tasks[next].cpu = c;
         m.tasks[next].exec_start = now;
         m.tasks[next].slice_exec_ns = 0;
-        if m.key.is_enabled() && cpu.pcpu.ct.active {
+        if m.key.is_enabled() && cpu.pcpu.ct.active() {
             // vtime_task_switch(prev): Ct is bound to prev; next gets its interval opened.
             let (a, b) = if prev < next {
                 let (lo, hi) = m.tasks.split_at_mut(next);
@@ -986,7 +986,7 @@ pub(crate) fn update_sched_tick_dep(m: &mut Machine, from: CpuId, c: CpuId) {
     }
     let running = usize::from(!m.tasks[m.cpus[c].current].is_idle);
     let nr = m.cpus[c].rq.len() + running;
-    let tick = &mut m.cpus[c].pcpu.tick;
+    let tick = &mut m.cpus[c].pcpu.local.tick;
     if nr > 1 {
         if tick.tick_nohz_dep_set_cpu(TickDepBit::Sched) && tick.tick_stopped {
             send_ipi(m, from, c, Vector::IrqWork);
@@ -998,7 +998,7 @@ pub(crate) fn update_sched_tick_dep(m: &mut Machine, from: CpuId, c: CpuId) {
 
 fn stop_tick(m: &mut Machine, c: CpuId) {
     let cpu = &mut m.cpus[c];
-    if cpu.pcpu.tick.update(true) == Some(true) {
+    if cpu.pcpu.local.tick.update(true) == Some(true) {
         cpu.next_tick = NEVER;
         cpu.tick_stopped_since = Some(cpu.hw.now);
     }
@@ -1007,7 +1007,7 @@ fn stop_tick(m: &mut Machine, c: CpuId) {
 fn restart_tick(m: &mut Machine, c: CpuId) {
     let period = m.tick_nsec();
     let cpu = &mut m.cpus[c];
-    if cpu.pcpu.tick.update(false) == Some(false) {
+    if cpu.pcpu.local.tick.update(false) == Some(false) {
         let now = cpu.hw.now;
         if let Some(since) = cpu.tick_stopped_since.take() {
             cpu.times.tick_stopped_ns += now - since;

@@ -378,8 +378,8 @@ impl CtSnap {
             cpu: cpu.hw.cpu,
             state: ct.ct_state_bits(),
             watching: ct.rcu_is_watching(),
-            nesting: ct.nesting,
-            nmi_nesting: ct.nmi_nesting,
+            nesting: ct.nesting(),
+            nmi_nesting: ct.nmi_nesting(),
             preempt_count: cpu.hw.preempt_count,
         }
     }
@@ -733,11 +733,11 @@ impl Machine {
             });
         }
         for c in 0..n {
-            if m.key.is_enabled() && m.cpus[c].pcpu.ct.active {
+            if m.key.is_enabled() && m.cpus[c].pcpu.ct.active() {
                 let idle = m.cpus[c].idle_task;
                 ctxtrack_core::vtime::vtime_init_idle(
                     &mut m.tasks[idle].vtime,
-                    &mut m.cpus[c].pcpu.cputime,
+                    &mut m.cpus[c].pcpu.local.cputime,
                     c,
                     0,
                 );
@@ -1217,7 +1217,7 @@ impl Machine {
         if self.end.is_some() {
             return;
         }
-        let st0 = &self.cpus[c].pcpu.stats;
+        let st0 = &self.cpus[c].pcpu.local.stats;
         let before = StatsMark {
             vtime_hooks: st0.vtime_hooks,
             transitions: if self.trace.is_some() {
@@ -1226,10 +1226,10 @@ impl Machine {
                 Default::default()
             },
         };
-        let warn_before = self.cpus[c].pcpu.warn.count;
+        let warn_before = self.cpus[c].pcpu.local.warn.count;
         let ct_before = if self.trace.is_some() {
             let ct = &self.cpus[c].pcpu.ct;
-            (ct.rcu_is_watching(), ct.nesting, ct.nmi_nesting)
+            (ct.rcu_is_watching(), ct.nesting(), ct.nmi_nesting())
         } else {
             (false, 0, 0)
         };
@@ -1264,7 +1264,7 @@ impl Machine {
 
         // Price the step: base + primitives the core counted + bodies the kernel reported.
         let cpu = &mut self.cpus[c];
-        let st = &cpu.pcpu.stats;
+        let st = &cpu.pcpu.local.stats;
         let mut ct_cycles = 0;
         if st.prims_total != cpu.priced_total {
             for i in 0..PRIM_COUNT {
@@ -1321,7 +1321,7 @@ impl Machine {
                 watching: ct.rcu_is_watching(),
             });
         }
-        if self.monitor.enabled || self.cpus[c].pcpu.warn.count != warn_before {
+        if self.monitor.enabled || self.cpus[c].pcpu.local.warn.count != warn_before {
             crate::monitor::after_step(self, c, &before, warn_before);
         }
         if let Some(l) = leave {

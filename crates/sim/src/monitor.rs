@@ -219,7 +219,8 @@ pub fn before_step(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
     }
     let state = ct.ct_state_bits();
     let idle_eqs = state == CtState::Idle && cpu.hw.cur_is_idle;
-    if cpu.hw.irqs_on && ct.active && m.key.is_enabled() && state != CtState::Kernel && !idle_eqs {
+    if cpu.hw.irqs_on && ct.active() && m.key.is_enabled() && state != CtState::Kernel && !idle_eqs
+    {
         let d = format!(
             "step `{}` runs with IRQs on while context tracking says {}",
             step.name,
@@ -238,9 +239,10 @@ pub fn before_step(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
 /// Checks after a step.
 pub fn after_step(m: &mut Machine, c: CpuId, before: &StatsMark, warn_before: u32) {
     let cpu = &m.cpus[c];
-    if cpu.pcpu.warn.count != warn_before {
+    if cpu.pcpu.local.warn.count != warn_before {
         let v = cpu
             .pcpu
+            .local
             .warn
             .last
             .expect("warn count moved without a violation");
@@ -252,12 +254,12 @@ pub fn after_step(m: &mut Machine, c: CpuId, before: &StatsMark, warn_before: u3
         return;
     }
     let ct = &cpu.pcpu.ct;
-    if ct.nesting < 0 || ct.nmi_nesting < 0 {
-        let d = format!("nesting {} nmi_nesting {}", ct.nesting, ct.nmi_nesting);
+    if ct.nesting() < 0 || ct.nmi_nesting() < 0 {
+        let d = format!("nesting {} nmi_nesting {}", ct.nesting(), ct.nmi_nesting());
         fail(m, c, "nesting_non_negative", "after a step", d);
         return;
     }
-    if cpu.pcpu.stats.vtime_hooks != before.vtime_hooks {
+    if cpu.pcpu.local.stats.vtime_hooks != before.vtime_hooks {
         check_vtime(m, c);
     }
 }
@@ -265,7 +267,12 @@ pub fn after_step(m: &mut Machine, c: CpuId, before: &StatsMark, warn_before: u3
 fn check_vtime(m: &mut Machine, c: CpuId) {
     let cpu = &m.cpus[c];
     let cur = &m.tasks[cpu.current].vtime;
-    if let Err((acc, el)) = cpu.pcpu.cputime.check_conservation(cpu.hw.now, cur, c) {
+    if let Err((acc, el)) = cpu
+        .pcpu
+        .local
+        .cputime
+        .check_conservation(cpu.hw.now, cur, c)
+    {
         let d = format!("vtime accounted {acc} ns but {el} ns elapsed");
         fail(m, c, "vtime_conservation", "vtime hook", d);
     }
@@ -297,15 +304,18 @@ pub fn on_return_to_user(m: &mut Machine, c: CpuId, t: TaskId, kind: EntryKind) 
         return fail(m, c, "return_to_user", "sysret/iret: IRQ flag", d);
     }
     let ct = &cpu.pcpu.ct;
-    let want = if m.key.is_enabled() && ct.active {
+    let want = if m.key.is_enabled() && ct.active() {
         (0, 0)
     } else {
         (1, CT_NESTING_IRQ_NONIDLE)
     };
-    if (ct.nesting, ct.nmi_nesting) != want {
+    if (ct.nesting(), ct.nmi_nesting()) != want {
         let d = format!(
             "returning to user mode with nesting {} nmi_nesting {} (user mode has {} / {})",
-            ct.nesting, ct.nmi_nesting, want.0, want.1
+            ct.nesting(),
+            ct.nmi_nesting(),
+            want.0,
+            want.1
         );
         return fail(m, c, "nesting_balanced", "sysret/iret", d);
     }

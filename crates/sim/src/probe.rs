@@ -192,7 +192,7 @@ pub fn run_probe(design: &'static Design, probe: Probe, ct_on: bool) -> Result<P
 
 fn snapshot(m: &Machine) -> PathCounts {
     let cpu = &m.cpus[PROBE_CPU];
-    let s = &cpu.pcpu.stats;
+    let s = &cpu.pcpu.local.stats;
     PathCounts {
         ct_calls: s.ct_calls,
         ct_calls_inactive: s.ct_calls_inactive,

@@ -207,9 +207,10 @@ fn report(m: &mut Machine, c: CpuId, t: u64) {
     // rcu_disable_urgency_upon_qs()
     let p = &mut m.cpus[c].pcpu;
     p.rcu.set_urgent_qs(false);
-    if p.rcu.forced_tick {
-        p.rcu.forced_tick = false;
-        p.tick
+    if p.rcu.forced_tick() {
+        p.rcu.set_forced_tick(false);
+        p.local
+            .tick
             .tick_nohz_dep_clear_cpu(ctxtrack_core::tick::TickDepBit::Rcu);
     }
     if m.rcu.qs_mask == 0 {

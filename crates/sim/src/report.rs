@@ -177,7 +177,7 @@ impl Report {
         let (mut esys, mut eirq, mut csys, mut cirq) = (0u64, 0u64, 0u64, 0u64);
         let mut rcu_ipis_nohz = 0;
         for (c, cpu) in m.cpus.iter().enumerate() {
-            let st = &cpu.pcpu.stats;
+            let st = &cpu.pcpu.local.stats;
             totals.add(st);
             let k = &cpu.counters;
             sys += k.entries[EntryKind::Syscall as usize];
@@ -196,7 +196,7 @@ impl Report {
                 sys_ns: cpu.times.sys_ns,
                 idle_ns: cpu.times.idle_ns,
                 tick_stopped_ns: cpu.times.tick_stopped_ns,
-                vtime_ns: cpu.pcpu.cputime.vtime_ns,
+                vtime_ns: cpu.pcpu.local.cputime.vtime_ns,
                 ct_transitions: Transition::ALL
                     .iter()
                     .map(|t| (t.name(), st.transitions[*t as usize]))

@@ -221,9 +221,9 @@ pub fn transitions(
     ts: u64,
     was: (bool, i64, i64),
 ) {
-    let after = m.cpus[c].pcpu.stats.transitions;
+    let after = m.cpus[c].pcpu.local.stats.transitions;
     let ct = &m.cpus[c].pcpu.ct;
-    let (watching, nesting, nmi) = (ct.rcu_is_watching(), ct.nesting, ct.nmi_nesting);
+    let (watching, nesting, nmi) = (ct.rcu_is_watching(), ct.nesting(), ct.nmi_nesting());
     let post = ct.state_word() & !3;
     let rcu = (watching != was.0).then(|| {
         // ct_kernel_enter/exit move `nesting` (task level); ct_nmi_* move only `nmi_nesting`.

@@ -136,11 +136,14 @@ fn messaging_delivers_every_message_and_conserves_vtime() {
             if cpu.nohz_full {
                 let cur = &m.tasks[cpu.current].vtime;
                 assert_eq!(
-                    cpu.pcpu.cputime.check_conservation(cpu.hw.now, cur, c),
+                    cpu.pcpu
+                        .local
+                        .cputime
+                        .check_conservation(cpu.hw.now, cur, c),
                     Ok(()),
                     "cpu {c}"
                 );
-                assert!(cpu.pcpu.cputime.vtime_total_ns() > 0);
+                assert!(cpu.pcpu.local.cputime.vtime_total_ns() > 0);
             }
         }
         // Every worker ran and exited.
