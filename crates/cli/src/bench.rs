@@ -18,6 +18,19 @@ pub(crate) enum BenchCmd {
         #[arg(long)]
         no_monitor: bool,
     },
+    /// The core's hot paths on this machine's CPUs (real atomics, code-patched static key):
+    /// P1 (CT round trip vs 2 fully ordered RMWs + 2 clock reads), P2 (call sites with the key
+    /// off vs none, static key and atomic-bool fallback), IRQ/NMI/idle paths. Medians of
+    /// interleaved rounds; ratios from one run. `cargo bench -p ctxtrack-host` is the criterion
+    /// version of the same loops.
+    Host {
+        /// Iterations per timed batch.
+        #[arg(long, default_value_t = 200_000)]
+        iters: u64,
+        /// Batches per loop (the median is reported).
+        #[arg(long, default_value_t = 15)]
+        rounds: u32,
+    },
     /// Replay throughput in MB/s of trace text (decompressed first, so gzip is not timed), on
     /// one core. Default input: the simulator's own trace of the default messaging run.
     Replay {
@@ -94,8 +107,39 @@ fn time_perf() -> Result<(f64, String), String> {
     Ok((wall, total))
 }
 
+fn bench_host(iters: u64, rounds: u32) -> Result<ExitCode, String> {
+    if iters < 8 || rounds == 0 {
+        return Err("--iters must be at least 8 and --rounds at least 1".into());
+    }
+    let m = ctxtrack_host::hot::measure(iters, rounds);
+    println!(
+        "host hot paths: {} iterations x {} interleaved rounds (getppid loops: iterations / 8), medians; key backend: {}",
+        m.iters, m.rounds, m.key_backend
+    );
+    for f in &m.figures {
+        println!("  {:<58} {:>9.2} ns", f.name, f.ns);
+    }
+    println!("ratios (same run):");
+    for r in &m.ratios {
+        let goal = match r.goal {
+            Some(g) if r.value <= g => format!("goal <= {g:.2}: met"),
+            Some(g) => format!("goal <= {g:.2}: NOT met"),
+            None => String::new(),
+        };
+        println!("  {:<48} {:>6.3}x  {goal}", r.name, r.value);
+    }
+    if m.warnings != 0 {
+        return Err(format!(
+            "the core recorded {} context-tracking violation(s) during the loops",
+            m.warnings
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn run(cmd: &BenchCmd) -> Result<ExitCode, String> {
     match cmd {
+        BenchCmd::Host { iters, rounds } => bench_host(*iters, *rounds),
         BenchCmd::Replay { file, repeat } => {
             let (name, text) = replay_input(file.as_deref())?;
             let mut best = f64::MAX;

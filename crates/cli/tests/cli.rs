@@ -434,3 +434,27 @@ fn replay_errors_name_file_and_line() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/trace.txt"));
 }
+
+/// `bench host` prints every loop and the goal ratios (a benchmark: nothing here asserts a speed),
+/// and rejects options it cannot use.
+#[test]
+fn bench_host_prints_ratios() {
+    let o = ctxtrack(&["bench", "host", "--iters", "2000", "--rounds", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "P1 round trip / floor",
+        "P2 getppid: static key off / uninstrumented",
+        "P2 getppid: atomic bool off / uninstrumented",
+        "irq enter+exit from user",
+        "nmi enter+exit from user",
+        "idle enter+exit",
+        "goal <= 1.30",
+        "goal <= 1.02",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    let o = ctxtrack(&["bench", "host", "--iters", "0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--iters"), "{}", stderr(&o));
+}

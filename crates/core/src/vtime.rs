@@ -11,7 +11,7 @@
 use crate::arch::Arch;
 use crate::context_tracking::Ct;
 use crate::stats::Prim;
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{fence, AtomicU32, Ordering};
 use crate::violation::Violation;
 
 /// `enum vtime_state`.
@@ -36,13 +36,20 @@ pub enum VtimeState {
 pub struct SeqCount(AtomicU32);
 
 impl SeqCount {
-    /// `write_seqcount_begin`.
+    /// `write_seqcount_begin`: `s->sequence++; smp_wmb();`. Writers are serialized (the task's
+    /// own CPU, IRQs off), so the increment is a plain load and store, not a locked RMW.
+    #[inline(always)]
     pub fn write_begin(&self) {
-        self.0.fetch_add(1, Ordering::Release);
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
     }
-    /// `write_seqcount_end`.
+    /// `write_seqcount_end`: `smp_wmb(); s->sequence++;`.
+    #[inline(always)]
     pub fn write_end(&self) {
-        self.0.fetch_add(1, Ordering::Release);
+        fence(Ordering::Release);
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_add(1), Ordering::Relaxed);
     }
     /// `read_seqcount_begin`: `None` while a write is in progress (the reader would spin).
     pub fn read_begin(&self) -> Option<u32> {

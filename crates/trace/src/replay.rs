@@ -602,10 +602,8 @@ impl Replayer {
                     }
                 }
             }
-            "sched_process_exit" => {
-                if l.pid != 0 {
-                    self.tasks.entry(l.pid).or_default().exited = true;
-                }
+            "sched_process_exit" if l.pid != 0 => {
+                self.tasks.entry(l.pid).or_default().exited = true;
             }
             "tick_stop" => {
                 let ok = field(l.fields, "success=") == Some("1");
