@@ -1,0 +1,5 @@
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    println!("cargo:rustc-link-arg=-T{dir}/linker.ld");
+    println!("cargo:rerun-if-changed=linker.ld");
+}
