@@ -3,12 +3,16 @@
 //! `CLOCK_MONOTONIC`. On other architectures it is `CLOCK_MONOTONIC` itself (`Instant`).
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The cyc2ns scale: `ns = (cycles * mult) >> SHIFT`, as `struct cyc2ns_data`.
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
+    /// `cyc2ns_mul` (x86_64 only).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     mult: u64,
+    /// The origin for `Instant`-based clocks (non-x86_64 only).
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     base: Instant,
 }
 
@@ -27,7 +31,7 @@ impl Clock {
         let base = Instant::now();
         let c0 = rdtsc();
         // Calibration, not synchronization: measure TSC cycles over a few ms of monotonic time.
-        while base.elapsed() < Duration::from_millis(5) {
+        while base.elapsed() < std::time::Duration::from_millis(5) {
             std::hint::spin_loop();
         }
         let (c1, ns) = (rdtsc(), base.elapsed().as_nanos() as u64);
@@ -40,7 +44,6 @@ impl Clock {
 
     #[cfg(not(target_arch = "x86_64"))]
     fn calibrate() -> Clock {
-        let _ = Duration::ZERO;
         Clock {
             mult: 0,
             base: Instant::now(),
@@ -58,12 +61,6 @@ impl Clock {
         {
             self.base.elapsed().as_nanos() as u64
         }
-    }
-
-    /// TSC cycles per nanosecond times 1024 (the scale), for reports.
-    pub fn mult(&self) -> u64 {
-        let _ = self.base;
-        self.mult
     }
 }
 
