@@ -238,10 +238,12 @@ impl Kernel {
         let irqs_off = self.arch.irqs_disabled();
         match (before, after) {
             (CtState::User, CtState::Kernel) => {
-                self.trace.event("user", 1, 0, irqs_off, tsc_ns(now), "user_exit", "")
+                self.trace
+                    .event("user", 1, 0, irqs_off, tsc_ns(now), "user_exit", "")
             }
             (CtState::Kernel, CtState::User) => {
-                self.trace.event("user", 1, 0, irqs_off, tsc_ns(now), "user_enter", "")
+                self.trace
+                    .event("user", 1, 0, irqs_off, tsc_ns(now), "user_enter", "")
             }
             _ => {}
         }
@@ -481,7 +483,10 @@ extern "C" fn idt_dispatch(regs: &mut PtRegs) {
     match regs.vector {
         3 => exc_int3(regs),
         2 => exc_nmi(regs),
-        v => panic!("unexpected exception {v} at {:#x} error {:#x}", regs.rip, regs.error),
+        v => panic!(
+            "unexpected exception {v} at {:#x} error {:#x}",
+            regs.rip, regs.error
+        ),
     }
 }
 

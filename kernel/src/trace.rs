@@ -25,7 +25,16 @@ impl TraceBuf {
     }
 
     /// One event line: `comm-pid [cpu] flags ts: event: fields`. `ns` is the event time.
-    pub fn event(&mut self, comm: &str, pid: u32, cpu: usize, irqs_off: bool, ns: u64, ev: &str, fields: &str) {
+    pub fn event(
+        &mut self,
+        comm: &str,
+        pid: u32,
+        cpu: usize,
+        irqs_off: bool,
+        ns: u64,
+        ev: &str,
+        fields: &str,
+    ) {
         let mut line = Line { b: [0; 160], n: 0 };
         let _ = write!(
             line,

@@ -46,7 +46,10 @@ fn on_exit(k: &mut Kernel, _code: u64) -> ! {
     // SAFETY: int3 in ring 0 goes through the NMI-like path.
     unsafe { core::arch::asm!("int3") };
     assert_eq!(k.exc_kernel, 1);
-    assert_eq!(k.pcpu.local.stats.transitions_total(), 2 * (SYSCALLS + BREAKPOINTS + 1));
+    assert_eq!(
+        k.pcpu.local.stats.transitions_total(),
+        2 * (SYSCALLS + BREAKPOINTS + 1)
+    );
     let now = unsafe { core::arch::x86_64::_rdtsc() };
     if let Err((acc, el)) = k.pcpu.local.cputime.check_conservation(now, &k.task, 0) {
         panic!("vtime conservation: accounted {acc} of {el}");
