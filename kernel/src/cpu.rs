@@ -232,6 +232,16 @@ impl Kernel {
         }
     }
 
+    /// Runs one of the core's entry functions at `site`: the ftrace event for the transition it
+    /// made (as Linux's `trace_user_enter/exit` inside it), then the violation check.
+    pub fn entry<R>(&mut self, site: &str, f: impl FnOnce(&mut Ct<'_, MetalArch>) -> R) -> R {
+        let before = self.pcpu.ct.ct_state_bits();
+        let r = f(&mut self.ct());
+        self.trace_ct(before);
+        self.check(site);
+        r
+    }
+
     fn trace_ct(&mut self, before: CtState) {
         let after = self.pcpu.ct.ct_state_bits();
         let now = self.arch.sched_clock() - self.t0;
@@ -348,10 +358,7 @@ unsafe fn wrmsr(msr: u32, v: u64) {
 pub fn enter_user(entry: extern "C" fn() -> !) -> ! {
     let k = kernel();
     k.arch.local_irq_disable();
-    let before = k.pcpu.ct.ct_state_bits();
-    exit_to_user_mode(&mut k.ct());
-    k.trace_ct(before);
-    k.check("ret_from_fork");
+    k.entry("ret_from_fork", exit_to_user_mode);
     let usp = addr_of_mut!(USTACK) as u64 + 65536 - 8;
     // SAFETY: a well-formed IRETQ frame to ring 3; the user code and stack are mapped U.
     unsafe {
@@ -422,10 +429,7 @@ extern "C" fn entry_SYSCALL_64() {
 /// `do_syscall_64()`: `syscall_enter_from_user_mode()`, the call, `syscall_exit_to_user_mode()`.
 extern "C" fn do_syscall_64(regs: &mut PtRegs) {
     let k = kernel();
-    let before = k.pcpu.ct.ct_state_bits();
-    enter_from_user_mode(&mut k.ct());
-    k.trace_ct(before);
-    k.check("enter_from_user_mode");
+    k.entry("enter_from_user_mode", enter_from_user_mode);
     k.arch.local_irq_enable();
     k.syscalls += 1;
     regs.rax = match regs.rax {
@@ -441,10 +445,7 @@ extern "C" fn do_syscall_64(regs: &mut PtRegs) {
     };
     k.arch.local_irq_disable();
     // exit_to_user_mode_loop(): no work flags in this kernel yet.
-    let before = k.pcpu.ct.ct_state_bits();
-    exit_to_user_mode(&mut k.ct());
-    k.trace_ct(before);
-    k.check("exit_to_user_mode");
+    k.entry("exit_to_user_mode", exit_to_user_mode);
 }
 
 // ---------------------------------------------------------------------------- exceptions
@@ -494,31 +495,26 @@ extern "C" fn idt_dispatch(regs: &mut PtRegs) {
 fn exc_int3(regs: &mut PtRegs) {
     let k = kernel();
     if regs.user_mode() {
-        let before = k.pcpu.ct.ct_state_bits();
-        let st = irqentry_enter(&mut k.ct(), true);
-        k.trace_ct(before);
-        k.check("irqentry_enter");
+        let st = k.entry("irqentry_enter", |ct| irqentry_enter(ct, true));
         k.exc_user += 1;
-        let before = k.pcpu.ct.ct_state_bits();
-        irqentry_exit(&mut k.ct(), true, regs.irqs_on(), st);
-        k.trace_ct(before);
-        k.check("irqentry_exit");
+        k.entry("irqentry_exit", |ct| {
+            irqentry_exit(ct, true, regs.irqs_on(), st)
+        });
     } else {
-        k.arch.nmi += 1;
-        irqentry_nmi_enter(&mut k.ct());
-        k.exc_kernel += 1;
-        irqentry_nmi_exit(&mut k.ct());
-        k.arch.nmi -= 1;
-        k.check("irqentry_nmi_exit");
+        nmi_like(k, |k| k.exc_kernel += 1);
     }
 }
 
 /// `exc_nmi()`: `irqentry_nmi_enter/exit` from anywhere.
 fn exc_nmi(_regs: &mut PtRegs) {
-    let k = kernel();
+    nmi_like(kernel(), |_| {});
+}
+
+/// `irqentry_nmi_enter()`, the handler, `irqentry_nmi_exit()` (NMIs and kernel-mode `#BP`).
+fn nmi_like(k: &mut Kernel, handler: impl FnOnce(&mut Kernel)) {
     k.arch.nmi += 1;
-    irqentry_nmi_enter(&mut k.ct());
-    irqentry_nmi_exit(&mut k.ct());
+    k.entry("irqentry_nmi_enter", irqentry_nmi_enter);
+    handler(k);
+    k.entry("irqentry_nmi_exit", irqentry_nmi_exit);
     k.arch.nmi -= 1;
-    k.check("irqentry_nmi_exit");
 }

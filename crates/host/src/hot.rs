@@ -250,6 +250,22 @@ pub fn measure(iters: u64, rounds: u32) -> Measurement {
     let mut idle = HotCpu::<DefaultKey>::new(true);
     idle.enter_kernel(true);
 
+    /// The loops, in the order of `NAMES`.
+    #[derive(Clone, Copy)]
+    enum L {
+        P1,
+        Floor,
+        P2Key,
+        P2Bool,
+        P2None,
+        SkKey,
+        SkBool,
+        SkNone,
+        IrqUser,
+        IrqKernel,
+        Nmi,
+        Idle,
+    }
     const NAMES: [&str; 12] = [
         "p1 ct_user_exit+ct_user_enter (CT active)",
         "p1 floor: 2 fully ordered RMW + 2 clock reads",
@@ -268,23 +284,23 @@ pub fn measure(iters: u64, rounds: u32) -> Measurement {
     for _ in 0..rounds {
         // All CPUs share the binary's one patched key: each patches it to its state first.
         on.activate();
-        samples[0].push(time(iters, || on.p1_round_trip()));
-        samples[1].push(time(iters, || on.p1_floor()));
+        samples[L::P1 as usize].push(time(iters, || on.p1_round_trip()));
+        samples[L::Floor as usize].push(time(iters, || on.p1_floor()));
         off.activate();
-        samples[2].push(time(iters / 8, || off.p2_syscall_instrumented()));
+        samples[L::P2Key as usize].push(time(iters / 8, || off.p2_syscall_instrumented()));
         off_bool.activate();
-        samples[3].push(time(iters / 8, || off_bool.p2_syscall_instrumented()));
-        samples[4].push(time(iters / 8, || off.p2_syscall_uninstrumented()));
+        samples[L::P2Bool as usize].push(time(iters / 8, || off_bool.p2_syscall_instrumented()));
+        samples[L::P2None as usize].push(time(iters / 8, || off.p2_syscall_uninstrumented()));
         off.activate();
-        samples[5].push(time(iters, || off.skeleton_instrumented()));
+        samples[L::SkKey as usize].push(time(iters, || off.skeleton_instrumented()));
         off_bool.activate();
-        samples[6].push(time(iters, || off_bool.skeleton_instrumented()));
-        samples[7].push(time(iters, || off.skeleton_uninstrumented()));
+        samples[L::SkBool as usize].push(time(iters, || off_bool.skeleton_instrumented()));
+        samples[L::SkNone as usize].push(time(iters, || off.skeleton_uninstrumented()));
         on.activate();
-        samples[8].push(time(iters, || on.irq_from_user()));
-        samples[9].push(time(iters, || kernel.irq_from_kernel()));
-        samples[10].push(time(iters, || on.nmi_from_user()));
-        samples[11].push(time(iters, || idle.idle_round_trip()));
+        samples[L::IrqUser as usize].push(time(iters, || on.irq_from_user()));
+        samples[L::IrqKernel as usize].push(time(iters, || kernel.irq_from_kernel()));
+        samples[L::Nmi as usize].push(time(iters, || on.nmi_from_user()));
+        samples[L::Idle as usize].push(time(iters, || idle.idle_round_trip()));
     }
     let figures: Vec<Figure> = NAMES
         .iter()
@@ -294,31 +310,31 @@ pub fn measure(iters: u64, rounds: u32) -> Measurement {
             ns: median(s),
         })
         .collect();
-    let f = |i: usize| figures[i].ns;
+    let f = |l: L| figures[l as usize].ns;
     let ratios = vec![
         Ratio {
             name: "P1 round trip / floor",
-            value: f(0) / f(1),
+            value: f(L::P1) / f(L::Floor),
             goal: Some(1.3),
         },
         Ratio {
             name: "P2 getppid: static key off / uninstrumented",
-            value: f(2) / f(4),
+            value: f(L::P2Key) / f(L::P2None),
             goal: Some(1.02),
         },
         Ratio {
             name: "P2 getppid: atomic bool off / uninstrumented",
-            value: f(3) / f(4),
+            value: f(L::P2Bool) / f(L::P2None),
             goal: None,
         },
         Ratio {
             name: "skeleton: static key off / uninstrumented",
-            value: f(5) / f(7),
+            value: f(L::SkKey) / f(L::SkNone),
             goal: None,
         },
         Ratio {
             name: "skeleton: atomic bool off / uninstrumented",
-            value: f(6) / f(7),
+            value: f(L::SkBool) / f(L::SkNone),
             goal: None,
         },
     ];
