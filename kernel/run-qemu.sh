@@ -10,12 +10,24 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
     echo "qemu-system-x86_64 not found: install it with 'apt-get install -y qemu-system-x86'" >&2
     exit 2
 fi
+# Each test kernel's machine: CPUs and command line (the environment overrides, for `ctxtrack
+# kernel`).
+name="$(basename "$kernel")"; name="${name%-*}"
+case "$name" in
+    syscalls) smp=2; append="nohz_full=1 ct=on" ;;
+    nohz) smp=3; append="nohz_full=1-2 ct=on" ;;
+    messaging) smp=4; append="nohz_full=1-3 ct=on" ;;
+    *) smp=2; append="nohz_full=1 ct=on" ;;
+esac
+smp="${CTXTRACK_SMP:-$smp}"
+append="${CTXTRACK_CMDLINE:-$append}"
+nohz="$(sed -n 's/.*nohz_full=\([0-9,-]*\).*/\1/p' <<<"$append")"
 out="$(mktemp)"
 trap 'rm -f "$out" "$out.trace"' EXIT
 timeout "${CTXTRACK_QEMU_TIMEOUT:-60}" qemu-system-x86_64 -accel tcg -m 256 \
-    -smp "${CTXTRACK_SMP:-1}" -display none -serial "file:$out" -no-reboot \
+    -smp "$smp" -display none -serial "file:$out" -no-reboot \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-    -kernel "$kernel" -append "${CTXTRACK_CMDLINE:-nohz_full=0 ct=on}" "$@"
+    -kernel "$kernel" -append "$append" "$@"
 code=$?
 # The log without the trace body.
 sed '/^# tracer: nop/,/^# end of trace/d' "$out"
@@ -30,5 +42,5 @@ if [ -s "$out.trace" ]; then
         cargo build --release -q --manifest-path "$here/../Cargo.toml" -p ctxtrack || exit 1
     fi
     echo "replaying the kernel's trace ($(grep -vc '^#' "$out.trace") events) with ctxtrack replay:"
-    "$bin" replay "$out.trace" --nohz-full 0 | grep -E "^(verdict|  CPU)" || exit 1
+    "$bin" replay "$out.trace" ${nohz:+--nohz-full "$nohz"} | grep -E "^(verdict|  CPU)" || exit 1
 fi

@@ -1,20 +1,27 @@
-//! One CPU: GDT with user segments and a TSS, the IDT, `SYSCALL`/`SYSRET`, the core's [`Arch`]
-//! for real registers, and the entry paths, each through `ctxtrack_core::entry`.
+//! The x86-64 CPU: GDT (a TSS per CPU), IDT, `SYSCALL`/`SYSRET`, the core's [`Arch`] for real
+//! registers, and every hardware entry — syscall, IRQ (timer, IPIs), exception (`#BP`), NMI —
+//! through the core's generic-entry functions (`ctxtrack_core::entry`), as in Linux's
+//! `arch/x86/entry/common.c` and `kernel/entry/common.c`.
 
-use crate::trace::TraceBuf;
+use crate::apic;
+use crate::percpu::{cpu, this_cpu, Hit, CONTEXT_TRACKING_KEY};
+use crate::sched;
+use crate::trace::Ev;
 use core::arch::{asm, global_asm, naked_asm};
 use core::ptr::addr_of_mut;
+use core::sync::atomic::Ordering;
 use ctxtrack_core::entry::{
     enter_from_user_mode, exit_to_user_mode, irqentry_enter, irqentry_exit, irqentry_nmi_enter,
     irqentry_nmi_exit,
 };
-use ctxtrack_core::vtime::VtimeState;
-use ctxtrack_core::{Arch, Ct, CtState, PerCpu, StaticKey, TaskVtime};
+use ctxtrack_core::{Arch, Ct, CtState};
 
 /// `__USER_DS` / `__USER_CS` (RPL 3), laid out for `SYSRET` (STAR[63:48] = 0x10).
 pub const USER_DS: u64 = 0x18 | 3;
 /// See [`USER_DS`].
 pub const USER_CS: u64 = 0x20 | 3;
+/// The first TSS selector; CPU n's is `TSS_SEL + 16 n`.
+const TSS_SEL: u16 = 0x28;
 
 global_asm!(
     r#"
@@ -27,7 +34,7 @@ gdt:
     .quad 0x00cf92000000ffff    /* 0x10 __KERNEL_DS */
     .quad 0x00cff2000000ffff    /* 0x18 __USER_DS */
     .quad 0x00affa000000ffff    /* 0x20 __USER_CS */
-    .quad 0, 0                  /* 0x28 TSS, filled in by init() */
+    .skip 16 * 8                /* 0x28 + 16 n: CPU n's TSS, filled in by cpu_init() */
 gdt_end:
     .global gdt_ptr
 gdt_ptr:
@@ -38,7 +45,7 @@ gdt_ptr:
 
 /// The 64-bit TSS: `rsp0` is the stack the CPU switches to on an interrupt from ring 3.
 #[repr(C, packed(4))]
-struct Tss {
+pub struct Tss {
     _r0: u32,
     rsp: [u64; 3],
     _r1: u64,
@@ -48,30 +55,31 @@ struct Tss {
     iomap: u16,
 }
 
-static mut TSS: Tss = Tss {
-    _r0: 0,
-    rsp: [0; 3],
-    _r1: 0,
-    ist: [0; 7],
-    _r2: 0,
-    _r3: 0,
-    iomap: 104,
-};
+impl Tss {
+    /// Empty, no I/O bitmap.
+    pub const fn new() -> Tss {
+        Tss {
+            _r0: 0,
+            rsp: [0; 3],
+            _r1: 0,
+            ist: [0; 7],
+            _r2: 0,
+            _r3: 0,
+            iomap: 104,
+        }
+    }
+}
 
-#[repr(C, align(16))]
-struct Stack([u8; 65536]);
-static mut KSTACK: Stack = Stack([0; 65536]);
-static mut NMI_STACK: Stack = Stack([0; 65536]);
-#[repr(C, align(16))]
-struct UserStack([u8; 65536]);
-static mut USTACK: UserStack = UserStack([0; 65536]);
+impl Default for Tss {
+    fn default() -> Self {
+        Tss::new()
+    }
+}
 
-/// Top of the kernel stack used for syscalls and interrupts from user (`cpu_current_top_of_stack`).
-#[no_mangle]
-static mut KSTACK_TOP: u64 = 0;
-/// The user RSP saved by the `SYSCALL` entry (one CPU: a plain variable, not `%gs`).
-#[no_mangle]
-static mut USER_RSP: u64 = 0;
+const NMI_STACK: usize = 16384;
+#[repr(C, align(16))]
+struct NmiStacks([[u8; NMI_STACK]; crate::acpi::MAX_CPUS]);
+static mut NMI_STACKS: NmiStacks = NmiStacks([[0; NMI_STACK]; crate::acpi::MAX_CPUS]);
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -98,6 +106,7 @@ static mut IDT: [IdtEntry; 256] = [IdtEntry {
 /// The registers an interrupt stub saves (`struct pt_regs`, in push order reversed).
 #[repr(C)]
 #[derive(Debug)]
+#[allow(missing_docs)]
 pub struct PtRegs {
     pub r15: u64,
     pub r14: u64,
@@ -114,7 +123,7 @@ pub struct PtRegs {
     pub rcx: u64,
     pub rbx: u64,
     pub rax: u64,
-    /// Vector number pushed by the stub.
+    /// Vector number pushed by the stub (-1: syscall).
     pub vector: u64,
     /// Error code (0 when the CPU pushes none).
     pub error: u64,
@@ -136,38 +145,48 @@ impl PtRegs {
     }
 }
 
-// ---------------------------------------------------------------------------- the core's state
+// ---------------------------------------------------------------------------- the core's Arch
 
-/// This CPU's hardware hooks for the core.
+/// A CPU's hardware hooks for the core.
 pub struct MetalArch {
-    /// Hardirq/NMI nesting (`preempt_count`'s bits).
+    /// `smp_processor_id()`.
+    pub cpu: usize,
+    /// Hardirq nesting (`preempt_count`'s `HARDIRQ` bits).
     pub hardirq: u32,
     /// NMI nesting.
     pub nmi: u32,
+    /// `current` is this CPU's idle task.
+    pub idle: bool,
+}
+
+impl MetalArch {
+    /// CPU `cpu`, running its idle task.
+    pub fn new(cpu: usize) -> MetalArch {
+        MetalArch {
+            cpu,
+            hardirq: 0,
+            nmi: 0,
+            idle: true,
+        }
+    }
 }
 
 impl Arch for MetalArch {
     fn irqs_disabled(&self) -> bool {
-        let f: u64;
-        // SAFETY: reads RFLAGS.
-        unsafe { asm!("pushfq; pop {}", out(reg) f, options(nomem, preserves_flags)) };
-        f & (1 << 9) == 0
+        irqs_disabled()
     }
     fn local_irq_disable(&mut self) {
-        // SAFETY: cli.
-        unsafe { asm!("cli", options(nomem, nostack)) };
+        local_irq_disable();
     }
     fn local_irq_enable(&mut self) {
-        // SAFETY: sti; handlers are installed before any IRQ source is enabled.
-        unsafe { asm!("sti", options(nomem, nostack)) };
+        local_irq_enable();
     }
     /// TSC cycles as the clock (monotonic; under `-icount shift=0` exact and repeatable).
     fn sched_clock(&mut self) -> u64 {
-        // SAFETY: rdtsc has no memory effects.
-        unsafe { core::arch::x86_64::_rdtsc() }
+        rdtsc()
     }
     fn smp_processor_id(&self) -> usize {
-        0
+        self.cpu
     }
     fn in_interrupt(&self) -> bool {
         self.hardirq > 0 || self.nmi > 0
@@ -176,106 +195,90 @@ impl Arch for MetalArch {
         self.nmi > 0
     }
     fn current_has_mm(&self) -> bool {
-        true
+        !self.idle
     }
     fn is_idle_task(&self) -> bool {
-        false
+        self.idle
     }
-    fn tick_kick(&mut self, _cpu: usize) {}
-}
-
-/// Everything the core keeps for this CPU and its one user task, plus counters for the tests.
-pub struct Kernel {
-    /// `context_tracking_key`.
-    pub key: StaticKey,
-    /// This CPU's context tracking, RCU flags, tick, cputime, counters, warnings.
-    pub pcpu: PerCpu,
-    /// The user task's vtime.
-    pub task: TaskVtime,
-    /// The hardware.
-    pub arch: MetalArch,
-    /// Syscalls, exceptions from user / kernel.
-    pub syscalls: u64,
-    /// See `syscalls`.
-    pub exc_user: u64,
-    /// See `syscalls`.
-    pub exc_kernel: u64,
-    /// The trace (a 1 MiB static, never on a stack).
-    pub trace: &'static mut TraceBuf,
-    /// TSC at boot (trace time 0).
-    pub t0: u64,
-    /// What the test kernel runs when the user program calls exit (in the kernel, CT KERNEL).
-    pub on_exit: Option<fn(&mut Kernel, u64) -> !>,
-}
-
-static mut KERNEL: Option<Kernel> = None;
-static mut TRACE: TraceBuf = TraceBuf::new();
-
-/// The kernel state. One CPU: the callers run with IRQs off or in contexts that do not nest with
-/// another user of it (syscall, exception and NMI paths each take it once at the top).
-#[allow(static_mut_refs)]
-pub fn kernel() -> &'static mut Kernel {
-    // SAFETY: set once in init() before any entry can happen; single CPU (see above).
-    unsafe { KERNEL.as_mut().expect("cpu::init() first") }
-}
-
-impl Kernel {
-    /// "This CPU running `current`".
-    pub fn ct(&mut self) -> Ct<'_, MetalArch> {
-        Ct::new(&self.key, &mut self.pcpu, &mut self.task, &mut self.arch)
-    }
-
-    /// Panics with the name of the first violation the core recorded (the invariants are live).
-    pub fn check(&self, site: &str) {
-        if let Some(v) = self.pcpu.local.warn.first {
-            panic!("context-tracking violation at {site}: {v:?}");
-        }
-    }
-
-    /// Runs one of the core's entry functions at `site`: the ftrace event for the transition it
-    /// made (as Linux's `trace_user_enter/exit` inside it), then the violation check.
-    pub fn entry<R>(&mut self, site: &str, f: impl FnOnce(&mut Ct<'_, MetalArch>) -> R) -> R {
-        let before = self.pcpu.ct.ct_state_bits();
-        let r = f(&mut self.ct());
-        self.trace_ct(before);
-        self.check(site);
-        r
-    }
-
-    fn trace_ct(&mut self, before: CtState) {
-        let after = self.pcpu.ct.ct_state_bits();
-        let now = self.arch.sched_clock() - self.t0;
-        let irqs_off = self.arch.irqs_disabled();
-        match (before, after) {
-            (CtState::User, CtState::Kernel) => {
-                self.trace
-                    .event("user", 1, 0, irqs_off, tsc_ns(now), "user_exit", "")
-            }
-            (CtState::Kernel, CtState::User) => {
-                self.trace
-                    .event("user", 1, 0, irqs_off, tsc_ns(now), "user_enter", "")
-            }
-            _ => {}
+    /// `tick_nohz_full_kick_cpu()`: the local case is handled by `irq_exit` re-evaluating the
+    /// tick; a remote CPU gets an IPI so that it does.
+    fn tick_kick(&mut self, cpu_nr: usize) {
+        if cpu_nr != self.cpu {
+            apic::send_ipi(cpu(cpu_nr).apic_id, apic::RESCHEDULE_VECTOR);
         }
     }
 }
 
-/// Trace timestamps: TSC cycles read as nanoseconds (QEMU TCG's TSC runs at a nominal GHz).
-fn tsc_ns(c: u64) -> u64 {
-    c
+/// RFLAGS.IF clear.
+pub fn irqs_disabled() -> bool {
+    let f: u64;
+    // SAFETY: reads RFLAGS.
+    unsafe { asm!("pushfq; pop {}", out(reg) f, options(nomem, preserves_flags)) };
+    f & (1 << 9) == 0
+}
+/// `local_irq_disable()`.
+pub fn local_irq_disable() {
+    // SAFETY: cli.
+    unsafe { asm!("cli", options(nomem, nostack)) };
+}
+/// `local_irq_enable()`.
+pub fn local_irq_enable() {
+    // SAFETY: sti; every vector that can fire has a handler.
+    unsafe { asm!("sti", options(nomem, nostack)) };
+}
+/// The TSC.
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no memory effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+// ---------------------------------------------------------------------------- the core's entry
+
+/// Runs one of the core's entry functions on this CPU for `current`, at `site`: builds the
+/// [`Ct`] from this CPU's shared and private parts, traces the user/kernel transition it made (as
+/// Linux's `trace_user_enter/exit` inside `__ct_user_enter/exit`), and panics with the name of
+/// any violation the core recorded (the invariants are live).
+pub fn ct_entry<R>(site: &str, f: impl FnOnce(&mut Ct<'_, MetalArch>) -> R) -> R {
+    let c = this_cpu();
+    let before = c.ct.ct_state_bits();
+    let p = c.private();
+    let task = sched::task(c.current.load(Ordering::Relaxed));
+    let r = f(&mut Ct::from_parts(
+        &CONTEXT_TRACKING_KEY,
+        &c.ct,
+        &c.rcu,
+        &mut p.local,
+        &mut task.vtime,
+        &mut p.arch,
+    ));
+    match (before, c.ct.ct_state_bits()) {
+        (CtState::User, CtState::Kernel) => crate::trace::emit(Ev::UserExit),
+        (CtState::Kernel, CtState::User) => crate::trace::emit(Ev::UserEnter),
+        _ => {}
+    }
+    check(site);
+    r
+}
+
+/// Panics with the name of the first violation the core recorded on this CPU.
+pub fn check(site: &str) {
+    let c = this_cpu();
+    if let Some(v) = c.private().local.warn.first {
+        panic!("CPU {}: context-tracking violation at {site}: {v:?}", c.id);
+    }
 }
 
 // ---------------------------------------------------------------------------- setup
 
-fn set_gate(v: usize, handler: usize, ist: u8) {
-    // SAFETY: called from init() only, before interrupts are enabled.
+fn set_gate(v: usize, handler: usize, ist: u8, dpl: u8) {
+    // SAFETY: called from idt_init() only, on the BSP, before interrupts are enabled.
     unsafe {
         let idt = &mut *addr_of_mut!(IDT);
         idt[v] = IdtEntry {
             off_lo: handler as u16,
             sel: 0x08,
             ist,
-            attr: 0xee, // present, DPL 3 (int3 from user), 64-bit interrupt gate
+            attr: 0x8e | (dpl << 5), // present, 64-bit interrupt gate
             off_mid: (handler >> 16) as u16,
             off_hi: (handler >> 32) as u32,
             _r: 0,
@@ -283,126 +286,105 @@ fn set_gate(v: usize, handler: usize, ist: u8) {
     }
 }
 
-/// Brings this CPU up: serial, TSS, IDT, `SYSCALL` MSRs, and the core's per-CPU state; with
-/// `nohz_full` the CPU tracks user mode (`ct_cpu_track_user`).
-pub fn init(nohz_full: bool, ct_on: bool) {
-    crate::serial::init();
+/// Fills the IDT (once, on the BSP).
+pub fn idt_init() {
+    set_gate(2, asm_exc_nmi as *const () as usize, 1, 0);
+    set_gate(3, asm_exc_int3 as *const () as usize, 0, 3); // DPL 3: int3 from user
+    set_gate(13, asm_exc_gp as *const () as usize, 0, 0);
+    set_gate(14, asm_exc_pf as *const () as usize, 0, 0);
+    set_gate(
+        apic::LOCAL_TIMER_VECTOR as usize,
+        asm_sysvec_apic_timer_interrupt as *const () as usize,
+        0,
+        0,
+    );
+    set_gate(
+        apic::RESCHEDULE_VECTOR as usize,
+        asm_sysvec_reschedule_ipi as *const () as usize,
+        0,
+        0,
+    );
+    set_gate(
+        apic::CALL_FUNCTION_SINGLE_VECTOR as usize,
+        asm_sysvec_call_function_single as *const () as usize,
+        0,
+        0,
+    );
+    set_gate(
+        apic::SPURIOUS_APIC_VECTOR as usize,
+        asm_sysvec_spurious as *const () as usize,
+        0,
+        0,
+    );
+}
+
+/// Brings CPU `n` up on itself: `%gs`, its TSS (NMI stack on IST1), the IDT, the `SYSCALL` MSRs,
+/// its local APIC.
+pub fn cpu_init(n: usize) {
+    crate::percpu::load_gs(n);
+    let c = this_cpu();
+    let p = c.private();
     extern "C" {
-        static mut gdt: [u64; 7];
+        static mut gdt: [u64; 5 + 2 * crate::acpi::MAX_CPUS];
     }
-    // SAFETY: boot, one CPU, interrupts off: nothing else touches these yet.
+    // SAFETY: this CPU's own TSS slot and stacks; interrupts are off.
     unsafe {
-        let top = addr_of_mut!(KSTACK) as u64 + 65536;
-        KSTACK_TOP = top;
-        let tss = &mut *addr_of_mut!(TSS);
-        tss.rsp[0] = top;
-        tss.ist[0] = addr_of_mut!(NMI_STACK) as u64 + 65536;
-        let base = addr_of_mut!(TSS) as u64;
+        p.tss.ist[0] = addr_of_mut!(NMI_STACKS.0[n]) as u64 + NMI_STACK as u64;
+        let base = addr_of_mut!(p.tss) as u64;
         let limit = (core::mem::size_of::<Tss>() - 1) as u64;
         let g = &mut *addr_of_mut!(gdt);
-        g[5] = limit | (base & 0xff_ffff) << 16 | 0x89 << 40 | ((base >> 24) & 0xff) << 56;
-        g[6] = base >> 32;
-        asm!("ltr ax", in("ax") 0x28u16);
+        g[5 + 2 * n] = limit | (base & 0xff_ffff) << 16 | 0x89 << 40 | ((base >> 24) & 0xff) << 56;
+        g[6 + 2 * n] = base >> 32;
+        asm!("ltr ax", in("ax") TSS_SEL + 16 * n as u16);
 
-        set_gate(3, asm_exc_int3 as *const () as usize, 0);
-        set_gate(2, asm_exc_nmi as *const () as usize, 1);
-        set_gate(13, asm_exc_gp as *const () as usize, 0);
-        set_gate(14, asm_exc_pf as *const () as usize, 0);
         #[repr(C, packed)]
         struct Ptr {
             limit: u16,
             base: u64,
         }
-        let p = Ptr {
+        let ptr = Ptr {
             limit: (256 * 16 - 1) as u16,
             base: addr_of_mut!(IDT) as u64,
         };
-        asm!("lidt [{}]", in(reg) &p);
+        asm!("lidt [{}]", in(reg) &ptr);
 
         // SYSCALL: STAR (CS/SS), LSTAR (entry), FMASK (clear IF, DF, TF on entry).
         wrmsr(0xC000_0081, (0x10u64 << 48) | (0x08u64 << 32));
         wrmsr(0xC000_0082, entry_SYSCALL_64 as *const () as u64);
         wrmsr(0xC000_0084, (1 << 9) | (1 << 10) | (1 << 8));
     }
-    let t0 = unsafe { core::arch::x86_64::_rdtsc() };
-    let mut k = Kernel {
-        key: StaticKey::new_false(),
-        pcpu: PerCpu::new(1_000_000),
-        task: TaskVtime::default(),
-        arch: MetalArch { hardirq: 0, nmi: 0 },
-        syscalls: 0,
-        exc_user: 0,
-        exc_kernel: 0,
-        // SAFETY: boot, single CPU: the only reference ever made.
-        trace: unsafe { &mut *addr_of_mut!(TRACE) },
-        t0,
-        on_exit: None,
-    };
-    if ct_on && nohz_full {
-        k.pcpu.ct_cpu_track_user(&k.key);
-    }
-    k.pcpu.local.cputime.vtime_since_ns = Some(t0);
-    k.task.vtime.state = VtimeState::Sys;
-    k.task.vtime.cpu = 0;
-    k.task.vtime.starttime = t0;
-    // SAFETY: boot, single CPU.
-    unsafe { *addr_of_mut!(KERNEL) = Some(k) };
+    apic::init();
 }
 
-unsafe fn wrmsr(msr: u32, v: u64) {
+/// Sets the stack an entry from ring 3 lands on (`update_task_stack()`: TSS `rsp0` and
+/// `cpu_current_top_of_stack`).
+pub fn set_kernel_stack(top: u64) {
+    let c = this_cpu();
+    c.private().tss.rsp[0] = top;
+    // SAFETY: gs:16 is this CPU's `kstack_top` (see percpu::Cpu), read by entry_SYSCALL_64.
+    unsafe { asm!("mov gs:[16], {}", in(reg) top, options(nostack, preserves_flags)) };
+}
+
+/// `wrmsr`.
+///
+/// # Safety
+/// `msr` must exist and `v` be valid for it.
+pub unsafe fn wrmsr(msr: u32, v: u64) {
     asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32, options(nostack));
-}
-
-/// `ret_from_fork` for the first user task: `exit_to_user_mode()` with IRQs off, then `IRETQ`
-/// to `entry` in ring 3 on its own stack with IRQs on.
-pub fn enter_user(entry: extern "C" fn() -> !) -> ! {
-    let k = kernel();
-    k.arch.local_irq_disable();
-    k.entry("ret_from_fork", exit_to_user_mode);
-    let usp = addr_of_mut!(USTACK) as u64 + 65536 - 8;
-    // SAFETY: a well-formed IRETQ frame to ring 3; the user code and stack are mapped U.
-    unsafe {
-        asm!(
-            "push {ss}", "push {usp}", "push {fl}", "push {cs}", "push {ip}", "iretq",
-            ss = in(reg) USER_DS, usp = in(reg) usp, fl = in(reg) 0x202u64,
-            cs = in(reg) USER_CS, ip = in(reg) entry as *const () as u64,
-            options(noreturn)
-        )
-    }
 }
 
 // ---------------------------------------------------------------------------- syscalls
 
-/// `SYSCALL` numbers of the built-in programs.
-pub mod nr {
-    /// `getpid()`: returns 1.
-    pub const GETPID: u64 = 39;
-    /// `exit(code)`.
-    pub const EXIT: u64 = 60;
-}
-
-/// Makes a system call from ring 3.
-#[inline(always)]
-pub fn syscall(nr: u64, a0: u64) -> u64 {
-    let ret: u64;
-    // SAFETY: the kernel's SYSCALL entry preserves everything but rax, rcx, r11.
-    unsafe {
-        asm!("syscall", inlateout("rax") nr => ret, in("rdi") a0,
-             out("rcx") _, out("r11") _, options(nostack))
-    };
-    ret
-}
-
-/// `entry_SYSCALL_64`: switch to the kernel stack, build `pt_regs`, call `do_syscall_64`,
-/// `SYSRETQ`. IF is clear on entry (FMASK).
+/// `entry_SYSCALL_64`: switch to the task's kernel stack (`gs:16`), build `pt_regs`, call
+/// `do_syscall_64`, `SYSRETQ`. IF is clear on entry (FMASK). The user RSP goes through `gs:8`.
 #[unsafe(naked)]
 #[no_mangle]
 extern "C" fn entry_SYSCALL_64() {
     naked_asm!(
-        "mov [rip + USER_RSP], rsp",
-        "mov rsp, [rip + KSTACK_TOP]",
+        "mov gs:[8], rsp",
+        "mov rsp, gs:[16]",
         "push {uds}",               // ss
-        "push [rip + USER_RSP]",    // rsp
+        "push gs:[8]",              // rsp
         "push r11",                 // rflags
         "push {ucs}",               // cs
         "push rcx",                 // rip
@@ -426,29 +408,19 @@ extern "C" fn entry_SYSCALL_64() {
     )
 }
 
-/// `do_syscall_64()`: `syscall_enter_from_user_mode()`, the call, `syscall_exit_to_user_mode()`.
+/// `do_syscall_64()`: `syscall_enter_from_user_mode()`, the call with IRQs on,
+/// `syscall_exit_to_user_mode()`.
 extern "C" fn do_syscall_64(regs: &mut PtRegs) {
-    let k = kernel();
-    k.entry("enter_from_user_mode", enter_from_user_mode);
-    k.arch.local_irq_enable();
-    k.syscalls += 1;
-    regs.rax = match regs.rax {
-        nr::GETPID => 1,
-        nr::EXIT => {
-            k.arch.local_irq_disable();
-            match k.on_exit {
-                Some(f) => f(k, regs.rdi),
-                None => crate::qemu_exit(crate::EXIT_SUCCESS),
-            }
-        }
-        _ => u64::MAX, // -ENOSYS
-    };
-    k.arch.local_irq_disable();
-    // exit_to_user_mode_loop(): no work flags in this kernel yet.
-    k.entry("exit_to_user_mode", exit_to_user_mode);
+    ct_entry("enter_from_user_mode", enter_from_user_mode);
+    local_irq_enable();
+    this_cpu().count.syscalls.fetch_add(1, Ordering::Relaxed);
+    regs.rax = crate::syscall::dispatch(regs.rax, regs.rdi, regs.rsi, regs.rdx);
+    local_irq_disable();
+    sched::exit_to_user_mode_loop();
+    ct_entry("exit_to_user_mode", exit_to_user_mode);
 }
 
-// ---------------------------------------------------------------------------- exceptions
+// ---------------------------------------------------------------------------- IDT stubs
 
 macro_rules! idt_stub {
     ($name:ident, $vector:expr, $has_error:expr) => {
@@ -475,46 +447,123 @@ macro_rules! idt_stub {
     };
 }
 
-idt_stub!(asm_exc_int3, 3, 0);
 idt_stub!(asm_exc_nmi, 2, 0);
+idt_stub!(asm_exc_int3, 3, 0);
 idt_stub!(asm_exc_gp, 13, 1);
 idt_stub!(asm_exc_pf, 14, 1);
+idt_stub!(asm_sysvec_apic_timer_interrupt, apic::LOCAL_TIMER_VECTOR, 0);
+idt_stub!(asm_sysvec_reschedule_ipi, apic::RESCHEDULE_VECTOR, 0);
+idt_stub!(
+    asm_sysvec_call_function_single,
+    apic::CALL_FUNCTION_SINGLE_VECTOR,
+    0
+);
+idt_stub!(asm_sysvec_spurious, apic::SPURIOUS_APIC_VECTOR, 0);
 
 extern "C" fn idt_dispatch(regs: &mut PtRegs) {
+    const TIMER: u64 = apic::LOCAL_TIMER_VECTOR as u64;
+    const RESCHED: u64 = apic::RESCHEDULE_VECTOR as u64;
+    const CALL: u64 = apic::CALL_FUNCTION_SINGLE_VECTOR as u64;
+    const SPURIOUS: u64 = apic::SPURIOUS_APIC_VECTOR as u64;
     match regs.vector {
-        3 => exc_int3(regs),
         2 => exc_nmi(regs),
+        3 => exc_int3(regs),
+        TIMER | RESCHED | CALL => sysvec(regs),
+        SPURIOUS => {}
         v => panic!(
-            "unexpected exception {v} at {:#x} error {:#x}",
-            regs.rip, regs.error
+            "CPU {}: unexpected exception {v} at {:#x} error {:#x} cs {:#x}",
+            this_cpu().id,
+            regs.rip,
+            regs.error,
+            regs.cs
         ),
     }
 }
 
-/// `exc_int3()`: from user through `irqentry_enter/exit` (one pair), from kernel like an NMI.
-fn exc_int3(regs: &mut PtRegs) {
-    let k = kernel();
+/// Where an entry hit, for the counters.
+fn hit(regs: &PtRegs) -> Hit {
     if regs.user_mode() {
-        let st = k.entry("irqentry_enter", |ct| irqentry_enter(ct, true));
-        k.exc_user += 1;
-        k.entry("irqentry_exit", |ct| {
-            irqentry_exit(ct, true, regs.irqs_on(), st)
-        });
+        Hit::User
+    } else if this_cpu().private().in_idle_eqs {
+        Hit::Idle
     } else {
-        nmi_like(k, |k| k.exc_kernel += 1);
+        Hit::Kernel
     }
 }
 
-/// `exc_nmi()`: `irqentry_nmi_enter/exit` from anywhere.
-fn exc_nmi(_regs: &mut PtRegs) {
-    nmi_like(kernel(), |_| {});
+/// `DEFINE_IDTENTRY_SYSVEC`: `irqentry_enter()`, `irq_enter_rcu()`, the handler,
+/// `irq_exit_rcu()` (which re-evaluates the nohz tick), then for a return to user
+/// `exit_to_user_mode_loop()`, and `irqentry_exit()`. The kernel is not preemptible
+/// (`PREEMPT_NONE`): a return to kernel never schedules.
+fn sysvec(regs: &mut PtRegs) {
+    let user = regs.user_mode();
+    let at = hit(regs);
+    let c = this_cpu();
+    let st = ct_entry("irqentry_enter", |ct| irqentry_enter(ct, user));
+    c.private().arch.hardirq += 1;
+    let v = regs.vector as u8;
+    crate::trace::emit(Ev::IrqEntry(v));
+    match v {
+        apic::LOCAL_TIMER_VECTOR => {
+            c.count.timer[at as usize].fetch_add(1, Ordering::Relaxed);
+            sched::tick_sched_timer(at);
+        }
+        apic::RESCHEDULE_VECTOR => {
+            c.count.ipi[at as usize].fetch_add(1, Ordering::Relaxed);
+            // scheduler_ipi(): the flag is already set by the waker.
+        }
+        _ => {
+            c.count.ipi[at as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    apic::eoi();
+    crate::trace::emit(Ev::IrqExit(v));
+    c.private().arch.hardirq -= 1;
+    // irq_exit_rcu() -> tick_irq_exit() -> tick_nohz_irq_exit(): not from the idle loop, which
+    // re-evaluates its tick itself.
+    if at != Hit::Idle {
+        sched::tick_nohz_update_tick(false);
+    }
+    if user {
+        sched::exit_to_user_mode_loop();
+    }
+    ct_entry("irqentry_exit", |ct| {
+        irqentry_exit(ct, user, regs.irqs_on(), st)
+    });
+}
+
+/// `exc_int3()`: from user through `irqentry_enter/exit` (one pair), from kernel like an NMI.
+fn exc_int3(regs: &mut PtRegs) {
+    let c = this_cpu();
+    if regs.user_mode() {
+        let st = ct_entry("irqentry_enter", |ct| irqentry_enter(ct, true));
+        c.count.int3[0].fetch_add(1, Ordering::Relaxed);
+        sched::exit_to_user_mode_loop();
+        ct_entry("irqentry_exit", |ct| {
+            irqentry_exit(ct, true, regs.irqs_on(), st)
+        });
+    } else {
+        nmi_like(|| {
+            c.count.int3[1].fetch_add(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// `exc_nmi()`: `irqentry_nmi_enter/exit` from anywhere, user mode included: an NMI makes RCU
+/// watch but is no context-tracking transition.
+fn exc_nmi(regs: &mut PtRegs) {
+    let at = hit(regs);
+    let c = this_cpu();
+    nmi_like(|| {
+        c.count.nmi[at as usize].fetch_add(1, Ordering::Relaxed);
+    });
 }
 
 /// `irqentry_nmi_enter()`, the handler, `irqentry_nmi_exit()` (NMIs and kernel-mode `#BP`).
-fn nmi_like(k: &mut Kernel, handler: impl FnOnce(&mut Kernel)) {
-    k.arch.nmi += 1;
-    k.entry("irqentry_nmi_enter", irqentry_nmi_enter);
-    handler(k);
-    k.entry("irqentry_nmi_exit", irqentry_nmi_exit);
-    k.arch.nmi -= 1;
+fn nmi_like(handler: impl FnOnce()) {
+    this_cpu().private().arch.nmi += 1;
+    ct_entry("irqentry_nmi_enter", irqentry_nmi_enter);
+    handler();
+    ct_entry("irqentry_nmi_exit", irqentry_nmi_exit);
+    this_cpu().private().arch.nmi -= 1;
 }

@@ -42,7 +42,23 @@ impl Write for Com1 {
     }
 }
 
-/// Writes formatted text (`println!`).
+/// Serialises writers from different CPUs (taken with IRQs off; never from NMI context).
+static LOCK: spin::Mutex<()> = spin::Mutex::new(());
+
+/// Writes formatted text (`println!`), one writer at a time.
 pub fn write_fmt(args: core::fmt::Arguments<'_>) {
+    crate::sched::irqsave(|| {
+        let _g = LOCK.lock();
+        let _ = Com1.write_fmt(args);
+    })
+}
+
+/// Writes a string, one writer at a time.
+pub fn write_str(s: &str) {
+    write_fmt(format_args!("{s}"));
+}
+
+/// Writes without the lock: the panic handler (the lock may be held by the panicking CPU).
+pub fn write_fmt_unlocked(args: core::fmt::Arguments<'_>) {
     let _ = Com1.write_fmt(args);
 }

@@ -1,72 +1,85 @@
-//! Test kernel: a ring-3 program on a nohz_full CPU makes syscalls and hits breakpoints. Each
-//! syscall and each `int3` from user is exactly one user_exit/user_enter pair; an `int3` in the
-//! kernel is none; vtime accounts every TSC cycle; the core records no violation.
+//! Test kernel (`-smp 2`, `nohz_full=1`): a ring-3 program on nohz_full CPU 1 makes syscalls,
+//! hits breakpoints and sends itself an NMI. Each syscall, breakpoint or IRQ from user is exactly
+//! one user_exit/user_enter pair; an `int3` or NMI in the kernel is none; vtime accounts every
+//! TSC cycle on CPU 1; the core records no violation.
 #![no_std]
 #![no_main]
 
-use ctxtrack_core::stats::Transition;
-use ctxtrack_core::CtState;
-use ctxtrack_kernel::cpu::{self, nr, syscall, Kernel};
-use ctxtrack_kernel::{println, qemu_exit, EXIT_SUCCESS};
+use core::sync::atomic::Ordering;
+use ctxtrack_kernel::cmdline::Options;
+use ctxtrack_kernel::percpu::cpu;
+use ctxtrack_kernel::syscall::{exit, nr, syscall};
+use ctxtrack_kernel::{println, sched, CpuReport, Scenario};
 
 const SYSCALLS: u64 = 1000;
 const BREAKPOINTS: u64 = 10;
 
-extern "C" fn user_main() -> ! {
+extern "C" fn user_main(_: u64) -> ! {
     for i in 0..SYSCALLS {
-        assert_eq!(syscall(nr::GETPID, 0), 1);
+        if syscall(nr::GETPID, 0, 0, 0) < 100 {
+            exit(1);
+        }
         if i % (SYSCALLS / BREAKPOINTS) == 0 {
             // SAFETY: int3 from ring 3 (the gate has DPL 3).
             unsafe { core::arch::asm!("int3") };
         }
     }
-    syscall(nr::EXIT, 0);
-    unreachable!()
+    // An NMI taken in the kernel (inside the syscall), then an int3 in the kernel: neither is a
+    // context-tracking transition.
+    syscall(nr::NMI_SELF, 0, 0, 0);
+    exit(0)
 }
 
-fn on_exit(k: &mut Kernel, _code: u64) -> ! {
-    // In the kernel after the exit syscall's enter_from_user_mode().
-    assert_eq!(k.pcpu.ct.ct_state_bits(), CtState::Kernel);
-    let s = &k.pcpu.local.stats;
-    let (exits, enters) = (
-        s.transitions[Transition::UserExit as usize],
-        s.transitions[Transition::UserEnter as usize],
-    );
-    println!(
-        "syscalls {} breakpoints from user {} user_exit {exits} user_enter {enters}",
-        k.syscalls, k.exc_user
-    );
-    // One pair per syscall and per breakpoint from user, plus ret_from_fork's first enter
-    // and the exit syscall's exit.
-    assert_eq!(k.syscalls, SYSCALLS + 1);
-    assert_eq!(k.exc_user, BREAKPOINTS);
-    assert_eq!(exits, SYSCALLS + BREAKPOINTS + 1);
-    assert_eq!(enters, SYSCALLS + BREAKPOINTS + 1);
-    // A breakpoint in the kernel: RCU is watching already; no transition.
-    // SAFETY: int3 in ring 0 goes through the NMI-like path.
-    unsafe { core::arch::asm!("int3") };
-    assert_eq!(k.exc_kernel, 1);
-    assert_eq!(
-        k.pcpu.local.stats.transitions_total(),
-        2 * (SYSCALLS + BREAKPOINTS + 1)
-    );
-    let now = unsafe { core::arch::x86_64::_rdtsc() };
-    if let Err((acc, el)) = k.pcpu.local.cputime.check_conservation(now, &k.task, 0) {
-        panic!("vtime conservation: accounted {acc} of {el}");
-    }
-    k.check("exit");
-    println!(
-        "vtime user {} sys {} cycles; violations 0",
-        k.pcpu.local.cputime.vtime_ns[0], k.pcpu.local.cputime.vtime_ns[1]
-    );
-    k.trace.dump(1);
-    qemu_exit(EXIT_SUCCESS)
+fn setup(o: &Options) {
+    assert_eq!(o.nohz_full, 0b10, "boot with nohz_full=1");
+    sched::spawn("syscalls", 1, user_main, 0);
 }
+
+fn driver(_: &Options) {}
+
+fn check(_: &Options, r: &[CpuReport]) {
+    // A breakpoint in the kernel on CPU 0: the NMI-like path, no transition anywhere.
+    // SAFETY: int3 in ring 0 goes through irqentry_nmi_enter/exit.
+    unsafe { core::arch::asm!("int3") };
+    let c1 = cpu(1);
+    let get = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let syscalls = get(&c1.count.syscalls);
+    let int3_user = get(&c1.count.int3[0]);
+    let irqs_user = get(&c1.count.timer[0]) + get(&c1.count.ipi[0]);
+    let (exits, enters) = r[1].user_pairs();
+    println!(
+        "CPU 1: syscalls {syscalls} breakpoints from user {int3_user} IRQs from user {irqs_user} NMIs {:?} user_exit {exits} user_enter {enters}",
+        c1.count.nmi.each_ref().map(get)
+    );
+    assert!(r[1].nohz_full);
+    assert_eq!(syscalls, SYSCALLS + 2, "getpid loop + NMI_SELF + exit");
+    assert_eq!(int3_user, BREAKPOINTS);
+    // One pair per kernel entry from user; ret_from_fork's first user_enter has no exit before
+    // it and exit()'s user_exit no enter after it.
+    assert_eq!(exits, syscalls + int3_user + irqs_user);
+    assert_eq!(enters, exits);
+    assert_eq!(get(&c1.count.nmi[1]), 1, "the self-NMI hit the kernel");
+    assert_eq!(get(&cpu(0).count.int3[1]), 1);
+    // No user transitions on the housekeeping CPU (context tracking is off there).
+    assert_eq!(r[0].user_pairs(), (0, 0));
+    println!(
+        "CPU 1 vtime: user {} sys {} idle {} cycles (+{} lost between vtime_task_switch's clock reads) = {} elapsed",
+        r[1].local.cputime.vtime_ns[0],
+        r[1].local.cputime.vtime_ns[1],
+        r[1].local.cputime.vtime_ns[3],
+        r[1].vtime_switch_gap,
+        r[1].vtime.1
+    );
+}
+
+static SCENARIO: Scenario = Scenario {
+    name: "syscalls",
+    setup,
+    driver,
+    check,
+};
 
 #[no_mangle]
-extern "C" fn kernel_entry(_start_info: u64) -> ! {
-    cpu::init(true, true);
-    cpu::kernel().on_exit = Some(on_exit);
-    println!("ctxtrack-kernel: syscalls test, nohz_full=0 ct=on");
-    cpu::enter_user(user_main)
+extern "C" fn kernel_entry(start_info: u64) -> ! {
+    ctxtrack_kernel::boot(start_info, &SCENARIO)
 }
