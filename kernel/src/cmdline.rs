@@ -48,6 +48,9 @@ pub struct Options {
     pub ct: bool,
     /// `workload=<name>` for the general kernel image (tests ignore it).
     pub workload: &'static str,
+    /// `loops=<n>`: the workload's size (messaging loops, thousands of syscalls, ...; 0: its
+    /// default).
+    pub loops: u64,
 }
 
 /// Parses the command line; an unknown value panics with the option and what was expected.
@@ -56,6 +59,7 @@ pub fn parse(cmdline: &'static str) -> Options {
         nohz_full: 0,
         ct: true,
         workload: "messaging",
+        loops: 0,
     };
     for word in cmdline.split_ascii_whitespace() {
         let (k, v) = word.split_once('=').unwrap_or((word, ""));
@@ -75,6 +79,11 @@ pub fn parse(cmdline: &'static str) -> Options {
                 }
             }
             "workload" => o.workload = v,
+            "loops" => {
+                o.loops = v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("command line: loops={v}: expected a number"))
+            }
             _ => {} // like Linux: unknown words are for someone else
         }
     }

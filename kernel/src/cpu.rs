@@ -172,6 +172,9 @@ impl MetalArch {
 }
 
 impl Arch for MetalArch {
+    /// The core's counters (what the tests check) only with the `instrument` feature: the
+    /// instruction-count benchmark builds without them, like a production kernel.
+    const COUNTS: bool = cfg!(feature = "instrument");
     fn irqs_disabled(&self) -> bool {
         irqs_disabled()
     }

@@ -31,6 +31,13 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 15)]
         rounds: u32,
     },
+    /// Instructions context tracking adds to a syscall round trip and to an IRQ from user in the
+    /// bare-metal kernel (ct=off vs ct=on, QEMU TCG -icount shift=0). Needs qemu-system-x86_64.
+    Kernel {
+        /// Give up on a boot after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Replay throughput in MB/s of trace text (decompressed first, so gzip is not timed), on
     /// one core. Default input: the simulator's own trace of the default messaging run.
     Replay {
@@ -140,6 +147,7 @@ fn bench_host(iters: u64, rounds: u32) -> Result<ExitCode, String> {
 pub(crate) fn run(cmd: &BenchCmd) -> Result<ExitCode, String> {
     match cmd {
         BenchCmd::Host { iters, rounds } => bench_host(*iters, *rounds),
+        BenchCmd::Kernel { timeout } => crate::kernel::bench(*timeout),
         BenchCmd::Replay { file, repeat } => {
             let (name, text) = replay_input(file.as_deref())?;
             let mut best = f64::MAX;

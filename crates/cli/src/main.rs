@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod compare;
+mod kernel;
 mod replay;
 
 use clap::{Args, Parser, Subcommand};
@@ -126,6 +127,35 @@ enum Cmd {
         /// Also write the trace as Chrome/Perfetto JSON.
         #[arg(long = "chrome-trace", value_name = "FILE")]
         chrome_trace: Option<PathBuf>,
+    },
+    /// Boot the bare-metal kernel (kernel/) under QEMU TCG with a CPU count, a nohz_full set and
+    /// a workload; print its log and per-CPU summary, then replay the ftrace it dumps. Needs
+    /// qemu-system-x86_64 and the x86_64-unknown-none target.
+    Kernel {
+        /// messaging, syscalls or busy.
+        #[arg(default_value = "messaging")]
+        workload: String,
+        /// CPUs (1 to 8).
+        #[arg(long, default_value_t = 4)]
+        smp: usize,
+        /// nohz_full CPUs (default: all but CPU 0).
+        #[arg(long = "nohz-full", value_name = "LIST")]
+        nohz_full: Option<String>,
+        /// Context tracking off (`ct=off`: the nohz_full CPUs keep their tick).
+        #[arg(long)]
+        ct_off: bool,
+        /// The workload's size (messaging loops; thousands of syscalls; 1e8-cycle busy spans).
+        #[arg(long)]
+        loops: Option<u64>,
+        /// Run QEMU with -icount shift=0 (deterministic, instruction-counted time).
+        #[arg(long)]
+        icount: bool,
+        /// Keep the kernel's trace in this file.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
     },
     /// Benchmarks (wall-clock figures of this machine; not tests).
     Bench {
@@ -430,6 +460,25 @@ fn main() -> ExitCode {
             hz: *hz,
             tree: *tree,
             chrome: chrome_trace.as_deref(),
+        }),
+        Cmd::Kernel {
+            workload,
+            smp,
+            nohz_full,
+            ct_off,
+            loops,
+            icount,
+            trace,
+            timeout,
+        } => kernel::run(kernel::Args {
+            smp: *smp,
+            nohz_full: nohz_full.as_deref(),
+            ct: !*ct_off,
+            workload,
+            loops: *loops,
+            icount: *icount,
+            trace_out: trace.as_deref(),
+            timeout_s: *timeout,
         }),
         Cmd::Designs => {
             for d in design::all() {

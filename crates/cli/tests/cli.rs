@@ -458,3 +458,52 @@ fn bench_host_prints_ratios() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--iters"), "{}", stderr(&o));
 }
+
+#[test]
+fn kernel_rejects_bad_options_and_says_how_to_get_qemu() {
+    for (args, want) in [
+        (&["kernel", "--smp", "9"][..], "--smp 9: expected 1 to 8"),
+        (
+            &["kernel", "--nohz-full", "0-1"][..],
+            "CPU 0 is the housekeeping CPU",
+        ),
+        (&["kernel", "--nohz-full", "x"][..], "--nohz-full"),
+        (
+            &["kernel", "pingpong"][..],
+            "expected one of messaging, syscalls, busy",
+        ),
+    ] {
+        let o = ctxtrack(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    // No QEMU on PATH: a clear error with the install command, not a panic.
+    let o = Command::new(env!("CARGO_BIN_EXE_ctxtrack"))
+        .args(["kernel", "--smp", "2"])
+        .env("PATH", scratch_dir("no-qemu"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("apt-get install -y qemu-system-x86"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Boots the real kernel under QEMU (CI installs it): per-CPU summary, replay verdict.
+#[test]
+fn kernel_boots_runs_syscalls_and_replays_its_trace() {
+    let o = ctxtrack(&["kernel", "--smp", "2", "syscalls", "--loops", "1"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}\n{out}", stderr(&o));
+    assert!(out.contains("2 CPUs"), "{out}");
+    // CPU 1 (nohz_full): 1000 getpid + exit, each one user_exit; its summary row says so.
+    let row = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("1  nohz_full"))
+        .unwrap_or_else(|| panic!("no CPU 1 row in:\n{out}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[2], "1001", "user_exit of CPU 1 in {row}");
+    assert!(out.contains("verdict: OK"), "{out}");
+}
