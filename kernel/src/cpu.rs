@@ -175,6 +175,9 @@ impl Arch for MetalArch {
     /// The core's counters (what the tests check) only with the `instrument` feature: the
     /// instruction-count benchmark builds without them, like a production kernel.
     const COUNTS: bool = cfg!(feature = "instrument");
+    /// The lockdep / `CONFIG_RCU_EQS_DEBUG` checks likewise: live in the tests, off in the
+    /// benchmark build (Debian's kernel has neither).
+    const RCU_EQS_DEBUG: bool = cfg!(feature = "instrument");
     fn irqs_disabled(&self) -> bool {
         irqs_disabled()
     }
@@ -243,7 +246,11 @@ pub fn rdtsc() -> u64 {
 /// any violation the core recorded (the invariants are live).
 pub fn ct_entry<R>(site: &str, f: impl FnOnce(&mut Ct<'_, MetalArch>) -> R) -> R {
     let c = this_cpu();
-    let before = c.ct.ct_state_bits();
+    let before = if cfg!(feature = "instrument") {
+        c.ct.ct_state_bits()
+    } else {
+        CtState::Kernel // not traced: unused
+    };
     let p = c.private();
     let task = sched::task(c.current.load(Ordering::Relaxed));
     let r = f(&mut Ct::from_parts(
@@ -254,10 +261,12 @@ pub fn ct_entry<R>(site: &str, f: impl FnOnce(&mut Ct<'_, MetalArch>) -> R) -> R
         &mut task.vtime,
         &mut p.arch,
     ));
-    match (before, c.ct.ct_state_bits()) {
-        (CtState::User, CtState::Kernel) => crate::trace::emit(Ev::UserExit),
-        (CtState::Kernel, CtState::User) => crate::trace::emit(Ev::UserEnter),
-        _ => {}
+    if cfg!(feature = "instrument") {
+        match (before, c.ct.ct_state_bits()) {
+            (CtState::User, CtState::Kernel) => crate::trace::emit(Ev::UserExit),
+            (CtState::Kernel, CtState::User) => crate::trace::emit(Ev::UserEnter),
+            _ => {}
+        }
     }
     check(site);
     r

@@ -243,7 +243,7 @@ pub(crate) fn bench(timeout_s: u64) -> Result<ExitCode, String> {
         let irq = field(&b.log, "irq_from_user=").ok_or("the kernel printed no bench line")?;
         rows.push((ct, rt, irq));
     }
-    println!("instructions (QEMU TCG -icount shift=0, rdtsc in ring 3), kernel built without counters or tracing:");
+    println!("instructions (QEMU TCG -icount shift=0, rdtsc in ring 3), kernel built without counters, tracing or debug checks:");
     println!(
         "{:<8} {:>20} {:>16}",
         "ct", "syscall round trip", "IRQ from user"

@@ -8,6 +8,13 @@ pub trait Arch {
     /// and bare-metal backends set this to `false` and the counting compiles away.
     const COUNTS: bool = true;
 
+    /// Whether the checks Linux builds only with `CONFIG_RCU_EQS_DEBUG` or lockdep run
+    /// (`lockdep_assert_irqs_disabled()` and the EQS-debug `WARN_ON_ONCE`s in `ct_kernel_*`). On
+    /// by default: the simulator, the checker and the test kernels keep every invariant live. A
+    /// production build (the bare-metal kernel's instruction-count benchmark) turns them off, as
+    /// Debian's kernel is built without either.
+    const RCU_EQS_DEBUG: bool = true;
+
     /// `static_branch_unlikely(&context_tracking_key)` at a guarded call site: Linux's
     /// `arch_static_branch()`, a patched NOP or jump. The default reads the key's enable count
     /// (an atomic-bool test); a backend that patches code returns its patched branch, which it

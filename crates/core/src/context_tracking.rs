@@ -429,13 +429,14 @@ impl<'a, A: Arch> Ct<'a, A> {
 
     /// `context_tracking_recursion_enter()`.
     fn recursion_enter(&mut self) -> bool {
-        self.ct.set_recursion(self.ct.recursion() + 1);
-        let recursion = self.ct.recursion();
+        // this_cpu_inc_return(): only this CPU writes it (an NMI in between restores it).
+        let recursion = self.ct.recursion() + 1;
+        self.ct.set_recursion(recursion);
         if recursion == 1 {
             return true;
         }
         self.warn_on(recursion < 1, Violation::InvalidRecursion(recursion));
-        self.ct.set_recursion(self.ct.recursion() - 1);
+        self.ct.set_recursion(recursion - 1);
         false
     }
 
@@ -449,19 +450,20 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `ct_kernel_exit_state(offset)`: the fully ordered add that enters the EQS.
     fn ct_kernel_exit_state(&mut self, offset: u32) {
         self.prim(Prim::AtomicRmw);
-        let watching_before = self.ct.rcu_is_watching();
+        let watching_before = !A::RCU_EQS_DEBUG || self.ct.rcu_is_watching();
         let seq = self.ct.ct_state_inc(offset);
-        self.warn_on(
-            !watching_before || seq & CT_RCU_WATCHING != 0,
-            Violation::ExitStateStillWatching,
-        );
+        // WARN_ON_ONCE(IS_ENABLED(CONFIG_RCU_EQS_DEBUG) && (seq & CT_RCU_WATCHING))
+        let bad = A::RCU_EQS_DEBUG && (!watching_before || seq & CT_RCU_WATCHING != 0);
+        self.warn_on(bad, Violation::ExitStateStillWatching);
     }
 
     /// `ct_kernel_enter_state(offset)`: the fully ordered add that leaves the EQS.
     fn ct_kernel_enter_state(&mut self, offset: u32) {
         self.prim(Prim::AtomicRmw);
         let seq = self.ct.ct_state_inc(offset);
-        self.warn_on(seq & CT_RCU_WATCHING == 0, Violation::EnterStateNotWatching);
+        // WARN_ON_ONCE(IS_ENABLED(CONFIG_RCU_EQS_DEBUG) && !(seq & CT_RCU_WATCHING))
+        let bad = A::RCU_EQS_DEBUG && seq & CT_RCU_WATCHING == 0;
+        self.warn_on(bad, Violation::EnterStateNotWatching);
     }
 
     /// `ct_kernel_exit(user, offset)`: enter an EQS from process context (or just drop a nesting
@@ -472,16 +474,17 @@ impl<'a, A: Arch> Ct<'a, A> {
         let bad_nmi = self.ct.nmi_nesting() != CT_NESTING_IRQ_NONIDLE;
         self.warn_on(bad_nmi, Violation::KernelExitNmiNesting);
         self.ct.set_nmi_nesting(0);
-        let zero = self.ct.nesting() == 0;
-        self.warn_on(zero, Violation::KernelExitNestingZero);
-        if self.ct.nesting() != 1 {
+        let nesting = self.ct.nesting();
+        self.warn_on(nesting == 0, Violation::KernelExitNestingZero);
+        if nesting != 1 {
             // RCU will still be watching, so just decrement nesting.
-            self.ct.set_nesting(self.ct.nesting() - 1);
+            self.ct.set_nesting(nesting - 1);
             return;
         }
-        let irqs_on = !self.arch.irqs_disabled();
+        // lockdep_assert_irqs_disabled(); the idle-task check is CONFIG_RCU_EQS_DEBUG.
+        let irqs_on = A::RCU_EQS_DEBUG && !self.arch.irqs_disabled();
         self.warn_on(irqs_on, Violation::KernelExitIrqsEnabled);
-        let not_idle = !user && !self.arch.is_idle_task();
+        let not_idle = A::RCU_EQS_DEBUG && !user && !self.arch.is_idle_task();
         self.warn_on(not_idle, Violation::KernelExitNotIdleTask);
         // rcu_preempt_deferred_qs(current): nothing deferred in this model.
         self.ct.set_nesting(0);
@@ -493,18 +496,20 @@ impl<'a, A: Arch> Ct<'a, A> {
     fn ct_kernel_enter(&mut self, user: bool, offset: u32) {
         self.count(|s| s.rcu_hooks += 1);
         self.prim(Prim::RcuHook);
-        let irqs_on = !self.arch.irqs_disabled();
+        // lockdep_assert_irqs_disabled(); the nesting and idle-task checks are
+        // CONFIG_RCU_EQS_DEBUG.
+        let irqs_on = A::RCU_EQS_DEBUG && !self.arch.irqs_disabled();
         self.warn_on(irqs_on, Violation::KernelEnterIrqsEnabled);
         let oldval = self.ct.nesting();
-        self.warn_on(oldval < 0, Violation::NestingNegative);
+        self.warn_on(A::RCU_EQS_DEBUG && oldval < 0, Violation::NestingNegative);
         if oldval != 0 {
             // RCU was already watching, so just do accounting and leave.
-            self.ct.set_nesting(self.ct.nesting() + 1);
+            self.ct.set_nesting(oldval + 1);
             return;
         }
         // rcu_task_enter()
         self.ct_kernel_enter_state(offset);
-        let not_idle = !user && !self.arch.is_idle_task();
+        let not_idle = A::RCU_EQS_DEBUG && !user && !self.arch.is_idle_task();
         self.warn_on(not_idle, Violation::KernelExitNotIdleTask);
         self.ct.set_nesting(1);
         let nmi = self.ct.nmi_nesting() != 0;
@@ -521,7 +526,8 @@ impl<'a, A: Arch> Ct<'a, A> {
     }
 
     fn ct_user_enter_body(&mut self, state: CtState) {
-        let irqs_on = !self.arch.irqs_disabled();
+        // lockdep_assert_irqs_disabled()
+        let irqs_on = A::RCU_EQS_DEBUG && !self.arch.irqs_disabled();
         self.warn_on(irqs_on, Violation::UserEnterIrqsEnabled);
         // Kernel threads aren't supposed to go to userspace.
         let kthread = !self.arch.current_has_mm();
