@@ -11,6 +11,17 @@
 
 core::arch::global_asm!(
     r#"
+    /* Long mode reached: the kernel data segments, null FS/GS (GS_BASE is set later). */
+    .macro KERNEL_SEGMENTS
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    .endm
+
     .section .note.Xen, "a"
     .p2align 2
     .long 4            /* namesz */
@@ -78,13 +89,7 @@ enable_long_mode:
 
     .code64
 long_mode:
-    mov ax, 0x10
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    xor eax, eax
-    mov fs, ax
-    mov gs, ax
+    KERNEL_SEGMENTS
     mov rsp, offset boot_stack_top
     mov edi, edi
     call kernel_entry
@@ -94,13 +99,7 @@ long_mode:
 
     /* AP: after the trampoline, in long mode on the kernel GDT. */
 ap_long_mode:
-    mov ax, 0x10
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    xor eax, eax
-    mov fs, ax
-    mov gs, ax
+    KERNEL_SEGMENTS
     mov rsp, [ap_boot_rsp]
     mov edi, [ap_boot_cpu]
     call ap_entry

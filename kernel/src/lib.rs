@@ -227,10 +227,11 @@ fn report() -> CpuReport {
     let p = c.private();
     let now = cpu::rdtsc();
     let cur = sched::task(sched::current());
+    // Conservation as the core defines it; the cycles vtime_task_switch() lost come on top.
     let (acc, el) = match p.local.cputime.check_conservation(now, &cur.vtime, c.id) {
         Ok(()) => {
             let el = p.local.cputime.vtime_since_ns.map_or(0, |s| now - s);
-            (el - p.vtime_switch_gap, el)
+            (el, el)
         }
         Err(x) => x,
     };

@@ -101,23 +101,14 @@ pub fn spawn_messaging(loops: u64, cpus: u64) {
         }
         m.trailing_zeros() as usize
     };
-    let mut k = 0;
-    for r in 0..MSG_FDS {
+    // Receivers first, then senders, as perf creates them.
+    for (k, sender) in (0..2 * MSG_FDS).map(|k| (k, k >= MSG_FDS)) {
+        let idx = k % MSG_FDS;
         spawn(
             "sched-messaging",
-            list(k),
+            list(k as usize),
             messaging_worker,
-            msg_arg(false, r, loops),
+            msg_arg(sender, idx, loops),
         );
-        k += 1;
-    }
-    for s in 0..MSG_FDS {
-        spawn(
-            "sched-messaging",
-            list(k),
-            messaging_worker,
-            msg_arg(true, s, loops),
-        );
-        k += 1;
     }
 }
