@@ -301,9 +301,7 @@ fn summary(reports: &[CpuReport]) {
     for r in reports {
         let c = cpu(r.cpu);
         let (ex, en) = r.user_pairs();
-        let l = |a: &[core::sync::atomic::AtomicU64; 3]| {
-            [0, 1, 2].map(|i| a[i].load(Ordering::Relaxed))
-        };
+        let l = percpu::Counters::by_hit;
         let (t, i, m) = (l(&c.count.timer), l(&c.count.ipi), l(&c.count.nmi));
         let v = r.local.cputime.vtime_ns;
         println!(

@@ -49,6 +49,22 @@ pub struct Counters {
     pub switches: AtomicU64,
 }
 
+impl Counters {
+    /// One of the by-[`Hit`] arrays, read.
+    pub fn by_hit(a: &[AtomicU64; 3]) -> [u64; 3] {
+        a.each_ref().map(|x| x.load(Ordering::Relaxed))
+    }
+
+    /// Kernel entries from user mode other than syscalls: IRQs and breakpoints that hit ring 3
+    /// (each is one user_exit/user_enter pair on a CPU that tracks user mode; NMIs are none).
+    pub fn entries_from_user(&self) -> u64 {
+        [&self.timer[0], &self.ipi[0], &self.int3[0]]
+            .iter()
+            .map(|x| x.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
 /// Where an interrupt hit, the index of [`Counters`]' arrays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hit {
@@ -206,9 +222,4 @@ impl Cpu {
     pub fn set_need_resched(&self) {
         self.need_resched.store(true, Ordering::Release);
     }
-}
-
-/// `cpu_is_nohz_full(n)` with context tracking on (what `ct=off` disables).
-pub fn tracks_user(n: usize) -> bool {
-    cpu(n).ct.active()
 }

@@ -13,7 +13,7 @@
 
 use crate::acpi::MAX_CPUS;
 use crate::percpu::{cpu, nr_cpus, this_cpu};
-use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use ctxtrack_core::rcu::{
     rcu_watching_snap_in_eqs, rcu_watching_snap_save, rcu_watching_snap_stopped_since,
 };
@@ -68,8 +68,6 @@ static GP: spin::Mutex<Gp> = spin::Mutex::new(Gp {
     old: 0,
     ticks: 0,
 });
-/// Holdout bitmap of the running grace period (for tests and the summary).
-pub static PENDING: AtomicU32 = AtomicU32::new(0);
 
 /// Grace periods completed so far.
 pub fn completed() -> u64 {
@@ -172,7 +170,6 @@ pub fn rcu_gp_tick() {
         }
     }
     gp.pending = pending;
-    PENDING.store(pending, Ordering::Relaxed);
     if pending == 0 {
         // rcu_gp_cleanup(): full barrier, then the callbacks (free the old object).
         fence(Ordering::SeqCst);

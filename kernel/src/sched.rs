@@ -77,11 +77,6 @@ pub fn task(i: usize) -> &'static mut Task {
     unsafe { (*core::ptr::addr_of_mut!(TASKS))[i].assume_init_mut() }
 }
 
-/// Number of tasks.
-pub fn nr_tasks() -> usize {
-    NR_TASKS.load(Ordering::Acquire)
-}
-
 fn alloc(t: Task) -> usize {
     let i = NR_TASKS.load(Ordering::Relaxed);
     assert!(i < MAX_TASKS, "more than {MAX_TASKS} tasks");
@@ -207,10 +202,6 @@ impl RunQueue {
         self.head = (self.head + 1) % MAX_TASKS;
         self.len -= 1;
         Some(t)
-    }
-    /// `nr_running` minus the running task.
-    pub fn len(&self) -> usize {
-        self.len
     }
     /// No task waiting.
     pub fn is_empty(&self) -> bool {

@@ -108,13 +108,6 @@ pub fn emit_as(who: usize, ev: Ev) {
     b.len += 1;
 }
 
-/// Events recorded and lost on CPU `n`.
-pub fn counts(n: usize) -> (usize, usize) {
-    // SAFETY: read after CPU n parked (see dump()).
-    let b = unsafe { &(*core::ptr::addr_of!(BUFS))[n] };
-    (b.len, b.lost)
-}
-
 fn vector_name(v: u8) -> &'static str {
     match v {
         crate::apic::LOCAL_TIMER_VECTOR => "local_timer",

@@ -32,7 +32,7 @@ fn check(_: &Options, r: &[CpuReport]) {
     for (n, rep) in r.iter().enumerate() {
         let c = cpu(n);
         syscalls += get(&c.count.syscalls);
-        let from_user = get(&c.count.timer[0]) + get(&c.count.ipi[0]) + get(&c.count.int3[0]);
+        let from_user = c.count.entries_from_user();
         let (exits, enters) = rep.user_pairs();
         if n == 0 {
             assert_eq!((exits, enters), (0, 0));

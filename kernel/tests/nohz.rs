@@ -13,7 +13,7 @@ use ctxtrack_core::CtState;
 use ctxtrack_kernel::apic;
 use ctxtrack_kernel::cmdline::Options;
 use ctxtrack_kernel::cpu::rdtsc;
-use ctxtrack_kernel::percpu::{cpu, Hit};
+use ctxtrack_kernel::percpu::{cpu, Counters, Hit};
 use ctxtrack_kernel::syscall::{exit, nr, syscall};
 use ctxtrack_kernel::{println, rcu, sched, CpuReport, Scenario};
 
@@ -66,7 +66,7 @@ fn driver(_: &Options) {
     wait_until("CPUs 1-2 run in user mode with their tick stopped", || {
         in_user_tick_stopped(1) && in_user_tick_stopped(2)
     });
-    let timers = [1, 2].map(|n| cpu(n).count.timer.each_ref().map(get));
+    let timers = [1, 2].map(|n| Counters::by_hit(&cpu(n).count.timer));
     let counters = [1, 2].map(|n| cpu(n).ct.ct_rcu_watching());
     let gps = rcu::completed();
     let (t, ticks) = (rdtsc(), cpu0_ticks());
@@ -82,12 +82,12 @@ fn driver(_: &Options) {
         rdtsc() - t,
         rcu::completed() - gps,
         timers,
-        [1, 2].map(|n| cpu(n).count.timer.each_ref().map(get))
+        [1, 2].map(|n| Counters::by_hit(&cpu(n).count.timer))
     );
     for (i, n) in [1usize, 2].into_iter().enumerate() {
         let c = cpu(n);
         assert_eq!(
-            c.count.timer.each_ref().map(get),
+            Counters::by_hit(&c.count.timer),
             timers[i],
             "CPU {n}: a timer IRQ with the tick stopped"
         );
@@ -149,7 +149,7 @@ fn driver(_: &Options) {
 fn check(_: &Options, r: &[CpuReport]) {
     for n in [1, 2] {
         let c = cpu(n);
-        let from_user = get(&c.count.timer[0]) + get(&c.count.ipi[0]) + get(&c.count.int3[0]);
+        let from_user = c.count.entries_from_user();
         let (exits, enters) = r[n].user_pairs();
         println!(
             "CPU {n}: syscalls {} entries from user {from_user} user_exit {exits} user_enter {enters}, timer IRQs while stopped {}",

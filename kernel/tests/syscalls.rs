@@ -7,7 +7,7 @@
 
 use core::sync::atomic::Ordering;
 use ctxtrack_kernel::cmdline::Options;
-use ctxtrack_kernel::percpu::cpu;
+use ctxtrack_kernel::percpu::{cpu, Counters};
 use ctxtrack_kernel::syscall::{exit, nr, syscall};
 use ctxtrack_kernel::{println, sched, CpuReport, Scenario};
 
@@ -45,18 +45,18 @@ fn check(_: &Options, r: &[CpuReport]) {
     let get = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let syscalls = get(&c1.count.syscalls);
     let int3_user = get(&c1.count.int3[0]);
-    let irqs_user = get(&c1.count.timer[0]) + get(&c1.count.ipi[0]);
+    let from_user = c1.count.entries_from_user();
     let (exits, enters) = r[1].user_pairs();
     println!(
-        "CPU 1: syscalls {syscalls} breakpoints from user {int3_user} IRQs from user {irqs_user} NMIs {:?} user_exit {exits} user_enter {enters}",
-        c1.count.nmi.each_ref().map(get)
+        "CPU 1: syscalls {syscalls} breakpoints from user {int3_user} entries from user {from_user} NMIs {:?} user_exit {exits} user_enter {enters}",
+        Counters::by_hit(&c1.count.nmi)
     );
     assert!(r[1].nohz_full);
     assert_eq!(syscalls, SYSCALLS + 2, "getpid loop + NMI_SELF + exit");
     assert_eq!(int3_user, BREAKPOINTS);
     // One pair per kernel entry from user; ret_from_fork's first user_enter has no exit before
     // it and exit()'s user_exit no enter after it.
-    assert_eq!(exits, syscalls + int3_user + irqs_user);
+    assert_eq!(exits, syscalls + from_user);
     assert_eq!(enters, exits);
     assert_eq!(get(&c1.count.nmi[1]), 1, "the self-NMI hit the kernel");
     assert_eq!(get(&cpu(0).count.int3[1]), 1);

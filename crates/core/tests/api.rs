@@ -8,9 +8,10 @@ use ctxtrack_core::tick::*;
 use ctxtrack_core::vtime::*;
 use ctxtrack_core::*;
 
-/// A CPU for tests: IRQ flag, clock, preempt context, current task kind, kicks.
+/// A CPU for tests: IRQ flag, clock, preempt context, current task kind, kicks. `DEBUG` is
+/// [`Arch::RCU_EQS_DEBUG`] (false: a production build).
 #[derive(Default)]
-struct MockArch {
+struct MockArch<const DEBUG: bool = true> {
     irqs_off: bool,
     now: u64,
     in_irq: bool,
@@ -20,7 +21,8 @@ struct MockArch {
     kicks: Vec<usize>,
 }
 
-impl Arch for MockArch {
+impl<const DEBUG: bool> Arch for MockArch<DEBUG> {
+    const RCU_EQS_DEBUG: bool = DEBUG;
     fn irqs_disabled(&self) -> bool {
         self.irqs_off
     }
@@ -810,43 +812,6 @@ fn non_counting_backend_leaves_stats_untouched() {
     assert_eq!(w.word() & CT_RCU_WATCHING_MASK, 3 * CT_RCU_WATCHING);
 }
 
-/// A production build: no lockdep / `CONFIG_RCU_EQS_DEBUG` checks.
-struct ProdArch(MockArch);
-
-impl Arch for ProdArch {
-    const RCU_EQS_DEBUG: bool = false;
-    fn irqs_disabled(&self) -> bool {
-        self.0.irqs_disabled()
-    }
-    fn local_irq_disable(&mut self) {
-        self.0.local_irq_disable()
-    }
-    fn local_irq_enable(&mut self) {
-        self.0.local_irq_enable()
-    }
-    fn sched_clock(&mut self) -> u64 {
-        self.0.sched_clock()
-    }
-    fn smp_processor_id(&self) -> usize {
-        1
-    }
-    fn in_interrupt(&self) -> bool {
-        self.0.in_interrupt()
-    }
-    fn in_nmi(&self) -> bool {
-        self.0.in_nmi()
-    }
-    fn current_has_mm(&self) -> bool {
-        self.0.current_has_mm()
-    }
-    fn is_idle_task(&self) -> bool {
-        self.0.is_idle_task()
-    }
-    fn tick_kick(&mut self, cpu: usize) {
-        self.0.tick_kick(cpu)
-    }
-}
-
 #[test]
 fn eqs_debug_checks_run_by_default_and_compile_out_in_a_production_build() {
     // User entry with IRQs on: lockdep_assert_irqs_disabled() in __ct_user_enter().
@@ -861,18 +826,18 @@ fn eqs_debug_checks_run_by_default_and_compile_out_in_a_production_build() {
     );
 
     let mut w = World::active();
-    let mut arch = ProdArch(MockArch::default()); // IRQs on
+    let mut arch = MockArch::<false>::default(); // IRQs on
     let mut ct = Ct::new(&w.key, &mut w.pcpu, &mut w.task, &mut arch);
     ct.user_enter_irqoff();
     ct.user_exit_irqoff();
     assert_eq!(w.warns(), (0, None), "no debug check in a production build");
     assert_eq!(w.state(), CtState::Kernel);
     // The unconditional checks stay: user_enter from a kthread.
-    let mut arch = ProdArch(MockArch {
+    let mut arch = MockArch::<false> {
         kthread: true,
         irqs_off: true,
         ..Default::default()
-    });
+    };
     Ct::new(&w.key, &mut w.pcpu, &mut w.task, &mut arch).user_enter_irqoff();
     assert_eq!(w.warns().1, Some(Violation::UserEnterKthread));
 }
