@@ -418,7 +418,8 @@ impl Model {
     fn next_is_instr(m: &Machine, c: CpuId) -> bool {
         let t = &m.tasks[m.cpus[c].current];
         t.frames.last().is_some_and(|f| {
-            f.steps
+            f.path
+                .steps
                 .get(f.pc as usize)
                 .is_some_and(|s| s.kind == ctxtrack_sim::design::StepKind::Instr)
         })

@@ -116,6 +116,12 @@ pub struct CtStats {
     pub prims: [u64; PRIM_COUNT],
     /// Sum of `prims`, so a caller can tell cheaply whether anything happened.
     pub prims_total: u64,
+    /// Weight of each primitive, set by the host (a cost model's cycles per primitive; zero
+    /// unless set).
+    pub weights: [u64; PRIM_COUNT],
+    /// Sum of `weights[p]` over the primitives counted: a host prices the primitives a piece
+    /// of code performed with one subtraction instead of a loop over every kind.
+    pub weighted: u64,
     /// State-changing transitions, indexed by [`Transition`].
     pub transitions: [u64; TRANSITION_COUNT],
     /// Entries into context-tracking APIs (user/exception/irq/nmi/idle/guest), inline or not.
@@ -138,6 +144,7 @@ impl CtStats {
     pub fn prim(&mut self, p: Prim) {
         self.prims[p as usize] += 1;
         self.prims_total += 1;
+        self.weighted += self.weights[p as usize];
     }
 
     /// Counts one static-branch test at a guarded call site, taken or not.
@@ -168,6 +175,7 @@ impl CtStats {
             self.prims[i] += other.prims[i];
         }
         self.prims_total += other.prims_total;
+        self.weighted += other.weighted;
         for i in 0..TRANSITION_COUNT {
             self.transitions[i] += other.transitions[i];
         }

@@ -160,6 +160,23 @@ fn user_enter_exit_on_active_cpu_follows_the_reference_arithmetic() {
 }
 
 #[test]
+fn weighted_count_prices_each_primitive_as_it_is_counted() {
+    let mut w = World::active();
+    let weights = [3, 5, 7, 11, 13, 17, 19, 23];
+    w.pcpu.local.stats.weights = weights;
+    w.ct().user_enter_irqoff();
+    w.ct().user_exit();
+    let s = &w.pcpu.local.stats;
+    let dot: u64 = (0..weights.len()).map(|i| s.prims[i] * weights[i]).sum();
+    assert!(
+        s.prims_total >= 4,
+        "the paths count primitives: {:?}",
+        s.prims
+    );
+    assert_eq!(s.weighted, dot);
+}
+
+#[test]
 fn user_enter_twice_is_a_no_op() {
     let mut w = World::active();
     w.ct().user_enter_irqoff();

@@ -69,6 +69,23 @@ pub enum CostKey {
     NmiHandler,
 }
 
+impl CostKey {
+    /// Every key, in declaration order (`k as usize` indexes this).
+    pub const ALL: [CostKey; 11] = [
+        CostKey::None,
+        CostKey::Glue,
+        CostKey::SyscallInsn,
+        CostKey::Sysret,
+        CostKey::Iret,
+        CostKey::IrqDelivery,
+        CostKey::ExceptionDelivery,
+        CostKey::PageFault,
+        CostKey::Signal,
+        CostKey::NotifyResume,
+        CostKey::NmiHandler,
+    ];
+}
+
 /// All tunable costs (cycles unless the name says otherwise).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CostModel {
@@ -330,6 +347,12 @@ impl CostModel {
         Ok(m)
     }
 
+    /// [`Self::base`] of every key, indexed by `k as usize` (the machine prices each step from
+    /// this table).
+    pub fn base_table(&self) -> [u64; CostKey::ALL.len()] {
+        CostKey::ALL.map(|k| self.base(k))
+    }
+
     /// Base cycles of a [`CostKey`].
     #[inline]
     pub fn base(&self, k: CostKey) -> u64 {
@@ -366,6 +389,21 @@ impl CostModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_table_is_indexed_by_key() {
+        let m = CostModel::from_toml("glue = 11\nnmi_handler = 77\n", "x.toml").unwrap();
+        let table = m.base_table();
+        for (i, k) in CostKey::ALL.into_iter().enumerate() {
+            assert_eq!(
+                k as usize, i,
+                "CostKey::ALL out of declaration order at {k:?}"
+            );
+            assert_eq!(table[i], m.base(k), "{k:?}");
+        }
+        assert_eq!(table[CostKey::Glue as usize], 11);
+        assert_eq!(table[CostKey::NmiHandler as usize], 77);
+    }
 
     #[test]
     fn overrides_and_errors_name_the_key() {

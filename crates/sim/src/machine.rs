@@ -250,10 +250,8 @@ pub struct Cpu {
     pub user_since: u64,
     /// Since when the tick is stopped.
     pub tick_stopped_since: Option<u64>,
-    /// Primitive counts already priced into step costs.
-    pub priced: [u64; PRIM_COUNT],
-    /// Their sum.
-    pub priced_total: u64,
+    /// The core's weighted primitive count already priced into step costs.
+    pub priced_cycles: u64,
     /// Sub-ns remainder of the cycles-to-ns conversion (32-bit fraction).
     pub cycle_rem: u64,
     /// Simulator counters.
@@ -390,8 +388,6 @@ impl CtSnap {
 pub struct Frame {
     /// The path.
     pub path: &'static Path,
-    /// `path.steps`, cached: one dependent load less per step on the hot path.
-    pub steps: &'static [crate::design::Step],
     /// Kind of the entry this activation belongs to (cached from [`Entry::kind`] for the same
     /// reason).
     pub kind: EntryKind,
@@ -399,24 +395,10 @@ pub struct Frame {
     pub pc: u16,
 }
 
-/// The counters a step's effects are measured against (a cheap part of [`ctxtrack_core::CtStats`]).
-#[derive(Clone, Copy, Debug)]
-pub struct StatsMark {
-    /// vtime hook calls.
-    pub vtime_hooks: u64,
-    /// Transitions (only filled in while tracing).
-    pub transitions: [u64; ctxtrack_core::stats::TRANSITION_COUNT],
-}
-
 impl Frame {
     /// A fresh activation of `path` within an entry of `kind`.
     pub fn new(path: &'static Path, kind: EntryKind) -> Frame {
-        Frame {
-            path,
-            steps: path.steps,
-            kind,
-            pc: 0,
-        }
+        Frame { path, kind, pc: 0 }
     }
 }
 
@@ -439,7 +421,7 @@ pub struct Task {
     /// vtime and cputime.
     pub vtime: TaskVtime,
     /// Kernel stack of path activations (inline up to 8: copying a task allocates nothing).
-    pub frames: SmallVec<[Frame; 8]>,
+    pub frames: arrayvec::ArrayVec<Frame, MAX_FRAMES>,
     /// Entries on the kernel stack (inline up to 4).
     pub entries: SmallVec<[Entry; 4]>,
     /// User program.
@@ -498,7 +480,7 @@ impl Task {
             cpu,
             ti_flags: 0,
             vtime: TaskVtime::default(),
-            frames: SmallVec::new(),
+            frames: arrayvec::ArrayVec::new(),
             entries: SmallVec::new(),
             prog,
             is_idle,
@@ -567,6 +549,8 @@ pub struct Machine {
     pub cost: CostModel,
     /// Prices of core primitives.
     pub prim_cost: [u64; PRIM_COUNT],
+    /// Base cost of each [`crate::cost::CostKey`] (`cost.base_table()`).
+    pub base_cost: [u64; crate::cost::CostKey::ALL.len()],
     /// Nanoseconds per cycle, 32.32 fixed point.
     pub ns_per_cycle_fp: u64,
     /// The design under test.
@@ -616,6 +600,7 @@ impl Clone for Machine {
             cfg: self.cfg.clone(),
             cost: self.cost.clone(),
             prim_cost: self.prim_cost,
+            base_cost: self.base_cost,
             ns_per_cycle_fp: self.ns_per_cycle_fp,
             design: self.design,
             key: self.key.clone(),
@@ -647,6 +632,7 @@ impl Machine {
         let tick_nsec = 1_000_000_000 / cfg.hz;
         let mut m = Machine {
             prim_cost: cost.prim_table(),
+            base_cost: cost.base_table(),
             ns_per_cycle_fp: (1000u64 << 32) / cost.cpu_mhz,
             cost,
             design: cfg.design,
@@ -688,6 +674,7 @@ impl Machine {
             m.tasks.push(t);
             let nohz = m.cfg.ct_on && m.cfg.nohz_full.contains(c);
             let mut pcpu = PerCpu::new(tick_nsec);
+            pcpu.local.stats.weights = m.prim_cost;
             if nohz {
                 pcpu.ct_cpu_track_user(&m.key);
             }
@@ -723,8 +710,7 @@ impl Machine {
                 user_until: NEVER,
                 user_since: 0,
                 tick_stopped_since: None,
-                priced: [0; PRIM_COUNT],
-                priced_total: 0,
+                priced_cycles: 0,
                 cycle_rem: 0,
                 counters: CpuCounters::default(),
                 times: CpuTimes::default(),
@@ -825,15 +811,13 @@ impl Machine {
         for c in 0..self.cpus.len() {
             self.next_at[c] = self.next_time(c);
         }
+        // CPUs sorted by (next event, id), packed in one word so a compare is one instruction:
+        // after the earliest CPU runs, it is re-inserted and the others keep their order.
+        let mut order = EventOrder::new(&self.next_at);
         while self.end.is_none() {
-            let (mut best, mut bc, mut second) = (NEVER, usize::MAX, NEVER);
-            // Branch-free: which CPU is earliest is unpredictable, so no data-dependent jumps.
-            for (c, &t) in self.next_at.iter().enumerate() {
-                let lt = t < best;
-                second = if lt { best } else { second.min(t) };
-                bc = if lt { c } else { bc };
-                best = if lt { t } else { best };
-            }
+            let (bc, second) = order.first_two();
+            let best = self.next_at[bc];
+            let second = second.map_or(NEVER, |c| self.next_at[c]);
             let rcu_t = self.rcu.next_event_ns();
             if rcu_t <= best && rcu_t != NEVER {
                 if rcu_t > limit_ns {
@@ -841,9 +825,12 @@ impl Machine {
                     break;
                 }
                 crate::rcu_gp::rcu_gp_kthread(self, rcu_t);
+                if std::mem::take(&mut self.rescan) {
+                    order = EventOrder::new(&self.next_at);
+                }
                 continue;
             }
-            if bc == usize::MAX {
+            if best == NEVER {
                 self.end = Some(EndReason::Quiescent);
                 break;
             }
@@ -866,8 +853,13 @@ impl Machine {
                     break;
                 }
                 // Running this CPU may have sent IPIs that change other CPUs' next events.
-                if t >= horizon || self.rescan {
+                if self.rescan {
                     self.rescan = false;
+                    order = EventOrder::new(&self.next_at);
+                    break;
+                }
+                if t >= horizon {
+                    order.reinsert_first(bc, t);
                     break;
                 }
             }
@@ -1175,13 +1167,8 @@ impl Machine {
         let t0 = self.cpus[c].current;
         let (path, pc, depth, step, kind) = loop {
             let depth = self.tasks[t0].frames.len() - 1;
-            let Frame {
-                path,
-                steps,
-                pc,
-                kind,
-            } = self.tasks[t0].frames[depth];
-            let step = &steps[pc as usize];
+            let Frame { path, pc, kind } = self.tasks[t0].frames[depth];
+            let step = &path.steps[pc as usize];
             if step.kind != StepKind::Branch {
                 break (path, pc, depth, step, kind);
             }
@@ -1217,22 +1204,17 @@ impl Machine {
         if self.end.is_some() {
             return;
         }
-        let st0 = &self.cpus[c].pcpu.local.stats;
-        let before = StatsMark {
-            vtime_hooks: st0.vtime_hooks,
-            transitions: if self.trace.is_some() {
-                st0.transitions
-            } else {
-                Default::default()
-            },
-        };
-        let warn_before = self.cpus[c].pcpu.local.warn.count;
-        let ct_before = if self.trace.is_some() {
-            let ct = &self.cpus[c].pcpu.ct;
-            (ct.rcu_is_watching(), ct.nesting(), ct.nmi_nesting())
-        } else {
-            (false, 0, 0)
-        };
+        let cpu = &self.cpus[c];
+        let vtime_before = cpu.pcpu.local.stats.vtime_hooks;
+        let warn_before = cpu.pcpu.local.warn.count;
+        // What the trace reports against (transitions made, RCU and nesting before the step).
+        let trace_before = self.trace.is_some().then(|| {
+            let ct = &cpu.pcpu.ct;
+            (
+                cpu.pcpu.local.stats.transitions,
+                (ct.rcu_is_watching(), ct.nesting(), ct.nmi_nesting()),
+            )
+        });
         let mut k = K {
             m: self,
             cpu: c,
@@ -1265,15 +1247,10 @@ impl Machine {
         // Price the step: base + primitives the core counted + bodies the kernel reported.
         let cpu = &mut self.cpus[c];
         let st = &cpu.pcpu.local.stats;
-        let mut ct_cycles = 0;
-        if st.prims_total != cpu.priced_total {
-            for i in 0..PRIM_COUNT {
-                ct_cycles += (st.prims[i] - cpu.priced[i]) * self.prim_cost[i];
-            }
-            cpu.priced = st.prims;
-            cpu.priced_total = st.prims_total;
-        }
-        let cycles = self.cost.base(step.cost) + ct_cycles + extra;
+        // The core weighs each primitive with its price as it counts it (weights set in new()).
+        let ct_cycles = st.weighted - cpu.priced_cycles;
+        cpu.priced_cycles = st.weighted;
+        let cycles = self.base_cost[step.cost as usize] + ct_cycles + extra;
         let kind = kind as usize;
         if step.category == Category::Entry {
             cpu.counters.entry_cycles[kind] += cycles - extra;
@@ -1303,8 +1280,8 @@ impl Machine {
                 }
             }
         }
-        if self.trace.is_some() {
-            crate::trace::transitions(self, c, t0, &before.transitions, start, ct_before);
+        if let Some((transitions, ct_before)) = trace_before {
+            crate::trace::transitions(self, c, t0, &transitions, start, ct_before);
         }
         if self.monitor.record_history {
             let cpu = &mut self.cpus[c];
@@ -1322,7 +1299,7 @@ impl Machine {
             });
         }
         if self.monitor.enabled || self.cpus[c].pcpu.local.warn.count != warn_before {
-            crate::monitor::after_step(self, c, &before, warn_before);
+            crate::monitor::after_step(self, c, vtime_before, warn_before);
         }
         if let Some(l) = leave {
             self.leave_kernel(c, t0, l);
@@ -1393,5 +1370,112 @@ fn cfg_nmi_first(cfg: &Config, c: CpuId) -> u64 {
         // Spread NMIs over the period so CPUs do not all take them at once.
         Some(p) => p + p * c as u64 / cfg.cpus.max(1) as u64,
         None => NEVER,
+    }
+}
+
+/// The CPUs ordered by next-event time, ties to the lower id: what the run loop needs is the
+/// earliest CPU and the runner-up, and after the earliest runs only its own time has moved.
+///
+/// Each entry is `(min(time, LIMIT) << 6) | cpu` (at most 64 CPUs), so entries are unique and
+/// compare as (time, id) in one instruction; exact times stay in [`Machine::next_at`]. Times at
+/// or past `LIMIT` (2^58 ns, nine years) compare by id only.
+struct EventOrder {
+    keys: Vec<u64>,
+}
+
+impl EventOrder {
+    const LIMIT: u64 = (1 << 58) - 1;
+
+    fn key(c: usize, t: u64) -> u64 {
+        (t.min(Self::LIMIT) << 6) | c as u64
+    }
+
+    /// Sorts all CPUs from their next-event times.
+    fn new(next_at: &[u64]) -> EventOrder {
+        debug_assert!(next_at.len() <= 64);
+        let mut keys: Vec<u64> = next_at
+            .iter()
+            .enumerate()
+            .map(|(c, &t)| Self::key(c, t))
+            .collect();
+        keys.sort_unstable();
+        EventOrder { keys }
+    }
+
+    /// The earliest CPU and the runner-up (if there are two CPUs).
+    #[inline]
+    fn first_two(&self) -> (usize, Option<usize>) {
+        let c = (self.keys[0] & 63) as usize;
+        (c, self.keys.get(1).map(|k| (k & 63) as usize))
+    }
+
+    /// The earliest CPU `c` now has next-event time `t`: move it to its place.
+    #[inline]
+    fn reinsert_first(&mut self, c: usize, t: u64) {
+        let k = Self::key(c, t);
+        debug_assert_eq!(self.keys[0] & 63, c as u64);
+        // Branch-free count of the entries that stay before it.
+        let p = self.keys[1..]
+            .iter()
+            .map(|&o| (o < k) as usize)
+            .sum::<usize>();
+        // Shift the first `p` of the others down by one, without a call to memmove for a
+        // handful of words.
+        for i in 0..self.keys.len() - 1 {
+            let next = self.keys[i + 1];
+            self.keys[i] = if i < p { next } else { self.keys[i] };
+        }
+        self.keys[p] = k;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the order replaces: a linear scan for the earliest CPU (ties to the lower id) and
+    /// the runner-up's time.
+    fn scan(at: &[u64]) -> (usize, u64) {
+        let (mut best, mut bc, mut second) = (NEVER, 0, NEVER);
+        for (c, &t) in at.iter().enumerate() {
+            if t < best {
+                second = best;
+                best = t;
+                bc = c;
+            } else {
+                second = second.min(t);
+            }
+        }
+        (bc, second)
+    }
+
+    #[test]
+    fn event_order_agrees_with_a_linear_scan() {
+        let mut rng = Xoshiro256::seed(11);
+        for n in [1, 2, 3, 8, 13, 64] {
+            let mut at: Vec<u64> = (0..n).map(|_| rng.below(50)).collect();
+            let mut order = EventOrder::new(&at);
+            for _ in 0..5000 {
+                let (bc, second) = order.first_two();
+                let want = scan(&at);
+                let second = second.map_or(NEVER, |c| at[c]);
+                if at[bc] != NEVER {
+                    assert_eq!((bc, second), want, "n={n} at={at:?}");
+                }
+                // The earliest CPU runs and moves on (few values: many ties), or never again.
+                let t = match rng.below(20) {
+                    0 => NEVER,
+                    _ => at[bc].min(NEVER - 100) + rng.below(30),
+                };
+                at[bc] = t;
+                order.reinsert_first(bc, t);
+                if rng.below(50) == 0 {
+                    // An IPI moved another CPU's event: the machine rebuilds the order.
+                    let c = rng.below(n as u64) as usize;
+                    at[c] = rng.below(100);
+                    order = EventOrder::new(&at);
+                }
+            }
+        }
     }
 }

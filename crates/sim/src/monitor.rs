@@ -19,9 +19,7 @@
 //! `CT_STATE_IDLE`, and softirqs from idle too (not modeled).
 
 use crate::design::{Path, Step, StepKind};
-use crate::machine::{
-    tif, CpuId, CtSnap, EndReason, EntryKind, Machine, StatsMark, TaskId, Vector, NEVER,
-};
+use crate::machine::{tif, CpuId, CtSnap, EndReason, EntryKind, Machine, TaskId, Vector, NEVER};
 use ctxtrack_core::state::CT_NESTING_IRQ_NONIDLE;
 use ctxtrack_core::CtState;
 use serde::Serialize;
@@ -203,67 +201,87 @@ pub fn before_step(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
     let cpu = &m.cpus[c];
     let ct = &cpu.pcpu.ct;
     if step.kind == StepKind::Instr && !ct.rcu_is_watching() {
-        let d = format!(
-            "instrumentable step `{}` runs while RCU is not watching (ct state {})",
-            step.name,
-            ct.ct_state_bits().name()
-        );
-        fail(
-            m,
-            c,
-            "rcu_watching_in_kernel",
-            &format!("{}: {}", path.name, step.name),
-            d,
-        );
-        return;
+        return fail_rcu_watching_in_kernel(m, c, path, step);
     }
     let state = ct.ct_state_bits();
     let idle_eqs = state == CtState::Idle && cpu.hw.cur_is_idle;
     if cpu.hw.irqs_on && ct.active() && m.key.is_enabled() && state != CtState::Kernel && !idle_eqs
     {
-        let d = format!(
-            "step `{}` runs with IRQs on while context tracking says {}",
-            step.name,
-            ct.ct_state_bits().name()
-        );
-        fail(
-            m,
-            c,
-            "ct_kernel_with_irqs_on",
-            &format!("{}: {}", path.name, step.name),
-            d,
-        );
+        fail_ct_kernel_with_irqs_on(m, c, path, step);
     }
 }
 
-/// Checks after a step.
-pub fn after_step(m: &mut Machine, c: CpuId, before: &StatsMark, warn_before: u32) {
+// The failure paths are out of line and cold: formatting a report must not weigh on the
+// per-step checks, which run ten million times in the default simulation.
+
+#[cold]
+#[inline(never)]
+fn fail_rcu_watching_in_kernel(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
+    let ct = &m.cpus[c].pcpu.ct;
+    let d = format!(
+        "instrumentable step `{}` runs while RCU is not watching (ct state {})",
+        step.name,
+        ct.ct_state_bits().name()
+    );
+    let site = format!("{}: {}", path.name, step.name);
+    fail(m, c, "rcu_watching_in_kernel", &site, d);
+}
+
+#[cold]
+#[inline(never)]
+fn fail_ct_kernel_with_irqs_on(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
+    let ct = &m.cpus[c].pcpu.ct;
+    let d = format!(
+        "step `{}` runs with IRQs on while context tracking says {}",
+        step.name,
+        ct.ct_state_bits().name()
+    );
+    let site = format!("{}: {}", path.name, step.name);
+    fail(m, c, "ct_kernel_with_irqs_on", &site, d);
+}
+
+/// Checks after a step: `vtime_before` and `warn_before` are the CPU's vtime hook and WARN
+/// counts before it ran.
+#[inline]
+pub fn after_step(m: &mut Machine, c: CpuId, vtime_before: u64, warn_before: u32) {
     let cpu = &m.cpus[c];
     if cpu.pcpu.local.warn.count != warn_before {
-        let v = cpu
-            .pcpu
-            .local
-            .warn
-            .last
-            .expect("warn count moved without a violation");
-        let d = format!("{} in {} (WARN in the core)", v.name(), v.linux_site());
-        fail(m, c, v.name(), v.linux_site(), d);
-        return;
+        return fail_core_warn(m, c);
     }
     if !m.monitor.enabled {
         return;
     }
     let ct = &cpu.pcpu.ct;
     if ct.nesting() < 0 || ct.nmi_nesting() < 0 {
-        let d = format!("nesting {} nmi_nesting {}", ct.nesting(), ct.nmi_nesting());
-        fail(m, c, "nesting_non_negative", "after a step", d);
-        return;
+        return fail_nesting(m, c);
     }
-    if cpu.pcpu.local.stats.vtime_hooks != before.vtime_hooks {
+    if cpu.pcpu.local.stats.vtime_hooks != vtime_before {
         check_vtime(m, c);
     }
 }
 
+#[cold]
+#[inline(never)]
+fn fail_core_warn(m: &mut Machine, c: CpuId) {
+    let v = m.cpus[c]
+        .pcpu
+        .local
+        .warn
+        .last
+        .expect("warn count moved without a violation");
+    let d = format!("{} in {} (WARN in the core)", v.name(), v.linux_site());
+    fail(m, c, v.name(), v.linux_site(), d);
+}
+
+#[cold]
+#[inline(never)]
+fn fail_nesting(m: &mut Machine, c: CpuId) {
+    let ct = &m.cpus[c].pcpu.ct;
+    let d = format!("nesting {} nmi_nesting {}", ct.nesting(), ct.nmi_nesting());
+    fail(m, c, "nesting_non_negative", "after a step", d);
+}
+
+#[inline]
 fn check_vtime(m: &mut Machine, c: CpuId) {
     let cpu = &m.cpus[c];
     let cur = &m.tasks[cpu.current].vtime;
