@@ -2,7 +2,8 @@
 # The Linux 6.1 side of the instruction-count benchmark (a benchmark, not a test): boots Debian's
 # 6.1 cloud kernel (the one ../shared/traces was captured with) under QEMU TCG with
 # `-icount shift=0` (`-smp 2` as `ctxtrack bench kernel`), with and without `nohz_full=1`, and runs bench/syscall-loop.c on CPU 1
-# from a busybox initramfs. Prints one `bench: linux ...` line per boot.
+# from a busybox initramfs: getpid round trips and IRQs from user (membarrier IPIs from CPU 0).
+# Prints two `bench: linux ...` lines per boot.
 # Needs: qemu-system-x86_64, gcc with static glibc, apt-get download, dpkg-deb.
 # Usage: bash kernel/bench-linux.sh    (WORK=/tmp/ctxtrack-bench-linux by default)
 set -euo pipefail
@@ -17,7 +18,7 @@ fi
 vmlinuz=$(ls kroot/boot/vmlinuz-* | head -n1)
 rm -rf initrd && mkdir -p initrd/{bin,proc,sys,dev}
 cp kroot/bin/busybox initrd/bin/busybox
-gcc -O2 -static -o initrd/bin/syscall-loop "$here/bench/syscall-loop.c"
+gcc -O2 -static -pthread -o initrd/bin/syscall-loop "$here/bench/syscall-loop.c"
 cat > initrd/init <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
