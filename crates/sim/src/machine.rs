@@ -388,8 +388,8 @@ impl CtSnap {
 pub struct Frame {
     /// The path.
     pub path: &'static Path,
-    /// Kind of the entry this activation belongs to (cached from [`Entry::kind`] for the same
-    /// reason).
+    /// Kind of the entry this activation belongs to (cached from [`Entry::kind`]: the step
+    /// loop prices by kind without a look at the entry stack).
     pub kind: EntryKind,
     /// Next step to run.
     pub pc: u16,
@@ -420,7 +420,8 @@ pub struct Task {
     pub ti_flags: u32,
     /// vtime and cputime.
     pub vtime: TaskVtime,
-    /// Kernel stack of path activations (inline up to 8: copying a task allocates nothing).
+    /// Kernel stack of path activations (inline, at most [`MAX_FRAMES`]: copying a task
+    /// allocates nothing and a lookup has no spilled-or-not branch).
     pub frames: arrayvec::ArrayVec<Frame, MAX_FRAMES>,
     /// Entries on the kernel stack (inline up to 4).
     pub entries: SmallVec<[Entry; 4]>,
