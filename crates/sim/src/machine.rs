@@ -15,7 +15,6 @@ use crate::rcu_gp::RcuGp;
 use crate::rng::Xoshiro256;
 use crate::trace::TraceSink;
 use ctxtrack_core::arch::Arch;
-use ctxtrack_core::stats::PRIM_COUNT;
 use ctxtrack_core::{CtState, PerCpu, StaticKey, TaskVtime};
 use smallvec::SmallVec;
 
@@ -548,8 +547,6 @@ pub struct Machine {
     pub cfg: Config,
     /// Cost model (copied out of the config for speed).
     pub cost: CostModel,
-    /// Prices of core primitives.
-    pub prim_cost: [u64; PRIM_COUNT],
     /// Base cost of each [`crate::cost::CostKey`] (`cost.base_table()`).
     pub base_cost: [u64; crate::cost::CostKey::ALL.len()],
     /// Nanoseconds per cycle, 32.32 fixed point.
@@ -600,7 +597,6 @@ impl Clone for Machine {
         Machine {
             cfg: self.cfg.clone(),
             cost: self.cost.clone(),
-            prim_cost: self.prim_cost,
             base_cost: self.base_cost,
             ns_per_cycle_fp: self.ns_per_cycle_fp,
             design: self.design,
@@ -632,7 +628,6 @@ impl Machine {
         let cost = cfg.cost.clone();
         let tick_nsec = 1_000_000_000 / cfg.hz;
         let mut m = Machine {
-            prim_cost: cost.prim_table(),
             base_cost: cost.base_table(),
             ns_per_cycle_fp: (1000u64 << 32) / cost.cpu_mhz,
             cost,
@@ -675,7 +670,8 @@ impl Machine {
             m.tasks.push(t);
             let nohz = m.cfg.ct_on && m.cfg.nohz_full.contains(c);
             let mut pcpu = PerCpu::new(tick_nsec);
-            pcpu.local.stats.weights = m.prim_cost;
+            // The core prices primitives as it counts them (see `exec_step`).
+            pcpu.local.stats.weights = m.cost.prim_table();
             if nohz {
                 pcpu.ct_cpu_track_user(&m.key);
             }
