@@ -1,6 +1,6 @@
 #!/bin/bash
 # The Linux 6.1 side of the instruction-count benchmark (a benchmark, not a test): boots Debian's
-# 6.1 cloud kernel (the one ../shared/traces was captured with) under QEMU TCG with
+# 6.1 cloud kernel (the one traces/linux-6.1 was captured with) under QEMU TCG with
 # `-icount shift=0` (`-smp 2` as `ctxtrack bench kernel`), with and without `nohz_full=1`, and runs bench/syscall-loop.c on CPU 1
 # from a busybox initramfs: getpid round trips and IRQs from user (membarrier IPIs from CPU 0).
 # Prints two `bench: linux ...` lines per boot.

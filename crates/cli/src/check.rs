@@ -4,11 +4,9 @@
 use ctxtrack_check::model::{CheckConfig, Events};
 use ctxtrack_check::{check, render, write_traces, DesignResult};
 use ctxtrack_sim::design::{self, Design};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub(crate) struct Args<'a> {
     pub design: Option<&'a str>,
@@ -66,38 +64,26 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
     if let Some(dir) = a.trace_out {
         std::fs::create_dir_all(dir).map_err(|e| format!("--trace-out {}: {e}", dir.display()))?;
     }
-    let show = !a.quiet && std::io::stderr().is_terminal();
     let mut results: Vec<(DesignResult, f64)> = Vec::new();
     for &d in &designs {
         let start = Instant::now();
-        let mut pb: Option<ProgressBar> = None;
+        let pb = crate::progress::Progress::spinner(a.quiet);
         let mut progress = |p: &ctxtrack_check::explore::Progress| {
-            // Only runs longer than a second get a bar.
-            if !show || start.elapsed() < Duration::from_secs(1) {
-                return;
-            }
-            let bar = pb.get_or_insert_with(|| {
-                let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-                b.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("template"),
-                );
-                b
+            pb.update(|bar| {
+                let secs = start.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "{}: {} states ({:.0}/s), level {}, frontier {}",
+                    d.name,
+                    p.states,
+                    p.states as f64 / secs,
+                    p.level,
+                    p.frontier
+                ));
             });
-            let secs = start.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "{}: {} states ({:.0}/s), level {}, frontier {}",
-                d.name,
-                p.states,
-                p.states as f64 / secs,
-                p.level,
-                p.frontier
-            ));
-            bar.tick();
         };
-        let r = check(cfg_for(d), &mut progress)?;
-        if let Some(b) = pb {
-            b.finish_and_clear();
-        }
+        let r = check(cfg_for(d), &mut progress);
+        pb.finish();
+        let r = r?;
         let secs = start.elapsed().as_secs_f64();
         for (i, cx) in r.violations.iter().enumerate() {
             let tag = format!("{}-{}-{}", d.name, i + 1, cx.invariant);

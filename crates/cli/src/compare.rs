@@ -5,8 +5,6 @@ use crate::{build_config, WorkloadCmd};
 use clap::Parser;
 use ctxtrack_sim::compare::{compare, Comparison, Options};
 use ctxtrack_sim::design::{self, Design};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -51,26 +49,18 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
     };
     let (w, common) = wc.split();
     let base = build_config(&w, common)?;
-    let pb = if a.quiet || !std::io::stderr().is_terminal() {
-        ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
-    } else {
-        let pb = ProgressBar::new(0);
-        pb.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]")
-                .expect("template"),
-        );
-        pb
-    };
+    let pb = crate::progress::Progress::bar(a.quiet || common.quiet);
     let opts = Options {
         stress_seeds: a.stress_seeds,
         ..Options::default()
     };
     let c = compare(&base, &w, &designs, &opts, |done, total, label| {
-        pb.set_length(total as u64);
-        pb.set_position(done as u64);
-        pb.set_message(label.to_string());
+        pb.update(|b| {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+            b.set_message(label.to_string());
+        });
     });
-    pb.finish_and_clear();
     // One trace per design: its context-tracking-on run again (deterministic: the same run as
     // in the table), written as it goes.
     if a.trace.is_some() || a.chrome.is_some() {
@@ -91,13 +81,15 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
                     })
                     .transpose()?,
             };
-            let (_, mut m) = ctxtrack_sim::run(cfg, &w, out);
+            let observer = crate::progress::sim_observer(&pb, format!("trace of {}", d.name));
+            let (_, mut m) = ctxtrack_sim::run_with_progress(cfg, &w, out, Some(observer));
             if let Some(t) = m.trace.as_mut() {
                 t.finish()
                     .map_err(|e| format!("--trace/--chrome-trace ({}): {e}", d.name))?;
             }
         }
     }
+    pb.finish();
     if let Some(p) = a.svg {
         write_svg(&c, p).map_err(|e| format!("--svg {}: {e}", p.display()))?;
     }
@@ -108,6 +100,19 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
         );
     } else {
         print!("{}", c.render_text());
+    }
+    // A run that stopped at --max-memory/--max-tasks has partial figures: say so and fail.
+    let limited = c
+        .rows
+        .iter()
+        .filter_map(|r| r.first_violation.as_ref())
+        .find(|f| f.invariant == "model_limit");
+    if let Some(f) = limited {
+        eprintln!(
+            "ctxtrack: error: a run stopped at a limit ({}): its figures are partial",
+            f.site
+        );
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

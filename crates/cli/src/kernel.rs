@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::progress::Progress;
+
 /// The workloads of the general kernel image (`kernel/src/main.rs`).
 pub(crate) const WORKLOADS: [&str; 3] = ["messaging", "syscalls", "busy"];
 
@@ -20,6 +22,34 @@ pub(crate) struct Args<'a> {
     pub icount: bool,
     pub trace_out: Option<&'a Path>,
     pub timeout_s: u64,
+    pub quiet: bool,
+}
+
+/// Waits for `child`, showing `what` on the progress line; kills it after `timeout_s` seconds
+/// (`None`: no limit).
+fn wait_for(
+    child: &mut std::process::Child,
+    pb: &Progress,
+    what: &str,
+    timeout_s: Option<u64>,
+) -> Result<std::process::ExitStatus, String> {
+    let deadline = timeout_s.map(|s| Instant::now() + Duration::from_secs(s));
+    loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(st);
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{what}: did not finish within {} s (--timeout)",
+                timeout_s.unwrap_or(0)
+            ));
+        }
+        pb.update(|b| b.set_message(what.to_string()));
+        // Polling a child process (no portable wait-with-timeout in std).
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn kernel_dir() -> PathBuf {
@@ -44,7 +74,7 @@ fn require_qemu() -> Result<(), String> {
 }
 
 /// Builds the general image; `instrument` off for the instruction-count benchmark.
-fn build(instrument: bool) -> Result<PathBuf, String> {
+fn build(instrument: bool, pb: &Progress) -> Result<PathBuf, String> {
     let dir = kernel_dir();
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
@@ -60,9 +90,10 @@ fn build(instrument: bool) -> Result<PathBuf, String> {
     if !instrument {
         cmd.arg("--no-default-features");
     }
-    let st = cmd
-        .status()
+    let mut child = cmd
+        .spawn()
         .map_err(|e| format!("cannot run cargo to build the kernel: {e}"))?;
+    let st = wait_for(&mut child, pb, "building the kernel (cargo build)", None)?;
     if !st.success() {
         return Err("building the kernel failed (is the target installed? `rustup target add x86_64-unknown-none`)".into());
     }
@@ -81,6 +112,7 @@ fn boot(
     cmdline: &str,
     icount: bool,
     timeout_s: u64,
+    pb: &Progress,
 ) -> Result<Boot, String> {
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args([
@@ -109,20 +141,8 @@ fn boot(
         let _ = out.read_to_end(&mut s);
         s
     });
-    let deadline = Instant::now() + Duration::from_secs(timeout_s);
-    let status = loop {
-        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "the kernel did not finish within {timeout_s} s (--timeout)"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let what = format!("booting the kernel under QEMU ({cmdline})");
+    let status = wait_for(&mut child, pb, &what, Some(timeout_s))?;
     let text = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
     let (mut log, mut trace, mut in_trace) = (String::new(), String::new(), false);
     for l in text.lines() {
@@ -175,7 +195,8 @@ pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
         None => String::new(),
     };
     require_qemu()?;
-    let image = build(true)?;
+    let pb = Progress::spinner(a.quiet);
+    let image = build(true, &pb)?;
     let mut cmdline = format!(
         "ct={} workload={}",
         if a.ct { "on" } else { "off" },
@@ -192,7 +213,9 @@ pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
         a.smp,
         image.display()
     );
-    let b = boot(&image, a.smp, &cmdline, a.icount, a.timeout_s)?;
+    let b = boot(&image, a.smp, &cmdline, a.icount, a.timeout_s, &pb);
+    pb.finish();
+    let b = b?;
     print!("{}", b.log);
     if b.trace.is_empty() {
         return Err("the kernel dumped no trace".into());
@@ -216,6 +239,7 @@ pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
         hz: 1000,
         tree: None,
         chrome: None,
+        quiet: a.quiet,
     });
     if a.trace_out.is_none() {
         let _ = std::fs::remove_file(path);
@@ -234,15 +258,17 @@ fn field(log: &str, key: &str) -> Option<f64> {
 /// IRQ from user, ct=off vs ct=on on the same kernel, under `-icount shift=0`.
 pub(crate) fn bench(timeout_s: u64) -> Result<ExitCode, String> {
     require_qemu()?;
-    let image = build(false)?;
+    let pb = Progress::spinner(false);
+    let image = build(false, &pb)?;
     let mut rows = Vec::new();
     for ct in ["off", "on"] {
         let cmdline = format!("nohz_full=1 ct={ct} workload=bench");
-        let b = boot(&image, 2, &cmdline, true, timeout_s)?;
+        let b = boot(&image, 2, &cmdline, true, timeout_s, &pb)?;
         let rt = field(&b.log, "syscall_round_trip=").ok_or("the kernel printed no bench line")?;
         let irq = field(&b.log, "irq_from_user=").ok_or("the kernel printed no bench line")?;
         rows.push((ct, rt, irq));
     }
+    pb.finish();
     println!("instructions (QEMU TCG -icount shift=0, rdtsc in ring 3), kernel built without counters, tracing or debug checks:");
     println!(
         "{:<8} {:>20} {:>16}",

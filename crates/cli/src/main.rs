@@ -5,12 +5,30 @@ mod bench;
 mod check;
 mod compare;
 mod kernel;
+mod progress;
 mod replay;
 
 use clap::{Args, Parser, Subcommand};
 use ctxtrack_sim::{design, Config, CostModel, CpuSet, Workload};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The process's allocator, counting the bytes in use so `--max-memory` measures the real heap
+/// (the simulator reads it through [`ctxtrack_sim::limits::set_memory_probe`]).
+#[global_allocator]
+static ALLOC: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
+/// Half the host's memory (`MemTotal` in `/proc/meminfo`), in MiB: the default `--max-memory`,
+/// so a run stops with a verdict long before the kernel's OOM killer would end it. 4096 where
+/// `/proc/meminfo` cannot be read.
+pub(crate) fn default_max_memory_mib() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    });
+    total_kib.map_or(4096, |k| (k / 1024 / 2).max(256))
+}
 
 #[derive(Parser)]
 #[command(
@@ -80,8 +98,9 @@ enum Cmd {
         /// Give up after this many distinct states (verdict: incomplete).
         #[arg(long, default_value_t = 20_000_000)]
         max_states: u64,
-        /// Give up when the states waiting in the next level need more than this (MiB).
-        #[arg(long, default_value_t = 4096, value_name = "MIB")]
+        /// Give up when the states waiting in the next level need more than this (MiB; default:
+        /// half of this machine's memory).
+        #[arg(long, default_value_t = default_max_memory_mib(), value_name = "MIB")]
         max_memory: u64,
         /// Explore past this many violations on one path (0: stop at the first), to find the
         /// ones that lie behind a violation every path hits.
@@ -127,6 +146,9 @@ enum Cmd {
         /// Also write the trace as Chrome/Perfetto JSON.
         #[arg(long = "chrome-trace", value_name = "FILE")]
         chrome_trace: Option<PathBuf>,
+        /// No progress display.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Boot the bare-metal kernel (kernel/) under QEMU TCG with a CPU count, a nohz_full set and
     /// a workload; print its log and per-CPU summary, then replay the ftrace it dumps. Needs
@@ -156,6 +178,9 @@ enum Cmd {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+        /// No progress display.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Benchmarks (wall-clock figures of this machine; not tests).
     Bench {
@@ -258,6 +283,16 @@ pub(crate) struct Common {
     /// Write a Chrome/Perfetto trace-event JSON of the run to FILE.
     #[arg(long = "chrome-trace", value_name = "FILE")]
     chrome_trace: Option<PathBuf>,
+    /// Refuse or stop a run whose heap would pass this many MiB (default: half of this
+    /// machine's memory); the verdict names the limit.
+    #[arg(long, default_value_t = default_max_memory_mib(), value_name = "MIB")]
+    max_memory: u64,
+    /// Refuse or stop a run with more tasks than this (default: Linux's default pid_max).
+    #[arg(long, default_value_t = ctxtrack_sim::limits::PID_MAX_DEFAULT, value_name = "N")]
+    max_tasks: usize,
+    /// No progress display.
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// Parses `500us`, `20ms`, `1s`, `1000ns` into nanoseconds.
@@ -346,6 +381,16 @@ pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
     cfg.irq_period_ns = o.irq_period;
     cfg.monitor = !o.no_monitor;
     cfg.taskset = o.taskset;
+    if o.max_memory == 0 {
+        return Err("--max-memory must be at least 1 MiB".into());
+    }
+    if o.max_tasks == 0 {
+        return Err("--max-tasks must be positive".into());
+    }
+    cfg.limits = ctxtrack_sim::limits::Limits {
+        max_tasks: o.max_tasks,
+        max_memory_bytes: o.max_memory.saturating_mul(1 << 20),
+    };
     if let Some(p) = &o.cost_model {
         let text =
             std::fs::read_to_string(p).map_err(|e| format!("--cost-model {}: {e}", p.display()))?;
@@ -353,6 +398,9 @@ pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
             CostModel::from_toml(&text, &p.display().to_string()).map_err(|e| e.to_string())?;
     }
     cfg.validate()?;
+    // A workload too large to simulate is refused before any work, with what it would need.
+    cfg.limits
+        .admit(&ctxtrack_sim::limits::Footprint::of(&cfg, w))?;
     Ok(cfg)
 }
 
@@ -371,7 +419,10 @@ fn cmd_run(wc: &WorkloadCmd) -> Result<ExitCode, String> {
             .map(|p| check::create("--chrome-trace", p))
             .transpose()?,
     };
-    let (report, mut m) = ctxtrack_sim::run(cfg, &w, out);
+    let pb = progress::Progress::spinner(o.quiet);
+    let observer = progress::sim_observer(&pb, w.name().to_string());
+    let (report, mut m) = ctxtrack_sim::run_with_progress(cfg, &w, out, Some(observer));
+    pb.finish();
     if let Some(t) = m.trace.as_mut() {
         t.finish()
             .map_err(|e| format!("--trace/--chrome-trace: write failed: {e}"))?;
@@ -392,6 +443,14 @@ fn cmd_run(wc: &WorkloadCmd) -> Result<ExitCode, String> {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout (`ctxtrack ... | head`) ends the process quietly, as it ends `cat`: Rust
+    // ignores SIGPIPE and would turn the EPIPE into a panic in `println!`.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    ctxtrack_sim::limits::set_memory_probe(|| ALLOC.allocated() as u64);
     let cli = Cli::parse();
     let r = match &cli.cmd {
         Cmd::Run { workload } => cmd_run(workload),
@@ -452,7 +511,9 @@ fn main() -> ExitCode {
             hz,
             tree,
             chrome_trace,
+            quiet,
         } => replay::run(replay::Args {
+            quiet: *quiet,
             file,
             json: *json,
             shapes: *shapes,
@@ -470,7 +531,9 @@ fn main() -> ExitCode {
             icount,
             trace,
             timeout,
+            quiet,
         } => kernel::run(kernel::Args {
+            quiet: *quiet,
             smp: *smp,
             nohz_full: nohz_full.as_deref(),
             ct: !*ct_off,

@@ -14,6 +14,28 @@ pub(crate) struct Args<'a> {
     pub hz: u32,
     pub tree: Option<i32>,
     pub chrome: Option<&'a Path>,
+    pub quiet: bool,
+}
+
+/// A reader that reports how much of its input it has read to a progress line.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+    reported: u64,
+    pb: crate::progress::Progress,
+}
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read - self.reported >= 1 << 20 {
+            self.reported = self.read;
+            let at = self.read;
+            self.pb.update(|b| b.set_position(at));
+        }
+        Ok(n)
+    }
 }
 
 fn ms(ns: u64) -> String {
@@ -41,13 +63,31 @@ pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
         ..Options::default()
     };
     let name = a.file.display().to_string();
+    // Progress counts the input's bytes as stored (compressed for a .gz), of the file's size.
+    let pb = crate::progress::Progress::bytes(a.quiet);
     let report = if name == "-" {
-        replay_reader("<stdin>", std::io::stdin().lock(), opts)
+        let input = Counted {
+            inner: std::io::stdin().lock(),
+            read: 0,
+            reported: 0,
+            pb: pb.clone(),
+        };
+        replay_reader("<stdin>", input, opts)
     } else {
         let f = std::fs::File::open(a.file).map_err(|e| format!("{name}: {e}"))?;
-        replay_reader(&name, f, opts)
-    }
-    .map_err(|e| e.to_string())?;
+        if let Ok(md) = f.metadata() {
+            pb.update(|b| b.set_length(md.len()));
+        }
+        let input = Counted {
+            inner: f,
+            read: 0,
+            reported: 0,
+            pb: pb.clone(),
+        };
+        replay_reader(&name, input, opts)
+    };
+    pb.finish();
+    let report = report.map_err(|e| e.to_string())?;
     if let Some(p) = a.chrome {
         write_chrome(a.file, p)?;
     }

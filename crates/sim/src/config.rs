@@ -127,6 +127,8 @@ pub struct Config {
     pub max_steps: u64,
     /// Pin every workload task, and every task it forks, to this CPU (`taskset -c N`).
     pub taskset: Option<usize>,
+    /// Task and memory limits ([`crate::limits`]).
+    pub limits: crate::limits::Limits,
 }
 
 impl Config {
@@ -149,6 +151,7 @@ impl Config {
             irq_period_ns: None,
             max_steps: 2_000_000_000,
             taskset: None,
+            limits: crate::limits::Limits::default(),
         }
     }
 

@@ -499,6 +499,14 @@ impl<'m> K<'m> {
             Syscall::Fork { child, thread } => {
                 // A thread shares the mm: clone() without copying page tables, ~1/4 of fork().
                 self.extra_cycles += if thread { cost.fork / 4 } else { cost.fork };
+                // Where Linux's fork() fails with -EAGAIN at pid_max, the run ends with the limit
+                // named (a workload that half-forks would measure something else).
+                let max = self.m.cfg.limits.max_tasks;
+                if self.m.tasks.len() >= max {
+                    let what = format!("--max-tasks {max}: fork() of task {} refused", max + 1);
+                    self.m.monitor.fail_limit(self.cpu, &what, &mut self.m.end);
+                    return Flow::Retry;
+                }
                 let prog = self.m.tasks[t].prog.fork_child(child).unwrap_or(
                     crate::program::Program::Spin {
                         chunk_ns: 1_000_000,

@@ -17,6 +17,7 @@ pub mod design;
 pub mod inject;
 pub mod ipc;
 pub mod kernel;
+pub mod limits;
 pub mod machine;
 pub mod monitor;
 pub mod probe;
@@ -29,7 +30,7 @@ pub mod workload;
 
 pub use config::{Config, CpuSet};
 pub use cost::CostModel;
-pub use machine::{EndReason, Machine};
+pub use machine::{EndReason, Machine, Progress, ProgressFn};
 pub use report::Report;
 pub use workload::Workload;
 
@@ -69,20 +70,36 @@ impl TraceOutputs {
 /// the last reported violation (the run is deterministic, so the replay is the same run), and the
 /// reports get the last steps of their CPU.
 pub fn run(cfg: Config, workload: &Workload, out: TraceOutputs) -> (Report, Machine) {
+    run_with_progress(cfg, workload, out, None)
+}
+
+/// [`run`], reporting progress to `progress` in each pass (the trace-line count, the run, the
+/// replay for violation history), which [`Progress::phase`] names.
+pub fn run_with_progress(
+    cfg: Config,
+    workload: &Workload,
+    out: TraceOutputs,
+    mut progress: Option<ProgressFn>,
+) -> (Report, Machine) {
     let mut m = Machine::new(cfg.clone());
     m.trace = out.sink(
         || {
             // Linux's header says how many entries follow: count them in an identical run first.
             let mut count = Machine::new(cfg.clone());
             count.trace = Some(trace::TraceSink::counting());
+            count.progress = progress.take();
+            count.phase = "counting trace lines";
             workload::install(&mut count, workload);
             count.run();
+            progress = count.progress.take();
             count.trace.map_or(0, |t| t.lines)
         },
         cfg.cpus,
     );
+    m.progress = progress.take();
     workload::install(&mut m, workload);
     let end = m.run();
+    progress = m.progress.take();
     let wanted = m
         .monitor
         .reports
@@ -91,6 +108,8 @@ pub fn run(cfg: Config, workload: &Workload, out: TraceOutputs) -> (Report, Mach
         .count();
     if wanted > 0 {
         let mut replay = Machine::new(cfg);
+        replay.progress = progress.take();
+        replay.phase = "replaying for violation history";
         replay.monitor.record_history = true;
         replay.monitor.stop_after_reports = Some(wanted);
         workload::install(&mut replay, workload);

@@ -541,6 +541,28 @@ pub enum EndReason {
     Quiescent,
 }
 
+/// Where a run is, for a progress display ([`Machine::progress`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Which pass of the run this is ([`Machine::phase`]).
+    pub phase: &'static str,
+    /// Simulated time reached (the furthest CPU), ns.
+    pub now_ns: u64,
+    /// The `--duration` limit, if any.
+    pub duration_ns: Option<u64>,
+    /// Steps executed.
+    pub steps: u64,
+    /// Tasks created (idle tasks included).
+    pub tasks: usize,
+}
+
+/// Receives a run's [`Progress`] every [`CHECKPOINT_STEPS`] steps.
+pub type ProgressFn = Box<dyn FnMut(&Progress) + Send + Sync>;
+
+/// Steps between two checks of the run's limits (and progress reports): rare enough to cost
+/// nothing per step, frequent enough that a run cannot allocate much past a limit in between.
+pub const CHECKPOINT_STEPS: u64 = 1 << 16;
+
 /// The machine.
 pub struct Machine {
     /// Configuration.
@@ -587,6 +609,13 @@ pub struct Machine {
     /// Cached next-event time of each CPU: refreshed after the CPU runs and when an IPI is posted
     /// to it ([`Machine::refresh_next`]); nothing else changes another CPU's next event.
     pub next_at: Vec<u64>,
+    /// Called every [`CHECKPOINT_STEPS`] steps with where the run is (an output, like the trace:
+    /// not copied by `clone`, never read by the simulation).
+    pub progress: Option<ProgressFn>,
+    /// What this machine's run is for, as progress reports name it (`run` by default).
+    pub phase: &'static str,
+    /// Step count at which the run loop next checks limits and reports progress.
+    next_checkpoint: u64,
     next_pid: u32,
 }
 
@@ -616,6 +645,9 @@ impl Clone for Machine {
             now_max: self.now_max,
             rescan: self.rescan,
             next_at: self.next_at.clone(),
+            progress: None,
+            phase: self.phase,
+            next_checkpoint: self.next_checkpoint,
             next_pid: self.next_pid,
         }
     }
@@ -651,6 +683,9 @@ impl Machine {
             now_max: 0,
             rescan: false,
             next_at: vec![0; n],
+            progress: None,
+            phase: "run",
+            next_checkpoint: 0,
             next_pid: 1,
             cfg,
         };
@@ -839,8 +874,7 @@ impl Machine {
                     self.end = Some(EndReason::Duration);
                     break;
                 }
-                if self.steps >= self.cfg.max_steps {
-                    self.end = Some(EndReason::StepLimit);
+                if self.steps >= self.next_checkpoint && self.checkpoint() {
                     break;
                 }
                 self.run_cpu(bc, t);
@@ -864,6 +898,42 @@ impl Machine {
         let end = self.end.clone().unwrap();
         self.finish();
         end
+    }
+
+    /// Every [`CHECKPOINT_STEPS`] steps: the step limit, the task and memory limits, and a
+    /// progress report. True when the run must end.
+    #[cold]
+    #[inline(never)]
+    fn checkpoint(&mut self) -> bool {
+        if self.steps >= self.cfg.max_steps {
+            self.end = Some(EndReason::StepLimit);
+            return true;
+        }
+        self.next_checkpoint = (self.steps + CHECKPOINT_STEPS).min(self.cfg.max_steps);
+        if let Some(what) = crate::limits::exceeded(self) {
+            let cpu = (0..self.cpus.len())
+                .max_by_key(|&c| self.cpus[c].hw.now)
+                .unwrap_or(0);
+            self.monitor.fail_limit(cpu, &what, &mut self.end);
+            return true;
+        }
+        if let Some(f) = self.progress.as_mut() {
+            let now_ns = self
+                .cpus
+                .iter()
+                .map(|c| c.hw.now)
+                .max()
+                .unwrap_or(0)
+                .max(self.now_max);
+            f(&Progress {
+                phase: self.phase,
+                now_ns,
+                duration_ns: self.cfg.duration_ns,
+                steps: self.steps,
+                tasks: self.tasks.len(),
+            });
+        }
+        false
     }
 
     /// Brings every CPU to the same end time and closes open intervals, so the report covers

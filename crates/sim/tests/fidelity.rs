@@ -1,5 +1,5 @@
 //! Fidelity to Linux: the simulator (generic-entry design) runs a workload shaped like each real
-//! Linux 6.1 trace in `../shared/traces/`; both traces go through the same parser and shape
+//! Linux 6.1 trace in `traces/linux-6.1/`; both traces go through the same parser and shape
 //! collector, and the path shapes must match event for event.
 
 use ctxtrack_sim::trace::SharedBuf;
@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 fn real(name: &str) -> Report {
     let p = format!(
-        "{}/../../../shared/traces/{name}.trace.txt.gz",
+        "{}/../../traces/linux-6.1/{name}.trace.txt.gz",
         env!("CARGO_MANIFEST_DIR")
     );
     let f = std::fs::File::open(&p).unwrap_or_else(|e| panic!("{p}: {e}"));

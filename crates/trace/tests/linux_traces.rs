@@ -1,11 +1,11 @@
-//! Replays every real Linux 6.1 trace in `../shared/traces/` (see its README): zero invariant
+//! Replays every real Linux 6.1 trace in `traces/linux-6.1/` (see its README): zero invariant
 //! violations, and per-task CPU time within 2 % or one 10 ms clock tick of the kernel's own.
 
 use ctxtrack_trace::replay::{replay_reader, Options, Report};
 use std::path::PathBuf;
 
 fn traces() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../traces/linux-6.1")
 }
 
 fn replay(name: &str) -> Report {

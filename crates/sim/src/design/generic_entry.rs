@@ -1,6 +1,6 @@
 //! `generic-entry`: Linux 6.x generic entry code (`kernel/entry/common.c`,
 //! `include/linux/irq-entry-common.h`, `arch/x86/entry/syscall_64.c`), as the traces in
-//! `shared/traces` show it on a 6.1 kernel.
+//! `traces/linux-6.1` show it on a 6.1 kernel.
 //!
 //! Every entry from user mode calls `enter_from_user_mode()` → `user_exit_irqoff()` and every exit
 //! to user mode `exit_to_user_mode()` → `user_enter_irqoff()`, both with IRQs off and behind the
