@@ -11,6 +11,7 @@ use std::time::Instant;
 pub(crate) struct Args<'a> {
     pub design: Option<&'a str>,
     pub all: bool,
+    pub design_files: &'a [std::path::PathBuf],
     pub depth: u32,
     pub cpus: usize,
     pub events: &'a str,
@@ -44,11 +45,14 @@ pub(crate) fn derive(p: &Path, tag: &str) -> std::path::PathBuf {
 }
 
 pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
-    let designs: Vec<&'static Design> = match (a.design, a.all) {
+    let files = crate::load_design_files(a.design_files)?;
+    let mut designs: Vec<&'static Design> = match (a.design, a.all) {
         (Some(_), true) => return Err("--design and --all exclude each other".into()),
         (Some(n), false) => vec![design::by_name(n).map_err(|e| format!("--design: {e}"))?],
+        (None, false) if !files.is_empty() => Vec::new(),
         (None, _) => design::all().to_vec(),
     };
+    designs.extend(files);
     let events = Events::parse(a.events)?;
     let cfg_for = |d: &'static Design| CheckConfig {
         depth: a.depth,

@@ -28,6 +28,7 @@ struct DefaultWorkload {
 
 pub(crate) struct Args<'a> {
     pub designs: Option<&'a [String]>,
+    pub design_files: &'a [std::path::PathBuf],
     pub json: bool,
     pub svg: Option<&'a Path>,
     pub quiet: bool,
@@ -38,7 +39,14 @@ pub(crate) struct Args<'a> {
 }
 
 pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
-    let designs = parse_designs(a.designs)?;
+    let files = crate::load_design_files(a.design_files)?;
+    // Files alone compare only the files; with --designs, both.
+    let mut designs = if files.is_empty() || a.designs.is_some() {
+        parse_designs(a.designs)?
+    } else {
+        Vec::new()
+    };
+    designs.extend(files);
     let default;
     let wc = match a.workload {
         Some(w) => w,

@@ -55,6 +55,10 @@ enum Cmd {
         /// Comma-separated design names (default: all).
         #[arg(long, value_delimiter = ',', value_name = "A,B")]
         designs: Option<Vec<String>>,
+        /// A design file to compare (repeatable; alone, only the files are compared, with
+        /// --designs both).
+        #[arg(long = "design-file", value_name = "FILE")]
+        design_file: Vec<PathBuf>,
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
@@ -86,6 +90,9 @@ enum Cmd {
         /// All designs.
         #[arg(long)]
         all: bool,
+        /// A design file to check (repeatable; alone, only the files are checked).
+        #[arg(long = "design-file", value_name = "FILE")]
+        design_file: Vec<PathBuf>,
         /// Entries that may nest on top of the one a CPU is in.
         #[arg(long, default_value_t = 3)]
         depth: u32,
@@ -187,8 +194,42 @@ enum Cmd {
         #[command(subcommand)]
         what: bench::BenchCmd,
     },
-    /// List the entry designs.
+    /// List the shipped entry designs, one line each.
     Designs,
+    /// Entry designs as files: print a shipped one, or check one without running it.
+    Design {
+        #[command(subcommand)]
+        what: DesignCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DesignCmd {
+    /// Print a shipped design's file (to copy and change).
+    Show {
+        /// Design name (`ctxtrack designs`) or shipped file name.
+        name: String,
+    },
+    /// Load a design file and report its errors and notes without running it (exit 2 on an
+    /// error).
+    Lint {
+        /// The file.
+        file: PathBuf,
+    },
+    /// List the primitives a design file may call: class, cost key and what each models.
+    Prims,
+}
+
+/// Loads design files given with `--design-file`; errors are the loader's, with file:line:col.
+pub(crate) fn load_design_files(files: &[PathBuf]) -> Result<Vec<&'static design::Design>, String> {
+    files
+        .iter()
+        .map(|p| {
+            design::lang::analyze_path(p)
+                .map(|a| a.leak())
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 #[derive(Subcommand, Clone)]
@@ -256,9 +297,13 @@ pub(crate) struct Common {
     /// TOML file overriding cost-model entries.
     #[arg(long = "cost-model", value_name = "FILE")]
     cost_model: Option<PathBuf>,
-    /// Entry design.
+    /// Entry design (a shipped one: `ctxtrack designs`).
     #[arg(long, default_value = "generic-entry")]
     design: String,
+    /// An entry design written as a file (replaces --design; `compare` and `check` take it more
+    /// than once).
+    #[arg(long = "design-file", value_name = "FILE")]
+    design_file: Vec<PathBuf>,
     /// Kernel preemption on IRQ exit (CONFIG_PREEMPTION).
     #[arg(long)]
     preempt: bool,
@@ -360,7 +405,15 @@ impl WorkloadCmd {
 
 /// Builds the simulator configuration; errors name the option.
 pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
-    let d = design::by_name(&o.design).map_err(|e| format!("--design: {e}"))?;
+    let d = match o.design_file.as_slice() {
+        [] => design::by_name(&o.design).map_err(|e| format!("--design: {e}"))?,
+        [f] => load_design_files(std::slice::from_ref(f))?[0],
+        _ => {
+            return Err(
+                "--design-file: a run takes one design (compare and check take several)".into(),
+            )
+        }
+    };
     let mut cfg = Config::new(d);
     if o.cpus == 0 || o.cpus > 64 {
         return Err(format!("--cpus must be between 1 and 64, got {}", o.cpus));
@@ -442,6 +495,64 @@ fn cmd_run(wc: &WorkloadCmd) -> Result<ExitCode, String> {
     })
 }
 
+fn cmd_design(what: &DesignCmd) -> Result<ExitCode, String> {
+    use design::lang;
+    match what {
+        DesignCmd::Show { name } => {
+            let file = lang::SHIPPED
+                .iter()
+                .find(|(f, _)| *f == name || f.strip_suffix(".c") == Some(name))
+                .ok_or_else(|| {
+                    let names: Vec<&str> = lang::SHIPPED.iter().map(|(f, _)| *f).collect();
+                    format!(
+                        "no shipped design file {name:?}{}; shipped: {}",
+                        lang::suggest(name, names.iter().copied()),
+                        names.join(", ")
+                    )
+                })?;
+            print!("{}", file.1);
+            Ok(ExitCode::SUCCESS)
+        }
+        DesignCmd::Lint { file } => {
+            let a = lang::analyze_path(file).map_err(|e| e.to_string())?;
+            for n in &a.notes {
+                eprintln!("{n}");
+            }
+            println!(
+                "{}: design {:?} loads: {} functions, {} statements, {} note(s)",
+                file.display(),
+                a.name,
+                a.funcs.len(),
+                a.funcs.iter().map(|f| f.steps.len()).sum::<usize>(),
+                a.notes.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DesignCmd::Prims => {
+            for p in lang::prims::PRIMS {
+                let args: Vec<&str> = p
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        lang::prims::Arg::Regs => "regs",
+                        lang::prims::Arg::Current => "current",
+                        lang::prims::Arg::Value => "value",
+                        lang::prims::Arg::Cond => "cond",
+                    })
+                    .collect();
+                println!(
+                    "{:<32} {:<10} {:<18} {}",
+                    format!("{}({})", p.name, args.join(", ")),
+                    format!("{:?}", p.class),
+                    format!("{:?}", p.cost),
+                    p.doc
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // A closed stdout (`ctxtrack ... | head`) ends the process quietly, as it ends `cat`: Rust
     // ignores SIGPIPE and would turn the EPIPE into a panic in `println!`.
@@ -457,6 +568,7 @@ fn main() -> ExitCode {
         Cmd::Bench { what } => bench::run(what),
         Cmd::Compare {
             designs,
+            design_file,
             json,
             svg,
             quiet,
@@ -468,6 +580,7 @@ fn main() -> ExitCode {
             trace: trace.as_deref(),
             chrome: chrome_trace.as_deref(),
             designs: designs.as_deref(),
+            design_files: design_file,
             json: *json,
             svg: svg.as_deref(),
             quiet: *quiet,
@@ -477,6 +590,7 @@ fn main() -> ExitCode {
         Cmd::Check {
             design,
             all,
+            design_file,
             depth,
             cpus,
             events,
@@ -491,6 +605,7 @@ fn main() -> ExitCode {
         } => check::run(check::Args {
             design: design.as_deref(),
             all: *all,
+            design_files: design_file,
             depth: *depth,
             cpus: *cpus,
             events,
@@ -549,6 +664,7 @@ fn main() -> ExitCode {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Design { what } => cmd_design(what),
     };
     match r {
         Ok(c) => c,

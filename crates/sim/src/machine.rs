@@ -318,6 +318,8 @@ pub struct Locals {
     pub prev_ctx: CtState,
     /// Free for designs (e.g. cached thread flags).
     pub scratch: u32,
+    /// A loaded design's local variables ([`crate::design::lang::MAX_VARS`] slots).
+    pub vars: [i32; crate::design::lang::MAX_VARS],
 }
 
 impl Default for Locals {
@@ -326,6 +328,7 @@ impl Default for Locals {
             exit_rcu: false,
             prev_ctx: CtState::Kernel,
             scratch: 0,
+            vars: [0; crate::design::lang::MAX_VARS],
         }
     }
 }
@@ -400,6 +403,9 @@ impl Frame {
         Frame { path, kind, pc: 0 }
     }
 }
+
+/// Most decisions (free steps: `if`, calls, returns) one step may be preceded by.
+pub const MAX_DECISIONS: u32 = 10_000;
 
 /// Limit on kernel stack depth (frames): entries nest at most NMI-in-IRQ-in-exception.
 pub const MAX_FRAMES: usize = 32;
@@ -1232,6 +1238,9 @@ impl Machine {
     /// inline: they are decisions, not instruction boundaries where an event could land.
     fn exec_step(&mut self, c: CpuId) {
         let t0 = self.cpus[c].current;
+        // Decisions between two steps are bounded: a design whose loop never reaches a step
+        // would spin here forever.
+        let mut decisions = 0u32;
         let (path, pc, depth, step, kind) = loop {
             let depth = self.tasks[t0].frames.len() - 1;
             let Frame { path, pc, kind } = self.tasks[t0].frames[depth];
@@ -1244,11 +1253,17 @@ impl Machine {
                 cpu: c,
                 extra_cycles: 0,
             };
-            let flow = (step.run)(&mut k);
+            let flow = step.run.call(&mut k);
+            decisions += 1;
+            if decisions > MAX_DECISIONS {
+                self.decision_limit(c, path);
+                return;
+            }
             let f = &mut self.tasks[t0].frames[depth];
             match flow {
                 Flow::Next => f.pc = pc + 1,
                 Flow::Goto(l) => f.pc = path.label(l) as u16,
+                Flow::Jump(i) => f.pc = i,
                 Flow::Return => {
                     self.tasks[t0].frames.pop();
                 }
@@ -1287,7 +1302,7 @@ impl Machine {
             cpu: c,
             extra_cycles: 0,
         };
-        let flow = (step.run)(&mut k);
+        let flow = step.run.call(&mut k);
         let extra = k.extra_cycles;
 
         // Control flow applies to the task that ran the step, even if it was switched out.
@@ -1295,6 +1310,7 @@ impl Machine {
         match flow {
             Flow::Next => {}
             Flow::Goto(l) => self.tasks[t0].frames[depth].pc = path.label(l) as u16,
+            Flow::Jump(i) => self.tasks[t0].frames[depth].pc = i,
             Flow::Retry => self.tasks[t0].frames[depth].pc = pc,
             Flow::Call(p) => {
                 if !self.push_frame(c, t0, Frame::new(p, kind)) {
@@ -1371,6 +1387,17 @@ impl Machine {
         if let Some(l) = leave {
             self.leave_kernel(c, t0, l);
         }
+    }
+
+    /// A design looped through [`MAX_DECISIONS`] decisions without reaching a step.
+    #[cold]
+    #[inline(never)]
+    fn decision_limit(&mut self, c: CpuId, path: &'static crate::design::Path) {
+        let what = format!(
+            "{MAX_DECISIONS} decisions in a row without a step (in {}): the design loops without an instruction boundary",
+            path.name
+        );
+        self.monitor.fail_limit(c, &what, &mut self.end);
     }
 
     /// Ends an entry: back to user mode, to the interrupted kernel context, or halt.

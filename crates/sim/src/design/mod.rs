@@ -10,6 +10,7 @@
 //! kernel services on [`crate::kernel::K`].
 
 pub mod generic_entry;
+pub mod lang;
 pub mod linux_4_3;
 pub mod linux_4x;
 pub mod lutomirski_2015;
@@ -26,6 +27,9 @@ pub enum Flow {
     Next,
     /// Continue at the step with this name in the same path (a C `goto`/loop/else).
     Goto(&'static str),
+    /// Continue at the step with this index in the same path (a loaded design's resolved
+    /// `if`/`while`/`else`).
+    Jump(u16),
     /// Call another path; this path continues at its next step when the callee returns.
     Call(&'static Path),
     /// Return from this path to its caller.
@@ -72,7 +76,34 @@ pub struct Step {
     /// Base cost of the step besides the core primitives it performs.
     pub cost: CostKey,
     /// The step itself.
-    pub run: fn(&mut K) -> Flow,
+    pub run: Run,
+}
+
+/// What a step does: Rust code, or a statement of a design file.
+#[derive(Clone, Copy)]
+pub enum Run {
+    /// A Rust function.
+    Native(fn(&mut K) -> Flow),
+    /// A compiled statement of a design file ([`lang`]).
+    Op(&'static lang::Op<&'static Path>),
+    /// A design file's step that is one primitive without arguments, then `flow` (the common
+    /// shape, called directly).
+    Prim(fn(&mut K), Flow),
+}
+
+impl Run {
+    /// Runs it.
+    #[inline]
+    pub fn call(&self, k: &mut K) -> Flow {
+        match self {
+            Run::Native(f) => f(k),
+            Run::Op(op) => lang::exec(k, op),
+            Run::Prim(f, flow) => {
+                f(k);
+                *flow
+            }
+        }
+    }
 }
 
 impl Step {
@@ -83,7 +114,7 @@ impl Step {
             kind: StepKind::Noinstr,
             category: Category::Entry,
             cost,
-            run,
+            run: Run::Native(run),
         }
     }
     /// An instrumentable entry step.
@@ -93,7 +124,7 @@ impl Step {
             kind: StepKind::Instr,
             category: Category::Entry,
             cost,
-            run,
+            run: Run::Native(run),
         }
     }
     /// An instrumentable work step (syscall body, handler, schedule).
@@ -103,7 +134,7 @@ impl Step {
             kind: StepKind::Instr,
             category: Category::Work,
             cost,
-            run,
+            run: Run::Native(run),
         }
     }
     /// A decision (`if`, `while`): free and not an injection point.
@@ -113,7 +144,7 @@ impl Step {
             kind: StepKind::Branch,
             category: Category::Entry,
             cost: CostKey::None,
-            run,
+            run: Run::Native(run),
         }
     }
 }
