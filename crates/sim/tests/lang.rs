@@ -20,68 +20,274 @@ fn report_json(d: &'static Design, w: &Workload, ct_on: bool, preempt: bool) -> 
     // Endless workloads end at 20 ms, as `--duration` would end them.
     c.duration_ns = (!w.finite()).then_some(20_000_000);
     let (r, _) = run(c, w, TraceOutputs::none());
-    serde_json::to_string_pretty(&r).unwrap()
+    let mut v = serde_json::to_value(&r).unwrap();
+    strip_names(&mut v);
+    serde_json::to_string_pretty(&v).unwrap()
 }
 
+/// Every shipped design file against the Rust design of the same name: run JSON (with device
+/// IRQs, NMIs, CT off and on, preemption off and on, three workloads), each path alone, and the
+/// whole comparison with its stress runs.
 #[test]
-fn generic_entry_file_equals_the_rust_design() {
-    let rust = design::by_name("generic-entry").unwrap();
-    let file = file_design("generic-entry.c");
-    assert_eq!(file.name, rust.name);
-    for w in [
-        Workload::messaging_default(),
-        Workload::Messaging {
-            groups: 2,
-            loops: 20,
-            pipe: true,
-            thread: true,
-        },
-        Workload::SyscallStorm {
-            user_ns: 300,
-            urn_every: 3,
-            per_cpu: 2,
-        },
-    ] {
-        for ct_on in [false, true] {
-            for preempt in [false, true] {
+fn every_design_file_equals_its_rust_design() {
+    let files: Vec<&str> = lang::SHIPPED
+        .iter()
+        .map(|f| f.0)
+        .filter(|f| f.ends_with(".c"))
+        .collect();
+    assert_eq!(files.len(), design::all().len());
+    for file in files {
+        let fd = file_design(file);
+        let rust = design::by_name(fd.name).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(fd.summary, rust.summary, "{file}");
+        for w in [
+            Workload::messaging_default(),
+            Workload::Messaging {
+                groups: 2,
+                loops: 20,
+                pipe: true,
+                thread: true,
+            },
+            Workload::SyscallStorm {
+                user_ns: 300,
+                urn_every: 3,
+                per_cpu: 2,
+            },
+        ] {
+            for ct_on in [false, true] {
+                for preempt in [false, true] {
+                    assert!(
+                        report_json(rust, &w, ct_on, preempt)
+                            == report_json(fd, &w, ct_on, preempt),
+                        "{file}: {w:?} ct_on={ct_on} preempt={preempt}"
+                    );
+                }
+            }
+        }
+        for p in Probe::ALL {
+            for ct_on in [false, true] {
                 assert_eq!(
-                    report_json(rust, &w, ct_on, preempt),
-                    report_json(file, &w, ct_on, preempt),
-                    "{w:?} ct_on={ct_on} preempt={preempt}"
+                    run_probe(rust, p, ct_on),
+                    run_probe(fd, p, ct_on),
+                    "{file}: {p:?} ct_on={ct_on}"
                 );
             }
         }
+        let base = Config::new(rust);
+        let opts = Options {
+            stress_seeds: 3,
+            ..Options::default()
+        };
+        let a = compare(
+            &base,
+            &Workload::messaging_default(),
+            &[rust],
+            &opts,
+            |_, _, _| {},
+        );
+        let b = compare(
+            &base,
+            &Workload::messaging_default(),
+            &[fd],
+            &opts,
+            |_, _, _| {},
+        );
+        // Violation traces name steps (the file's names may differ); everything else is equal.
+        let strip = |c: &ctxtrack_sim::compare::Comparison| {
+            let mut v = serde_json::to_value(c).unwrap();
+            strip_names(&mut v);
+            v
+        };
+        assert_eq!(strip(&a), strip(&b), "{file}: compare");
     }
-    for p in Probe::ALL {
-        for ct_on in [false, true] {
-            assert_eq!(
-                run_probe(rust, p, ct_on),
-                run_probe(file, p, ct_on),
-                "{p:?} ct_on={ct_on}"
+}
+
+/// Removes step and path names (and sites built from them) from a report's or comparison's
+/// JSON: a file names its steps after its statements.
+fn strip_names(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            // Names of steps and paths, and what is built from them (sites, details, traces).
+            for k in [
+                "trace",
+                "site",
+                "detail",
+                "history",
+                "shortest",
+                "violations_by_site",
+            ] {
+                m.remove(k);
+            }
+            // "invariant @ site" keys: keep the invariant (counts summed per invariant).
+            for val in m.values_mut() {
+                if let serde_json::Value::Object(inner) = val {
+                    if inner.keys().any(|k| k.contains(" @ ")) {
+                        let mut by_inv = serde_json::Map::new();
+                        for (k, n) in inner.iter() {
+                            let inv = k.split(" @ ").next().unwrap_or(k).to_string();
+                            let sum = by_inv.get(&inv).and_then(|x| x.as_u64()).unwrap_or(0)
+                                + n.as_u64().unwrap_or(0);
+                            by_inv.insert(inv, sum.into());
+                        }
+                        *inner = by_inv;
+                    }
+                }
+            }
+            m.values_mut().for_each(strip_names);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_names),
+        _ => {}
+    }
+}
+
+fn shipped() -> String {
+    lang::shipped_text("generic-entry.c")
+        .expect("shipped")
+        .replace(
+            "#include \"nmi-idle.h\"",
+            lang::shipped_text("nmi-idle.h").expect("shipped"),
+        )
+}
+
+fn edit(from: &str, to: &str) -> String {
+    assert_eq!(
+        shipped().matches(from).count(),
+        1,
+        "{from:?} must occur once"
+    );
+    shipped().replace(from, to)
+}
+
+fn load_err(text: &str) -> lang::Error {
+    let inc = |n: &str| Err(format!("no file {n:?} here"));
+    lang::analyze("t.c", text, &inc).expect_err("must be refused")
+}
+
+/// Every kind of mistake is refused at load time with file:line:col, the source line, what was
+/// expected and, for names, the nearest one.
+#[test]
+fn loader_errors_name_the_place_and_suggest() {
+    let cases: Vec<(String, &str, (u32, u32))> = vec![
+        (edit("\tlocal_irq_enable();\n\tsyscall_enter", "\tlocal_irq_enabel();\n\tsyscall_enter"), "unknown function or primitive `local_irq_enabel` (did you mean `local_irq_enable`?)", (106, 2)),
+        (edit("if (user_mode(regs)) {\n\t\tirqentry_enter_from", "if (user_mod(regs)) {\n\t\tirqentry_enter_from"), "unknown test `user_mod` (did you mean `user_mode`?)", (134, 6)),
+        (edit("\tirqentry_exit(regs, state);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW", "\tirqentry_exit(regs, stat);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW"), "unknown variable or constant `stat` (did you mean `state`?)", (187, 22)),
+        (edit("\tirqentry_exit(regs, state);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW", "\tirqentry_exit(regs);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW"), "`irqentry_exit` takes 2 argument(s), 1 given", (187, 2)),
+        (edit("\tirqentry_state_t state = irqentry_enter(regs);\n\tinstrumentation_begin();\n\tirq_enter_rcu();", "\tirqentry_enter(regs);\n\tinstrumentation_begin();\n\tirq_enter_rcu();"), "the value `irqentry_enter()` returns is discarded", (181, 2)),
+        (edit("#entry nmi            asm_exc_nmi\n", ""), "missing entry point: `#entry nmi FUNCTION`", (1, 1)),
+        (edit("#entry nmi            asm_exc_nmi", "#entry nmi            asm_exc_nmmi"), "entry `nmi`: no function `asm_exc_nmmi` (did you mean `asm_exc_nmi`?)", (70, 23)),
+        (edit("#entry nmi ", "#entry nmii"), "unknown entry kind `nmii` (did you mean `nmi`?)", (70, 8)),
+        (edit("\tct_irq_exit();\n\t\t\treturn;", "\tct_irq_exit();\n\t\t\treturn state;"), "`irqentry_exit` is void: `return` takes no value here", (164, 4)),
+        (edit("\tinstrumentation_end();\n\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();", "\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();"), "`do_syscall_64` ends inside instrumentation_begin()", (101, 14)),
+        (edit("\tct_idle_enter();\n", "\tct_idle_enter();\n\tschedule();\n"), "`schedule` is instrumentable but `default_idle_call` is noinstr", (42, 2)),
+        (edit("\tct_idle_enter();\n", "\tct_idle_enter();\n\tinstrumentation_begin();\n\tdo_idle();\n\tinstrumentation_end();\n"), "recursive call: `do_idle` calls `default_idle_call`, which is already on the call chain", (61, 5)),
+        (edit("\t\ttick_nohz_idle_exit();\n", "\t\twhile (need_resched()) {\n\t\t}\n\t\ttick_nohz_idle_exit();\n"), "has no step in its body", (61, 3)),
+        (edit("#design  \"generic-entry\"", "#desing \"x\""), "unknown directive `#desing` (did you mean `#design`?)", (17, 1)),
+        (shipped().replace("#design  \"generic-entry\"", "#design \"x\"\n#include \"nope.h\""), "#include \"nope.h\": no file \"nope.h\" here", (18, 1)),
+        (edit("\tinstrumentation_begin();\n\tdefault_do_nmi", "\tinstrumentation_begin();\n\tCT_WARN_ON(need_resched());\n\tdefault_do_nmi"), "CT_WARN_ON takes `ct_state() != CT_STATE_USER`", (32, 13)),
+        (edit("ret.exit_rcu = true;", "ret.exit_rc = true;"), "only `irqentry_state_t` has a field, `exit_rcu` (did you mean `exit_rcu`?)", (141, 3)),
+        (edit("\tarch_cpu_idle: safe_halt();", "\tarch_cpu_idle: safe_halt(;"), "expected an expression, found `;`", (42, 27)),
+    ];
+    let mut bad = Vec::new();
+    for (text, want, (line, col)) in &cases {
+        let e = load_err(text);
+        if !e.msg.contains(want) || (e.pos.line, e.pos.col) != (*line, *col) {
+            bad.push(format!("want {want:?} at {line}:{col}, got: {e}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    for (text, _, (line, col)) in cases {
+        let e = load_err(&text);
+        let shown = e.to_string();
+        assert!(shown.starts_with(&format!("t.c:{line}:{col}: ")), "{shown}");
+        if line > 1 {
+            assert!(
+                shown.contains(&format!("{line:>5} | ")),
+                "no source line in: {shown}"
             );
         }
     }
-    let base = Config::new(rust);
-    let opts = Options {
-        stress_seeds: 3,
-        ..Options::default()
-    };
-    let a = compare(
-        &base,
-        &Workload::messaging_default(),
-        &[rust],
-        &opts,
-        |_, _, _| {},
+}
+
+/// A hostile file is refused at load time or stopped at run time with a verdict, never a hang
+/// or a panic.
+#[test]
+fn pathological_files_are_refused_or_stopped() {
+    let inc = |n: &str| Err(format!("no file {n:?}"));
+    // Deep nesting.
+    let deep = format!(
+        "#design \"d\"\nvoid f(void) {{ {}x(); {} }}",
+        "if (true) { ".repeat(200),
+        "} ".repeat(200)
     );
-    let b = compare(
-        &base,
-        &Workload::messaging_default(),
-        &[file],
-        &opts,
-        |_, _, _| {},
-    );
+    let e = lang::analyze("t.c", &deep, &inc).unwrap_err();
+    assert!(e.msg.contains("nesting deeper than"), "{e}");
+    // A huge file.
+    let huge = "/".repeat(2 << 20);
+    assert!(lang::analyze("t.c", &huge, &inc)
+        .unwrap_err()
+        .msg
+        .contains("at most"));
+    // Mutual recursion.
+    let rec = edit("\tct_idle_exit();\n}", "\tct_idle_exit();\n\tping();\n}\nnoinstr void ping(void) { pong(); }\nnoinstr void pong(void) { ping(); }");
+    assert!(load_err(&rec).msg.contains("recursive call"));
+    // A loop whose only statement is a call of a function without steps loads (the call is
+    // progress as far as the loader can tell) and is stopped at run time with model_limit.
+    let spin = edit(
+        "\t\ttick_nohz_idle_exit();\n\t\tschedule_idle();",
+        "\t\twhile (true)\n\t\t\tnothing();\n\t\tschedule_idle();",
+    ) + "\nstatic void nothing(void)\n{\n}\n";
+    let d = lang::analyze("spin.c", &spin, &inc)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .leak();
+    let mut c = Config::new(d);
+    c.duration_ns = Some(1_000_000);
+    let (r, _) = run(c, &Workload::CpuBound, TraceOutputs::none());
     assert_eq!(
-        serde_json::to_string(&a).unwrap(),
-        serde_json::to_string(&b).unwrap()
+        r.violation_reports[0].invariant, "model_limit",
+        "{:?}",
+        r.violation_reports
     );
+    assert!(
+        r.violation_reports[0].site.contains("without a step"),
+        "{:?}",
+        r.violation_reports
+    );
+    // Inline functions calling inline functions twice over grow exponentially: refused by size
+    // before anything is built.
+    let mut chain = String::from("static inline void f0(void) { a0: local_irq_enable(); }\n");
+    for k in 1..40 {
+        chain.push_str(&format!(
+            "static inline void f{k}(void) {{ f{}(); f{}(); }}\n",
+            k - 1,
+            k - 1
+        ));
+    }
+    let exp = edit(
+        "\t\ttick_nohz_idle_exit();\n",
+        "\t\tf39();\n\t\ttick_nohz_idle_exit();\n",
+    ) + &chain;
+    let e = lang::analyze("t.c", &exp, &inc).unwrap_err();
+    assert!(
+        e.msg
+            .contains("statements with its inline functions expanded"),
+        "{e}"
+    );
+    // Garbage never panics.
+    for junk in [
+        "",
+        "#",
+        "void",
+        "void f(",
+        "void f() {",
+        "#entry",
+        "\"",
+        "/*",
+        "int x = ;",
+        "noinstr noinstr",
+        "void f(void) { a = ; }",
+        "void f(void) { if }",
+        "}}}}",
+    ] {
+        let _ = lang::analyze("junk.c", junk, &inc);
+    }
 }

@@ -402,7 +402,7 @@ fn analyze_inner(
                 }
             }
             other => {
-                return Err(Error::new(file, d.pos, format!("unknown directive `#{other}`{}; directives: #design, #summary, #era, #include, #entry", suggest(other, ["design", "summary", "era", "include", "entry"]))));
+                return Err(Error::new(file, d.pos, format!("unknown directive `#{other}`{}; directives: #design, #summary, #era, #include, #entry", suggest(&format!("#{other}"), ["#design", "#summary", "#era", "#include", "#entry"]))));
             }
         }
     }
@@ -619,10 +619,10 @@ fn analyze_inner(
     for &i in &order {
         // Callees first: an inlined body has its own inline calls expanded already.
         let steps = expand_inline(&out, i, &inline);
-        if steps.len() > MAX_STEPS {
+        let Ok(steps) = steps else {
             let f = &funcs[i];
             return Err(Error::new(&f.file, f.pos, format!("`{}` compiles to more than {MAX_STEPS} statements with its inline functions expanded", f.name)));
-        }
+        };
         out[i].steps = steps;
         peephole(&mut out[i].steps);
         out[i].callees = out[i]
@@ -648,7 +648,7 @@ fn analyze_inner(
 /// C compiler inlines `__always_inline` functions: arguments become assignments of the callee's
 /// parameter slots, `return` a jump to the statement after the call. Slots are already the
 /// entry's, so nothing is renamed; only the free call and return disappear.
-fn expand_inline(funcs: &[IrFunc], f: usize, inline: &[bool]) -> Vec<IrStep> {
+fn expand_inline(funcs: &[IrFunc], f: usize, inline: &[bool]) -> Result<Vec<IrStep>, usize> {
     let src = &funcs[f].steps;
     let callee_of = |s: &IrStep| match &s.op {
         Op::Call(c, _) if inline[*c] => Some(*c),
@@ -656,7 +656,7 @@ fn expand_inline(funcs: &[IrFunc], f: usize, inline: &[bool]) -> Vec<IrStep> {
         _ => None,
     };
     if !src.iter().any(|s| callee_of(s).is_some()) {
-        return src.clone();
+        return Ok(src.clone());
     }
     // First pass: where each old statement starts in the new list.
     let mut at = Vec::with_capacity(src.len() + 1);
@@ -687,6 +687,10 @@ fn expand_inline(funcs: &[IrFunc], f: usize, inline: &[bool]) -> Vec<IrStep> {
         };
     }
     at.push(n);
+    // Checked before anything is built: inline calls of inline calls can grow exponentially.
+    if n > MAX_STEPS {
+        return Err(n);
+    }
     let map = |t: u16| at[t as usize] as u16;
     let mut out = Vec::with_capacity(n);
     for (k, s) in src.iter().enumerate() {
@@ -764,7 +768,7 @@ fn expand_inline(funcs: &[IrFunc], f: usize, inline: &[bool]) -> Vec<IrStep> {
         }
     }
     debug_assert_eq!(out.len(), n);
-    out
+    Ok(out)
 }
 
 fn reach(cs: &[FnCompiler], entries: &[usize; 7]) -> Vec<bool> {
@@ -935,24 +939,21 @@ impl FnCompiler<'_> {
                 ),
             );
         }
-        // Falling off the end returns.
-        let falls = !matches!(
-            self.steps.last().map(|s| &s.op),
-            Some(Op::Return(_) | Op::Jump(_))
-        );
-        if falls || self.steps.is_empty() {
-            if f.ret != Ty::Void && !self.steps.is_empty() && falls {
-                return self.err(
-                    f.pos,
-                    format!(
-                        "`{}` returns `{}` but can reach its end without `return`",
-                        f.name,
-                        f.ret.c_name()
-                    ),
-                );
-            }
-            self.push_free("return", Op::Return(None), f.pos)?;
+        // The end of the body: a value-returning function must not reach it by falling through
+        // its last statement; a jump past a loop or an `if` may still land here, so every
+        // function ends with a `return`.
+        let falls = !matches!(self.steps.last().map(|s| &s.op), Some(Op::Return(_)));
+        if f.ret != Ty::Void && falls {
+            return self.err(
+                f.pos,
+                format!(
+                    "`{}` returns `{}` but can reach its end without `return`",
+                    f.name,
+                    f.ret.c_name()
+                ),
+            );
         }
+        self.push_free("return", Op::Return(None), f.pos)?;
         peephole(&mut self.steps);
         Ok(())
     }
@@ -1178,6 +1179,25 @@ impl FnCompiler<'_> {
                 self.push_free("loop", Op::Jump(top), *pos)?;
                 let end = self.steps.len() as u16;
                 self.patch_branch(top, end);
+                Ok(())
+            }
+            Stmt::DoWhile {
+                body,
+                cond,
+                text,
+                pos,
+            } => {
+                let top = self.steps.len() as u16;
+                self.block(body)?;
+                if !self.has_step(top as usize) {
+                    return self.err(
+                        *pos,
+                        format!("`do ... while ({text})` has no step in its body: it would spin without an instruction boundary"),
+                    );
+                }
+                // Back to the top while the condition holds.
+                let c = Ex::Not(Box::new(self.cond(cond)?));
+                self.push_free(&format!("while ({text})"), Op::Branch(c, top), *pos)?;
                 Ok(())
             }
             Stmt::Simple {
@@ -1907,15 +1927,53 @@ pub fn exec(k: &mut K, op: &Op<&'static Path>) -> Flow {
 
 // ------------------------------------------------------------------------------ files
 
-/// The design files shipped in `designs/`, embedded in the binary: (file name, text).
-pub const SHIPPED: &[(&str, &str)] = &[(
-    "generic-entry.c",
-    include_str!("../../../../../designs/generic-entry.c"),
-)];
+/// The design files shipped in `designs/`, embedded in the binary: (file name, text); the
+/// designs (`.c`) in presentation order, then the headers they include (`.h`).
+pub const SHIPPED: &[(&str, &str)] = &[
+    (
+        "linux-4.3.c",
+        include_str!("../../../../../designs/linux-4.3.c"),
+    ),
+    (
+        "weisbecker-2015.c",
+        include_str!("../../../../../designs/weisbecker-2015.c"),
+    ),
+    (
+        "weisbecker-hoisted.c",
+        include_str!("../../../../../designs/weisbecker-hoisted.c"),
+    ),
+    (
+        "lutomirski-2015.c",
+        include_str!("../../../../../designs/lutomirski-2015.c"),
+    ),
+    (
+        "generic-entry.c",
+        include_str!("../../../../../designs/generic-entry.c"),
+    ),
+    (
+        "linux-4x.h",
+        include_str!("../../../../../designs/linux-4x.h"),
+    ),
+    (
+        "nmi-idle.h",
+        include_str!("../../../../../designs/nmi-idle.h"),
+    ),
+    (
+        "weisbecker-2015-entry.h",
+        include_str!("../../../../../designs/weisbecker-2015-entry.h"),
+    ),
+];
 
-/// Finds an included file among the shipped ones.
-fn shipped_text(name: &str) -> Option<&'static str> {
+/// A shipped file's text by file name.
+pub fn shipped_text(name: &str) -> Option<&'static str> {
     SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// Finds `#include`d files among the shipped ones (an [`Includer`]).
+pub fn include_shipped(name: &str) -> Result<String, String> {
+    shipped_text(name)
+        .map(str::to_string)
+        .ok_or_else(|| format!("no shipped file named {name:?}"))
 }
 
 /// Loads a shipped design file by file name (`generic-entry.c`).

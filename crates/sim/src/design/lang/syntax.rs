@@ -330,6 +330,17 @@ pub enum Stmt {
         /// Where.
         pos: Pos,
     },
+    /// `do ... while (cond);`.
+    DoWhile {
+        /// Body.
+        body: Vec<Stmt>,
+        /// Condition.
+        cond: Expr,
+        /// The condition's text.
+        text: String,
+        /// Where.
+        pos: Pos,
+    },
     /// `while (cond) ...`.
     While {
         /// Condition.
@@ -705,6 +716,29 @@ impl<'a> Parser<'a> {
             return Ok(Stmt::While {
                 cond,
                 body,
+                text,
+                pos,
+            });
+        }
+        if self.is_ident("do") {
+            self.i += 1;
+            let body = self.body()?;
+            if !self.is_ident("while") {
+                return self.err(format!(
+                    "expected `while (...)` after the body of `do`, found {}",
+                    describe(self.peek())
+                ));
+            }
+            self.i += 1;
+            self.expect("(")?;
+            let from = self.i;
+            let cond = self.expr()?;
+            let text = self.text(from, self.i);
+            self.expect(")")?;
+            self.expect(";")?;
+            return Ok(Stmt::DoWhile {
+                body,
+                cond,
                 text,
                 pos,
             });

@@ -1,0 +1,45 @@
+/*
+ * nmi-idle.h: the NMI entry and the idle loop of Linux 6.x, shared by every
+ * shipped design (the 2015 designs differ in syscall, IRQ, exception and exit
+ * paths only; their NMI and idle handling is modeled as 6.x's).
+ */
+
+/* exc_nmi: irqentry_nmi_enter() / irqentry_nmi_exit(). */
+noinstr void asm_exc_nmi(struct pt_regs *regs)
+{
+	asm_exc_nmi: hw_irq_delivery();
+	irqentry_nmi_enter: __nmi_enter(), ct_nmi_enter();
+	instrumentation_begin();
+	default_do_nmi(regs);
+	instrumentation_end();
+	irqentry_nmi_exit: ct_nmi_exit(), __nmi_exit();
+	iretq();
+}
+
+/* default_idle_call() -> arch_cpu_idle() without a cpuidle driver (as under QEMU). */
+static noinstr void default_idle_call(void)
+{
+	ct_idle_enter();
+	arch_cpu_idle: safe_halt();
+	/* Linux >= 6.3 disables IRQs before leaving the EQS (6.1 left them on across
+	 * ct_idle_exit(), which saved/restored them itself). */
+	raw_local_irq_disable();
+	ct_idle_exit();
+}
+
+/* do_idle(): the idle task runs this forever. */
+void do_idle(void)
+{
+	while (true) {
+		while (!need_resched()) {
+			local_irq_disable();
+			tick_nohz_idle_stop_tick();
+			/* current_clr_polling_and_test() */
+			if (!need_resched())
+				default_idle_call();
+			local_irq_enable();
+		}
+		tick_nohz_idle_exit();
+		schedule_idle();
+	}
+}
