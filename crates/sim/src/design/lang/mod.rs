@@ -181,23 +181,50 @@ impl Ex {
             Ex::Query(p, args) => {
                 Ex::Query(p, args.into_vec().into_iter().map(Ex::simplify).collect())
             }
-            Ex::Not(x) => Ex::Not(Box::new(x.simplify())),
-            Ex::Bin(BinOp::BitAnd, a, b) => match (*a, *b) {
-                (Ex::Query(p, args), Ex::Const(m)) | (Ex::Const(m), Ex::Query(p, args))
-                    if p.name == "read_thread_flags"
-                        && args.is_empty()
-                        && m >= 0
-                        && m <= u32::MAX as i64
-                        && (m as u32) & prims::TIF_NOHZ == 0 =>
-                {
-                    Ex::ThreadFlags(m as u32)
-                }
-                (a, b) => Ex::Bin(
-                    BinOp::BitAnd,
-                    Box::new(a.simplify()),
-                    Box::new(b.simplify()),
-                ),
+            Ex::Not(x) => match x.simplify() {
+                Ex::Const(v) => Ex::Const((v == 0) as i64),
+                x => Ex::Not(Box::new(x)),
             },
+            Ex::Bin(op, a, b)
+                if matches!(
+                    (a.clone().simplify(), b.clone().simplify()),
+                    (Ex::Const(_), Ex::Const(_))
+                ) =>
+            {
+                let (Ex::Const(x), Ex::Const(y)) = (a.simplify(), b.simplify()) else {
+                    unreachable!()
+                };
+                Ex::Const(match op {
+                    BinOp::And => (x != 0 && y != 0) as i64,
+                    BinOp::Or => (x != 0 || y != 0) as i64,
+                    BinOp::Eq => (x == y) as i64,
+                    BinOp::Ne => (x != y) as i64,
+                    BinOp::BitAnd => x & y,
+                    BinOp::BitOr => x | y,
+                })
+            }
+            Ex::Bin(BinOp::BitAnd, a, b) => {
+                // `read_thread_flags() & MASK` (either order) with a constant mask of real flags.
+                let flags = |e: &Ex| matches!(e, Ex::Query(p, args) if p.name == "read_thread_flags" && args.is_empty());
+                let mask = match (flags(&a), flags(&b)) {
+                    (true, _) => Some(b.clone().simplify()),
+                    (_, true) => Some(a.clone().simplify()),
+                    _ => None,
+                };
+                match mask {
+                    Some(Ex::Const(m))
+                        if (0..=u32::MAX as i64).contains(&m)
+                            && (m as u32) & prims::TIF_NOHZ == 0 =>
+                    {
+                        Ex::ThreadFlags(m as u32)
+                    }
+                    _ => Ex::Bin(
+                        BinOp::BitAnd,
+                        Box::new(a.simplify()),
+                        Box::new(b.simplify()),
+                    ),
+                }
+            }
             Ex::Bin(op, a, b) => Ex::Bin(op, Box::new(a.simplify()), Box::new(b.simplify())),
             other => other,
         }
@@ -211,6 +238,49 @@ pub enum Act {
     Prim(&'static Prim, Box<[Ex]>, Option<u8>),
     /// A local written inside the step.
     Set(u8, Ex),
+    /// Built form of a void primitive without arguments: called directly.
+    Call0(VoidFn),
+    /// Built form of `CT_WARN_ON(cond)`: the condition and the warning it names.
+    Warn(Ex, ctxtrack_core::Violation),
+}
+
+/// A void primitive's implementation, compared by identity of nothing (function addresses are
+/// not unique): only loader tests compare actions, and they never see built forms.
+#[derive(Clone, Copy, Debug)]
+pub struct VoidFn(pub fn(&mut K));
+
+impl PartialEq for VoidFn {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Act {
+    /// The cheapest form to run (applied when a design is built).
+    fn built(self) -> Act {
+        match self {
+            Act::Prim(p, args, None) if args.is_empty() => match p.run {
+                Imp::Void(f) => Act::Call0(VoidFn(f)),
+                _ => Act::Prim(p, args, None),
+            },
+            Act::Prim(p, args, None) if p.name == "CT_WARN_ON" => {
+                let v = match args.get(1) {
+                    Some(Ex::Const(s)) if *s == ctxtrack_core::CtState::User as i64 => {
+                        ctxtrack_core::Violation::EnterFromUserNotUser
+                    }
+                    _ => ctxtrack_core::Violation::SyscallExitNotKernel,
+                };
+                Act::Warn(args[0].clone().simplify(), v)
+            }
+            Act::Prim(p, args, out) => Act::Prim(
+                p,
+                args.into_vec().into_iter().map(Ex::simplify).collect(),
+                out,
+            ),
+            Act::Set(s, e) => Act::Set(s, e.simplify()),
+            other => other,
+        }
+    }
 }
 
 /// Where control goes after a step.
@@ -821,6 +891,9 @@ fn relocate(mut s: IrStep, base: u8, callee: &[u8]) -> IrStep {
                     Act::Set(slot, e) => {
                         *slot += base;
                         ex(e, base);
+                    }
+                    Act::Call0(_) | Act::Warn(..) => {
+                        unreachable!("built forms appear only after relocation")
                     }
                 }
             }
@@ -1724,11 +1797,13 @@ impl Analyzed {
                         Then::Call(j, b) => Then::Call(path_of(*j), b.clone()),
                     };
                     let op: Op<&'static Path> = match &s.op {
-                        Op::Step(a, t) => Op::Step(a.clone(), then(t)),
+                        Op::Step(a, t) => {
+                            Op::Step(a.iter().cloned().map(Act::built).collect(), then(t))
+                        }
                         Op::Do(p, t) => Op::Do(p, then(t)),
                         Op::Branch(e, t) => Op::Branch(e.clone().simplify(), *t),
                         Op::Jump(t) => Op::Jump(*t),
-                        Op::Assign(s, e) => Op::Assign(*s, e.clone()),
+                        Op::Assign(s, e) => Op::Assign(*s, e.clone().simplify()),
                         Op::Call(j, b) => Op::Call(path_of(*j), b.clone()),
                         Op::KernelCall(p) => Op::KernelCall(p),
                         Op::Return(r) => Op::Return(r.clone()),
@@ -1818,6 +1893,9 @@ fn set(k: &mut K, slot: u8, v: i64) {
 }
 
 fn bind(k: &mut K, binds: &[(u8, Ex)]) {
+    if binds.is_empty() {
+        return;
+    }
     // Evaluate every argument before writing any parameter (a parameter may share a slot
     // number with nothing the caller reads, but keep C's order of evaluation anyway).
     let mut vals = [0i64; MAX_VARS];
@@ -1889,6 +1967,11 @@ pub fn exec(k: &mut K, op: &Op<&'static Path>) -> Flow {
                     Act::Set(s, e) => {
                         let v = eval(k, e);
                         set(k, *s, v);
+                    }
+                    Act::Call0(f) => (f.0)(k),
+                    Act::Warn(c, v) => {
+                        let fire = eval(k, c) != 0;
+                        k.ct().ct_warn_on(fire, *v);
                     }
                 }
             }
