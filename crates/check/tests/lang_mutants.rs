@@ -12,7 +12,10 @@ use ctxtrack_sim::design::{lang, Design};
 fn shipped() -> String {
     lang::shipped_text("generic-entry.c")
         .expect("shipped")
-        .replace("#include \"nmi-idle.h\"", lang::shipped_text("nmi-idle.h").expect("shipped"))
+        .replace(
+            "#include \"nmi-idle.h\"",
+            lang::shipped_text("nmi-idle.h").expect("shipped"),
+        )
 }
 
 /// The shipped generic-entry text with `from` (which must occur once) replaced by `to`.
@@ -114,7 +117,11 @@ fn irq_enable_before_enter_from_user_mode_is_refuted() {
             .contains("`local_irq_enable` is instrumentable but `do_syscall_64` is noinstr"),
         "{e}"
     );
-    let line = naive.lines().position(|l| l == "\tlocal_irq_enable();").unwrap() + 1;
+    let line = naive
+        .lines()
+        .position(|l| l == "\tlocal_irq_enable();")
+        .unwrap()
+        + 1;
     assert_eq!((e.pos.line, e.pos.col), (line as u32, 2), "{e}");
     let d = mutant(
         "file-irq-enable-before-user-exit",

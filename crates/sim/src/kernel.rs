@@ -203,6 +203,7 @@ impl<'m> K<'m> {
     pub fn fire_user_return_notifiers(&mut self) {
         if self.cur().ti_flags & tif::USER_RETURN_NOTIFY != 0 {
             self.cur().ti_flags &= !tif::USER_RETURN_NOTIFY;
+            self.cur().urn_fired += 1;
             self.extra_cycles += self.m.cost.notify_resume;
         }
     }

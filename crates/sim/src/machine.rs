@@ -470,6 +470,8 @@ pub struct Task {
     pub syscalls: u64,
     /// Registered for user-return notifications every N syscalls (0: never).
     pub urn_every: u64,
+    /// User-return notifiers fired for this task (statistics: not part of the checker's state).
+    pub urn_fired: u64,
     /// Bound to one CPU (`sched_setaffinity` to a single CPU): wakeups and load balancing
     /// never move it.
     pub pinned: Option<CpuId>,
@@ -508,6 +510,7 @@ impl Task {
             sys_ns: 0,
             syscalls: 0,
             urn_every: 0,
+            urn_fired: 0,
             pinned: None,
         }
     }

@@ -53,7 +53,10 @@ fn cpu_bound_stops_the_tick_and_makes_no_transition_after_start() {
             transitions(&short, cpu),
             "cpu {cpu}: transitions after 20 ms"
         );
-        assert_eq!(r.ticks, long.per_cpu[cpu].ticks);
+        assert_eq!(
+            r.ticks, short.per_cpu[cpu].ticks,
+            "cpu {cpu}: ticks after 20 ms (the tick stayed stopped)"
+        );
         assert!(r.ticks <= 2, "cpu {cpu} took {} ticks", r.ticks);
         assert!(
             r.tick_stopped_ns >= 195_000_000,
@@ -199,6 +202,16 @@ fn user_return_notifiers_fire_and_the_work_loop_stays_balanced() {
         if m.cpus[cpu].mode == ctxtrack_sim::machine::Mode::User {
             assert_eq!(t.ti_flags & flag, 0);
         }
+        // Every third getpid() registers a notifier and its return to user fires it: as many
+        // fired as registered (one fewer when the run ended inside a registering syscall).
+        let registered = t.syscalls.div_ceil(3);
+        assert!(t.syscalls > 30, "cpu {cpu}: only {} syscalls", t.syscalls);
+        assert!(
+            t.urn_fired == registered || t.urn_fired + 1 == registered,
+            "cpu {cpu}: {} fired for {registered} registered ({} syscalls)",
+            t.urn_fired,
+            t.syscalls
+        );
     }
 }
 
@@ -392,5 +405,20 @@ fn designs_registry() {
         e.contains("valid designs: linux-4.3, weisbecker-2015"),
         "{e}"
     );
-    let _ = Transition::ALL;
+    // The report names every context-tracking transition the core counts, and only those.
+    let (r, _) = run(
+        cfg(),
+        &small_messaging(),
+        ctxtrack_sim::TraceOutputs::none(),
+    );
+    let names: Vec<&str> = Transition::ALL.iter().map(|t| t.name()).collect();
+    let keys: Vec<&str> = r.per_cpu[1]
+        .ct_transitions
+        .keys()
+        .map(|k| k.as_ref())
+        .collect();
+    let (mut a, mut b) = (names.clone(), keys);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
 }

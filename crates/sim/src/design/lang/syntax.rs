@@ -49,7 +49,8 @@ pub fn lex(file: &str, src: &str) -> Result<Vec<(Tok, Pos)>, Error> {
         ));
     }
     let chars: Vec<char> = src.chars().collect();
-    let mut out = Vec::new();
+    // About one token per 4 characters of C.
+    let mut out = Vec::with_capacity(chars.len() / 4);
     let (mut i, mut line, mut col) = (0usize, 1u32, 1u32);
     let mut line_start = true;
     macro_rules! bump {
@@ -128,7 +129,9 @@ pub fn lex(file: &str, src: &str) -> Result<Vec<(Tok, Pos)>, Error> {
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
                 bump!();
             }
-            out.push((Tok::Ident(chars[s..i].iter().collect()), pos));
+            let mut id = String::with_capacity(i - s);
+            id.extend(&chars[s..i]);
+            out.push((Tok::Ident(id), pos));
             continue;
         }
         if c.is_ascii_digit() {
@@ -174,8 +177,12 @@ pub fn lex(file: &str, src: &str) -> Result<Vec<(Tok, Pos)>, Error> {
             out.push((Tok::Str(s), pos));
             continue;
         }
-        let rest: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-        if let Some(p) = PUNCTS.iter().find(|p| rest.starts_with(**p)) {
+        let next = chars.get(i + 1).copied();
+        let matches = |p: &str| {
+            let mut pc = p.chars();
+            pc.next() == Some(c) && pc.next().is_none_or(|d| next == Some(d))
+        };
+        if let Some(p) = PUNCTS.iter().find(|p| matches(p)) {
             for _ in 0..p.len() {
                 bump!();
             }
