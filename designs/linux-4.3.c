@@ -73,12 +73,7 @@ noinstr void interrupt(struct pt_regs *regs)
 	irq_enter();
 	do_IRQ: handle_irq(regs);
 	irq_exit();
-	if (user_mode(regs)) {
-		prepare_exit_to_usermode(regs);	/* retint_user */
-		iretq();
-	}
-	retint_kernel(regs);
-	iretq();
+	ret_from_intr(regs);
 }
 
 /* idtentry page_fault -> error_entry -> do_page_fault -> error_exit. */
@@ -92,10 +87,5 @@ noinstr void page_fault(struct pt_regs *regs)
 	do_page_fault: prev_state = exception_enter(), cond_local_irq_enable(regs);
 	handle_mm_fault(regs);
 	exception_exit: local_irq_disable(), exception_exit(prev_state);
-	if (user_mode(regs)) {
-		prepare_exit_to_usermode(regs);	/* retint_user */
-		iretq();
-	}
-	retint_kernel(regs);
-	iretq();
+	ret_from_intr(regs);
 }

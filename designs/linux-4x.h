@@ -40,6 +40,21 @@ static noinstr bool entry_SYSCALL_64_43(struct pt_regs *regs)
 	return !(read_thread_flags() & (EXIT_TO_USER_MODE_WORK | _TIF_USER_RETURN_NOTIFY | _TIF_NOHZ));
 }
 
+/*
+ * ret_from_intr / error_exit (4.x asm): back to user mode through the design's
+ * prepare_exit_to_usermode(), or to the interrupted kernel code through
+ * retint_kernel's preemption check.
+ */
+static __always_inline noinstr void ret_from_intr(struct pt_regs *regs)
+{
+	if (user_mode(regs)) {
+		prepare_exit_to_usermode(regs);	/* retint_user */
+		iretq();
+	}
+	retint_kernel(regs);
+	iretq();
+}
+
 /* irq_enter() (4.x) */
 static noinstr void irq_enter(void)
 {

@@ -69,12 +69,7 @@ noinstr void interrupt(struct pt_regs *regs)
 	irq_enter();
 	do_IRQ: handle_irq(regs);
 	irq_exit();
-	if (user_mode(regs)) {
-		prepare_exit_to_usermode(regs);	/* retint_user */
-		iretq();
-	}
-	retint_kernel(regs);
-	iretq();
+	ret_from_intr(regs);
 }
 
 /* page_fault: context tracking from user_mode(regs) only, no exception_enter(). */
@@ -86,10 +81,5 @@ noinstr void page_fault(struct pt_regs *regs)
 	do_page_fault: cond_local_irq_enable(regs);
 	handle_mm_fault(regs);
 	local_irq_disable();
-	if (user_mode(regs)) {
-		prepare_exit_to_usermode(regs);	/* retint_user */
-		iretq();
-	}
-	retint_kernel(regs);
-	iretq();
+	ret_from_intr(regs);
 }

@@ -49,12 +49,7 @@ noinstr void interrupt(struct pt_regs *regs)
 	irq_enter();
 	do_IRQ: handle_irq(regs);
 	irq_exit();
-	if (user_mode(regs)) {
-		prepare_exit_to_usermode(regs);	/* retint_user */
-		iretq();
-	}
-	retint_kernel(regs);
-	iretq();
+	ret_from_intr(regs);
 }
 
 /* page_fault as in 4.3, returning through _track. */

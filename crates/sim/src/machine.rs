@@ -926,14 +926,8 @@ impl Machine {
             self.monitor.fail_limit(cpu, &what, &mut self.end);
             return true;
         }
+        let now_ns = self.furthest_clock();
         if let Some(f) = self.progress.as_mut() {
-            let now_ns = self
-                .cpus
-                .iter()
-                .map(|c| c.hw.now)
-                .max()
-                .unwrap_or(0)
-                .max(self.now_max);
             f(&Progress {
                 phase: self.phase,
                 now_ns,
@@ -945,16 +939,20 @@ impl Machine {
         false
     }
 
-    /// Brings every CPU to the same end time and closes open intervals, so the report covers
-    /// the whole run on every CPU.
-    fn finish(&mut self) {
-        let mut end = self
-            .cpus
+    /// The furthest any CPU's clock has reached.
+    fn furthest_clock(&self) -> u64 {
+        self.cpus
             .iter()
             .map(|c| c.hw.now)
             .max()
             .unwrap_or(0)
-            .max(self.now_max);
+            .max(self.now_max)
+    }
+
+    /// Brings every CPU to the same end time and closes open intervals, so the report covers
+    /// the whole run on every CPU.
+    fn finish(&mut self) {
+        let mut end = self.furthest_clock();
         if let Some(d) = self.cfg.duration_ns {
             if self.end == Some(EndReason::Duration) {
                 end = end.max(d);

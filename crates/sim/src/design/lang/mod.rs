@@ -158,15 +158,34 @@ pub enum Ex {
     ThreadFlags(u32),
 }
 
-/// A query's implementation, compared by identity of the primitive it came from (function
-/// addresses are not unique).
+/// A function pointer in a built form (`Ex::Query0`, `Act::Call0`). Built forms exist only
+/// after `Analyzed::leak`; the loader's tests compare IR before that, so equality is by shape
+/// (function addresses are not unique anyway).
 #[derive(Clone, Copy, Debug)]
-pub struct QueryFn(pub fn(&mut K, &[i64]) -> i64);
+pub struct Built<F>(pub F);
 
-impl PartialEq for QueryFn {
+impl<F> PartialEq for Built<F> {
     fn eq(&self, _: &Self) -> bool {
-        // Only compared in tests of the loader, where equal shapes suffice.
         true
+    }
+}
+
+/// A query's implementation, called directly.
+pub type QueryFn = Built<fn(&mut K, &[i64]) -> i64>;
+/// A void primitive's implementation, called directly.
+pub type VoidFn = Built<fn(&mut K)>;
+
+/// What a binary operator does, given its left value and its right one on demand (`&&` and `||`
+/// evaluate the right side only when C does). The one home of the operators' semantics: used
+/// when a design runs and when its constants are folded.
+fn binop(op: BinOp, x: i64, y: impl FnOnce() -> i64) -> i64 {
+    match op {
+        BinOp::And => (x != 0 && y() != 0) as i64,
+        BinOp::Or => (x != 0 || y() != 0) as i64,
+        BinOp::Eq => (x == y()) as i64,
+        BinOp::Ne => (x != y()) as i64,
+        BinOp::BitAnd => x & y(),
+        BinOp::BitOr => x | y(),
     }
 }
 
@@ -175,7 +194,7 @@ impl Ex {
     fn simplify(self) -> Ex {
         match self {
             Ex::Query(p, args) if args.is_empty() => match (p.name, p.run) {
-                (_, Imp::Value(f)) => Ex::Query0(QueryFn(f)),
+                (_, Imp::Value(f)) => Ex::Query0(Built(f)),
                 _ => Ex::Query(p, args),
             },
             Ex::Query(p, args) => {
@@ -194,14 +213,7 @@ impl Ex {
                 let (Ex::Const(x), Ex::Const(y)) = (a.simplify(), b.simplify()) else {
                     unreachable!()
                 };
-                Ex::Const(match op {
-                    BinOp::And => (x != 0 && y != 0) as i64,
-                    BinOp::Or => (x != 0 || y != 0) as i64,
-                    BinOp::Eq => (x == y) as i64,
-                    BinOp::Ne => (x != y) as i64,
-                    BinOp::BitAnd => x & y,
-                    BinOp::BitOr => x | y,
-                })
+                Ex::Const(binop(op, x, || y))
             }
             Ex::Bin(BinOp::BitAnd, a, b) => {
                 // `read_thread_flags() & MASK` (either order) with a constant mask of real flags.
@@ -244,23 +256,12 @@ pub enum Act {
     Warn(Ex, ctxtrack_core::Violation),
 }
 
-/// A void primitive's implementation, compared by identity of nothing (function addresses are
-/// not unique): only loader tests compare actions, and they never see built forms.
-#[derive(Clone, Copy, Debug)]
-pub struct VoidFn(pub fn(&mut K));
-
-impl PartialEq for VoidFn {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
 impl Act {
     /// The cheapest form to run (applied when a design is built).
     fn built(self) -> Act {
         match self {
             Act::Prim(p, args, None) if args.is_empty() => match p.run {
-                Imp::Void(f) => Act::Call0(VoidFn(f)),
+                Imp::Void(f) => Act::Call0(Built(f)),
                 _ => Act::Prim(p, args, None),
             },
             Act::Prim(p, args, None) if p.name == "CT_WARN_ON" => {
@@ -1876,14 +1877,7 @@ fn eval(k: &mut K, e: &Ex) -> i64 {
         Ex::ThreadFlags(m) => (k.read_thread_flags() & m) as i64,
         Ex::Bin(op, a, b) => {
             let x = eval(k, a);
-            match op {
-                BinOp::And => (x != 0 && eval(k, b) != 0) as i64,
-                BinOp::Or => (x != 0 || eval(k, b) != 0) as i64,
-                BinOp::Eq => (x == eval(k, b)) as i64,
-                BinOp::Ne => (x != eval(k, b)) as i64,
-                BinOp::BitAnd => x & eval(k, b),
-                BinOp::BitOr => x | eval(k, b),
-            }
+            binop(*op, x, || eval(k, b))
         }
     }
 }

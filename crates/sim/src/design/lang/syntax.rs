@@ -692,11 +692,7 @@ impl<'a> Parser<'a> {
         let pos = self.pos();
         if self.is_ident("if") {
             self.i += 1;
-            self.expect("(")?;
-            let from = self.i;
-            let cond = self.expr()?;
-            let text = self.text(from, self.i);
-            self.expect(")")?;
+            let (cond, text) = self.paren_cond()?;
             let then = self.body()?;
             let els = if self.is_ident("else") {
                 self.i += 1;
@@ -714,11 +710,7 @@ impl<'a> Parser<'a> {
         }
         if self.is_ident("while") {
             self.i += 1;
-            self.expect("(")?;
-            let from = self.i;
-            let cond = self.expr()?;
-            let text = self.text(from, self.i);
-            self.expect(")")?;
+            let (cond, text) = self.paren_cond()?;
             let body = self.body()?;
             return Ok(Stmt::While {
                 cond,
@@ -737,11 +729,7 @@ impl<'a> Parser<'a> {
                 ));
             }
             self.i += 1;
-            self.expect("(")?;
-            let from = self.i;
-            let cond = self.expr()?;
-            let text = self.text(from, self.i);
-            self.expect(")")?;
+            let (cond, text) = self.paren_cond()?;
             self.expect(";")?;
             return Ok(Stmt::DoWhile {
                 body,
@@ -830,6 +818,16 @@ impl<'a> Parser<'a> {
             text,
             pos,
         })
+    }
+
+    /// `( expr )`: a condition and its text (which names the decision).
+    fn paren_cond(&mut self) -> Result<(Expr, String), Error> {
+        self.expect("(")?;
+        let from = self.i;
+        let cond = self.expr()?;
+        let text = self.text(from, self.i);
+        self.expect(")")?;
+        Ok((cond, text))
     }
 
     fn struct_init(&mut self) -> Result<(), Error> {
