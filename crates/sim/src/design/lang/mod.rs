@@ -1170,7 +1170,6 @@ impl FnCompiler<'_> {
                         };
                         self.push_prim_step(
                             &format!("{name} = {}(...)", prim.name),
-                            None,
                             vec![Act::Prim(p, args, Some(slot))],
                             Then::Next,
                             *pos,
@@ -1468,7 +1467,6 @@ impl FnCompiler<'_> {
     fn push_prim_step(
         &mut self,
         name: &str,
-        _label: Option<&str>,
         acts: Vec<Act>,
         tail: Then<usize>,
         pos: Pos,
@@ -1507,6 +1505,22 @@ impl FnCompiler<'_> {
         }
     }
 
+    /// `var.field`: the only struct is `irqentry_state_t`, its only field `exit_rcu` (the
+    /// variable's slot holds it).
+    fn field_slot(&self, n: &str, f: &str, p: Pos) -> Result<u8, Error> {
+        let (slot, ty) = self.var(n, p)?;
+        if ty != Ty::IrqState || f != "exit_rcu" {
+            return self.err(
+                p,
+                format!(
+                    "`{n}.{f}`: only `irqentry_state_t` has a field, `exit_rcu`{}",
+                    suggest(f, ["exit_rcu"])
+                ),
+            );
+        }
+        Ok(slot)
+    }
+
     fn lvalue(&self, lv: &LValue) -> Result<(u8, Ty), Error> {
         match lv {
             LValue::Var(n, p) => {
@@ -1516,19 +1530,7 @@ impl FnCompiler<'_> {
                 }
                 Ok((s, t))
             }
-            LValue::Field(n, f, p) => {
-                let (s, t) = self.var(n, *p)?;
-                if t != Ty::IrqState || f != "exit_rcu" {
-                    return self.err(
-                        *p,
-                        format!(
-                            "`{n}.{f}`: only `irqentry_state_t` has a field, `exit_rcu`{}",
-                            suggest(f, ["exit_rcu"])
-                        ),
-                    );
-                }
-                Ok((s, t))
-            }
+            LValue::Field(n, f, p) => Ok((self.field_slot(n, f, *p)?, Ty::IrqState)),
         }
     }
 
@@ -1700,19 +1702,7 @@ impl FnCompiler<'_> {
                     Ex::Slot(slot)
                 }
             }
-            Expr::Field(n, f, p) => {
-                let (slot, ty) = self.var(n, *p)?;
-                if ty != Ty::IrqState || f != "exit_rcu" {
-                    return self.err(
-                        *p,
-                        format!(
-                            "`{n}.{f}`: only `irqentry_state_t` has a field, `exit_rcu`{}",
-                            suggest(f, ["exit_rcu"])
-                        ),
-                    );
-                }
-                Ex::Slot(slot)
-            }
+            Expr::Field(n, f, p) => Ex::Slot(self.field_slot(n, f, *p)?),
             Expr::Not(x, _) => Ex::Not(Box::new(self.cond(x)?)),
             Expr::Bin(op, a, b, _) => {
                 Ex::Bin(*op, Box::new(self.cond(a)?), Box::new(self.cond(b)?))
