@@ -53,14 +53,14 @@ noinstr void entry_SYSCALL_64(struct pt_regs *regs)
 	bool fast = entry_SYSCALL_64_43(regs);
 
 	if (!fast)
-		syscall_return_slowpath: CT_WARN_ON(ct_state() != CT_STATE_KERNEL), trace_sys_exit(regs), local_irq_disable(), prepare_exit_to_usermode(regs);
+		syscall_return_slowpath(regs);
 	USERGS_SYSRET64: sysretq();
 }
 
 noinstr void ret_from_fork(struct pt_regs *regs)
 {
 	schedule_tail: local_irq_enable();
-	syscall_return_slowpath: CT_WARN_ON(ct_state() != CT_STATE_KERNEL), trace_sys_exit(regs), local_irq_disable(), prepare_exit_to_usermode(regs);
+	syscall_return_slowpath(regs);
 	iretq();
 }
 

@@ -55,6 +55,16 @@ static __always_inline noinstr void ret_from_intr(struct pt_regs *regs)
 	iretq();
 }
 
+/*
+ * syscall_return_slowpath() (4.3 arch/x86/entry/common.c): the CT_WARN_ON, the
+ * exit tracepoint and IRQs off, then the design's prepare_exit_to_usermode(),
+ * all one step as the Rust model priced it.
+ */
+static __always_inline noinstr void syscall_return_slowpath(struct pt_regs *regs)
+{
+	syscall_return_slowpath: CT_WARN_ON(ct_state() != CT_STATE_KERNEL), trace_sys_exit(regs), local_irq_disable(), prepare_exit_to_usermode(regs);
+}
+
 /* irq_enter() (4.x) */
 static noinstr void irq_enter(void)
 {

@@ -49,14 +49,14 @@ noinstr void entry_SYSCALL_64(struct pt_regs *regs)
 	enter_from_user_mode: CT_WARN_ON(ct_state() != CT_STATE_USER), user_exit_irqoff();
 	local_irq_enable: local_irq_enable(), trace_sys_enter(regs);
 	do_syscall_x64(regs);
-	syscall_return_slowpath: CT_WARN_ON(ct_state() != CT_STATE_KERNEL), trace_sys_exit(regs), local_irq_disable(), prepare_exit_to_usermode(regs);
+	syscall_return_slowpath(regs);
 	USERGS_SYSRET64: sysretq();
 }
 
 noinstr void ret_from_fork(struct pt_regs *regs)
 {
 	schedule_tail: local_irq_enable();
-	syscall_return_slowpath: CT_WARN_ON(ct_state() != CT_STATE_KERNEL), trace_sys_exit(regs), local_irq_disable(), prepare_exit_to_usermode(regs);
+	syscall_return_slowpath(regs);
 	iretq();
 }
 
