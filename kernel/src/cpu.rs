@@ -518,7 +518,13 @@ fn sysvec(regs: &mut PtRegs) {
     match v {
         apic::LOCAL_TIMER_VECTOR => {
             c.count.timer[at as usize].fetch_add(1, Ordering::Relaxed);
-            sched::tick_sched_timer(at);
+            if c.private().tick_armed {
+                sched::tick_sched_timer(at);
+            } else {
+                // An expiry the APIC latched (IRR) before timer_stop() ran with interrupts off:
+                // hrtimer_interrupt() would find no expired timer, so no tick runs.
+                c.count.timer_stale.fetch_add(1, Ordering::Relaxed);
+            }
         }
         apic::RESCHEDULE_VECTOR => {
             c.count.ipi[at as usize].fetch_add(1, Ordering::Relaxed);

@@ -45,6 +45,9 @@ pub struct Counters {
     /// Timer interrupts taken while the tick was stopped (must stay 0: a stopped tick is not
     /// re-armed until a dependency appears).
     pub timer_while_stopped: AtomicU64,
+    /// Timer interrupts with no tick armed: an expiry latched by the APIC just before the tick
+    /// was stopped with interrupts off, delivered when they came back on. No tick handler runs.
+    pub timer_stale: AtomicU64,
     /// Context switches.
     pub switches: AtomicU64,
 }

@@ -152,9 +152,10 @@ fn check(_: &Options, r: &[CpuReport]) {
         let from_user = c.count.entries_from_user();
         let (exits, enters) = r[n].user_pairs();
         println!(
-            "CPU {n}: syscalls {} entries from user {from_user} user_exit {exits} user_enter {enters}, timer IRQs while stopped {}",
+            "CPU {n}: syscalls {} entries from user {from_user} user_exit {exits} user_enter {enters}, timer IRQs while stopped {} (stale expiries latched before the stop {})",
             get(&c.count.syscalls),
-            get(&c.count.timer_while_stopped)
+            get(&c.count.timer_while_stopped),
+            get(&c.count.timer_stale)
         );
         // Exactly one pair per entry from user: syscalls (exit's user_exit has no enter after
         // it, ret_from_fork's user_enter no exit before it) and IRQs/exceptions from user.
