@@ -298,3 +298,45 @@ fn pathological_files_are_refused_or_stopped() {
         let _ = lang::analyze("junk.c", junk, &inc);
     }
 }
+
+/// Compilation leaves no decision that decides nothing: no jump to the very next statement
+/// (an inlined function's `return`), and every target is inside its function. Each such jump
+/// would cost the machine a dispatch per run through it.
+#[test]
+fn compiled_designs_have_no_jump_to_the_next_statement() {
+    use ctxtrack_sim::design::lang::{Op, Then};
+    for (file, _) in lang::SHIPPED.iter().filter(|f| f.0.ends_with(".c")) {
+        let inc = |n: &str| lang::include_shipped(n);
+        let a = lang::analyze(file, lang::shipped_text(file).expect("shipped"), &inc)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for f in &a.funcs {
+            let n = f.steps.len();
+            for (i, s) in f.steps.iter().enumerate() {
+                let target = match &s.op {
+                    Op::Jump(t) => {
+                        assert_ne!(
+                            *t as usize,
+                            i + 1,
+                            "{file}: {}: {} jumps to the next statement",
+                            f.name,
+                            s.name
+                        );
+                        Some(*t)
+                    }
+                    Op::Branch(_, t) | Op::Step(_, Then::Jump(t)) | Op::Do(_, Then::Jump(t)) => {
+                        Some(*t)
+                    }
+                    _ => None,
+                };
+                if let Some(t) = target {
+                    assert!(
+                        (t as usize) < n,
+                        "{file}: {}: {} jumps to {t} of {n}",
+                        f.name,
+                        s.name
+                    );
+                }
+            }
+        }
+    }
+}

@@ -89,6 +89,16 @@ pub enum Run {
     /// A design file's step that is one primitive without arguments, then `flow` (the common
     /// shape, called directly).
     Prim(fn(&mut K), Flow),
+    /// A design file's step of two primitives without arguments, then `flow`.
+    Prim2(fn(&mut K), fn(&mut K), Flow),
+    /// A design file's step that is one primitive deciding where control goes (`sysretq()`,
+    /// `do_syscall_x64()`), then `flow` when it falls through.
+    PrimFlow(fn(&mut K) -> Flow, Flow),
+    /// A design file's step of several actions, then `flow` when none of them decided.
+    Acts(&'static [lang::Act], Flow),
+    /// A design file's decision: on to the next statement when the condition holds, else to
+    /// the statement with this index.
+    Branch(&'static lang::Ex, u16),
 }
 
 impl Run {
@@ -101,6 +111,26 @@ impl Run {
             Run::Prim(f, flow) => {
                 f(k);
                 *flow
+            }
+            Run::Prim2(f, g, flow) => {
+                f(k);
+                g(k);
+                *flow
+            }
+            Run::PrimFlow(f, flow) => match f(k) {
+                Flow::Next => *flow,
+                other => other,
+            },
+            Run::Acts(acts, flow) => match lang::run_acts(k, acts) {
+                Flow::Next => *flow,
+                other => other,
+            },
+            Run::Branch(cond, target) => {
+                if lang::test(k, cond) {
+                    Flow::Next
+                } else {
+                    Flow::Jump(*target)
+                }
             }
         }
     }

@@ -156,6 +156,9 @@ pub enum Ex {
     Query0(QueryFn),
     /// `read_thread_flags() & MASK` with a mask of real thread flags.
     ThreadFlags(u32),
+    /// `query() == value` (or `!=` when the flag is set) for a query without arguments
+    /// (`ct_state() != CT_STATE_USER`): one call instead of three evaluations.
+    QueryCmp(QueryFn, i64, bool),
 }
 
 /// A function pointer in a built form (`Ex::Query0`, `Act::Call0`). Built forms exist only
@@ -237,6 +240,12 @@ impl Ex {
                     ),
                 }
             }
+            Ex::Bin(op @ (BinOp::Eq | BinOp::Ne), a, b) => match (a.simplify(), b.simplify()) {
+                (Ex::Query0(f), Ex::Const(c)) | (Ex::Const(c), Ex::Query0(f)) => {
+                    Ex::QueryCmp(f, c, op == BinOp::Ne)
+                }
+                (a, b) => Ex::Bin(op, Box::new(a), Box::new(b)),
+            },
             Ex::Bin(op, a, b) => Ex::Bin(op, Box::new(a.simplify()), Box::new(b.simplify())),
             other => other,
         }
@@ -254,16 +263,22 @@ pub enum Act {
     Call0(VoidFn),
     /// Built form of `CT_WARN_ON(cond)`: the condition and the warning it names.
     Warn(Ex, ctxtrack_core::Violation),
+    /// Built form of `CT_WARN_ON(ct_state() != STATE)` (or `__ct_state()`): the two read the
+    /// same word whenever the warning can fire (the static key is on).
+    WarnState(ctxtrack_core::CtState, ctxtrack_core::Violation),
 }
 
 impl Act {
     /// The cheapest form to run (applied when a design is built).
     fn built(self) -> Act {
         match self {
-            Act::Prim(p, args, None) if args.is_empty() => match p.run {
-                Imp::Void(f) => Act::Call0(Built(f)),
-                _ => Act::Prim(p, args, None),
-            },
+            // A void primitive reads no argument values (`regs`, `current` name the entry's own).
+            Act::Prim(p, args, None) if matches!(p.run, Imp::Void(_)) || args.is_empty() => {
+                match p.run {
+                    Imp::Void(f) => Act::Call0(Built(f)),
+                    _ => Act::Prim(p, args, None),
+                }
+            }
             Act::Prim(p, args, None) if p.name == "CT_WARN_ON" => {
                 let v = match args.get(1) {
                     Some(Ex::Const(s)) if *s == ctxtrack_core::CtState::User as i64 => {
@@ -271,7 +286,32 @@ impl Act {
                     }
                     _ => ctxtrack_core::Violation::SyscallExitNotKernel,
                 };
-                Act::Warn(args[0].clone().simplify(), v)
+                let state = |e: &Ex| match e {
+                    Ex::Query(p, a)
+                        if a.is_empty() && matches!(p.name, "ct_state" | "__ct_state") =>
+                    {
+                        true
+                    }
+                    _ => false,
+                };
+                let konst = |e: &Ex| match e {
+                    Ex::Const(c) => {
+                        use ctxtrack_core::CtState::*;
+                        [Kernel, Idle, User, Guest]
+                    }
+                    .into_iter()
+                    .find(|s| *s as i64 == *c),
+                    _ => None,
+                };
+                match &args[0] {
+                    Ex::Bin(BinOp::Ne, a, b) if state(a) && konst(b).is_some() => {
+                        Act::WarnState(konst(b).expect("checked"), v)
+                    }
+                    Ex::Bin(BinOp::Ne, a, b) if state(b) && konst(a).is_some() => {
+                        Act::WarnState(konst(a).expect("checked"), v)
+                    }
+                    c => Act::Warn(c.clone().simplify(), v),
+                }
             }
             Act::Prim(p, args, out) => Act::Prim(
                 p,
@@ -865,7 +905,11 @@ fn relocate(mut s: IrStep, base: u8, callee: &[u8]) -> IrStep {
                 ex(x, b);
                 ex(y, b)
             }
-            Ex::Const(_) | Ex::CalleeResult(_) | Ex::Query0(_) | Ex::ThreadFlags(_) => {}
+            Ex::Const(_)
+            | Ex::CalleeResult(_)
+            | Ex::Query0(_)
+            | Ex::ThreadFlags(_)
+            | Ex::QueryCmp(..) => {}
         }
     }
     let binds = |bs: &mut Box<[(u8, Ex)]>, f: usize, b: u8| {
@@ -893,7 +937,7 @@ fn relocate(mut s: IrStep, base: u8, callee: &[u8]) -> IrStep {
                         *slot += base;
                         ex(e, base);
                     }
-                    Act::Call0(_) | Act::Warn(..) => {
+                    Act::Call0(_) | Act::Warn(..) | Act::WarnState(..) => {
                         unreachable!("built forms appear only after relocation")
                     }
                 }
@@ -1037,7 +1081,7 @@ impl FnCompiler<'_> {
 /// jump does it itself (as a Rust step returns `Flow::Return`); a step of one primitive
 /// without arguments becomes a direct call. Nothing observable changes: the removed
 /// statements are free (not instruction boundaries).
-fn peephole(steps: &mut [IrStep]) {
+fn peephole(steps: &mut Vec<IrStep>) {
     let n = steps.len();
     let follow = |steps: &[IrStep], mut t: u16| {
         for _ in 0..n {
@@ -1073,6 +1117,39 @@ fn peephole(steps: &mut [IrStep]) {
                     steps[i].op = Op::Do(p, t);
                 }
             }
+        }
+    }
+    compact(steps);
+}
+
+/// Removes the jumps to the very next statement (an inlined function's `return` when the call
+/// was the caller's last use of it) and renumbers every target: each would cost the machine a
+/// decision that decides nothing.
+fn compact(steps: &mut Vec<IrStep>) {
+    let noop = |i: usize, s: &IrStep| matches!(s.op, Op::Jump(t) if t as usize == i + 1);
+    if !steps.iter().enumerate().any(|(i, s)| noop(i, s)) {
+        return;
+    }
+    // new[old]: kept statements before `old`; a removed jump's index is its target's.
+    let mut new = Vec::with_capacity(steps.len() + 1);
+    let mut kept = 0u16;
+    for (i, s) in steps.iter().enumerate() {
+        new.push(kept);
+        if !noop(i, s) {
+            kept += 1;
+        }
+    }
+    new.push(kept);
+    let mut i = 0;
+    steps.retain(|s| {
+        i += 1;
+        !noop(i - 1, s)
+    });
+    for s in steps.iter_mut() {
+        match &mut s.op {
+            Op::Branch(_, t) | Op::Jump(t) => *t = new[*t as usize],
+            Op::Step(_, Then::Jump(t)) | Op::Do(_, Then::Jump(t)) => *t = new[*t as usize],
+            _ => {}
         }
     }
 }
@@ -1803,6 +1880,21 @@ impl Analyzed {
                         Op::Do(p, Then::Next) => direct(p, Flow::Next),
                         Op::Do(p, Then::Return) => direct(p, Flow::Return),
                         Op::Do(p, Then::Jump(j)) => direct(p, Flow::Jump(*j)),
+                        Op::KernelCall(p) => direct(p, Flow::Next),
+                        Op::Step(acts, t) => {
+                            let flow = match t {
+                                Then::Next => Some(Flow::Next),
+                                Then::Return => Some(Flow::Return),
+                                Then::Jump(j) => Some(Flow::Jump(*j)),
+                                Then::Call(..) => None,
+                            };
+                            flow.map(|f| match &**acts {
+                                [Act::Call0(a)] => Run::Prim(a.0, f),
+                                [Act::Call0(a), Act::Call0(b)] => Run::Prim2(a.0, b.0, f),
+                                _ => Run::Acts(Box::leak(acts.clone()), f),
+                            })
+                        }
+                        Op::Branch(e, t) => Some(Run::Branch(Box::leak(Box::new(e.clone())), *t)),
                         _ => None,
                     };
                     Step {
@@ -1838,11 +1930,24 @@ impl Analyzed {
 
 // ------------------------------------------------------------------------------ running
 
-/// A step of one void primitive as a direct call.
+/// A step of one primitive without arguments as a direct call.
 fn direct(p: &'static Prim, flow: Flow) -> Option<Run> {
     match p.run {
         Imp::Void(f) => Some(Run::Prim(f, flow)),
-        _ => None,
+        Imp::Flow(f) => Some(Run::PrimFlow(f, flow)),
+        Imp::Value(_) => None,
+    }
+}
+
+/// Whether a condition holds (a decision's test).
+#[inline]
+pub fn test(k: &mut K, e: &Ex) -> bool {
+    match e {
+        Ex::ThreadFlags(m) => k.read_thread_flags() & m != 0,
+        Ex::Query0(f) => (f.0)(k, &[]) != 0,
+        Ex::QueryCmp(f, c, ne) => ((f.0)(k, &[]) == *c) != *ne,
+        Ex::Slot(s) => k.locals().vars[*s as usize] != 0,
+        e => eval(k, e) != 0,
     }
 }
 
@@ -1865,6 +1970,7 @@ fn eval(k: &mut K, e: &Ex) -> i64 {
         Ex::CalleeResult(_) => unreachable!("relocated when the design was loaded"),
         Ex::Query0(f) => (f.0)(k, &[]),
         Ex::ThreadFlags(m) => (k.read_thread_flags() & m) as i64,
+        Ex::QueryCmp(f, c, ne) => (((f.0)(k, &[]) == *c) != *ne) as i64,
         Ex::Bin(op, a, b) => {
             let x = eval(k, a);
             binop(*op, x, || eval(k, b))
@@ -1929,6 +2035,36 @@ fn call_prim(k: &mut K, p: &'static Prim, args: &[Ex], out: Option<u8>) -> Flow 
     Flow::Next
 }
 
+/// Runs a step's actions in order; a primitive's flow other than `Next` ends the step.
+#[inline]
+pub fn run_acts(k: &mut K, acts: &[Act]) -> Flow {
+    for a in acts {
+        match a {
+            Act::Prim(p, args, out) => {
+                let flow = call_prim(k, p, args, *out);
+                if !matches!(flow, Flow::Next) {
+                    return flow;
+                }
+            }
+            Act::Set(s, e) => {
+                let v = eval(k, e);
+                set(k, *s, v);
+            }
+            Act::Call0(f) => (f.0)(k),
+            Act::Warn(c, v) => {
+                let fire = test(k, c);
+                k.ct().ct_warn_on(fire, *v);
+            }
+            Act::WarnState(state, v) => {
+                let mut ct = k.ct();
+                let fire = ct.__ct_state() != *state;
+                ct.ct_warn_on(fire, *v);
+            }
+        }
+    }
+    Flow::Next
+}
+
 /// Runs one compiled statement.
 pub fn exec(k: &mut K, op: &Op<&'static Path>) -> Flow {
     match op {
@@ -1939,30 +2075,12 @@ pub fn exec(k: &mut K, op: &Op<&'static Path>) -> Flow {
             }
             then(k, t)
         }
-        Op::Step(acts, t) => {
-            for a in acts.iter() {
-                match a {
-                    Act::Prim(p, args, out) => {
-                        let flow = call_prim(k, p, args, *out);
-                        if !matches!(flow, Flow::Next) {
-                            return flow;
-                        }
-                    }
-                    Act::Set(s, e) => {
-                        let v = eval(k, e);
-                        set(k, *s, v);
-                    }
-                    Act::Call0(f) => (f.0)(k),
-                    Act::Warn(c, v) => {
-                        let fire = eval(k, c) != 0;
-                        k.ct().ct_warn_on(fire, *v);
-                    }
-                }
-            }
-            then(k, t)
-        }
+        Op::Step(acts, t) => match run_acts(k, acts) {
+            Flow::Next => then(k, t),
+            other => other,
+        },
         Op::Branch(c, target) => {
-            if eval(k, c) != 0 {
+            if test(k, c) {
                 Flow::Next
             } else {
                 Flow::Jump(*target)
