@@ -25,87 +25,130 @@ fn report_json(d: &'static Design, w: &Workload, ct_on: bool, preempt: bool) -> 
     serde_json::to_string_pretty(&v).unwrap()
 }
 
-/// Every shipped design file against the Rust design of the same name: run JSON (with device
-/// IRQs, NMIs, CT off and on, preemption off and on, three workloads), each path alone, and the
-/// whole comparison with its stress runs.
+/// What a design gives, as (what, stripped JSON): run reports with device IRQs, NMIs, CT off
+/// and on, preemption off and on, three workloads; each path alone; the whole comparison with
+/// its stress runs. Step and path names are stripped (a file names its steps after its
+/// statements).
+fn observations(d: &'static Design) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    // perf's default messaging runs in full in the comparison below; here a quarter of it
+    // under each combination of options.
+    for w in [
+        Workload::Messaging {
+            groups: 5,
+            loops: 50,
+            pipe: false,
+            thread: false,
+        },
+        Workload::Messaging {
+            groups: 2,
+            loops: 20,
+            pipe: true,
+            thread: true,
+        },
+        Workload::SyscallStorm {
+            user_ns: 300,
+            urn_every: 3,
+            per_cpu: 2,
+        },
+    ] {
+        for ct_on in [false, true] {
+            for preempt in [false, true] {
+                out.push((
+                    format!("run {w:?} ct_on={ct_on} preempt={preempt}"),
+                    report_json(d, &w, ct_on, preempt),
+                ));
+            }
+        }
+    }
+    for p in Probe::ALL {
+        for ct_on in [false, true] {
+            let counts = run_probe(d, p, ct_on).map_err(|e| e.to_string());
+            out.push((
+                format!("probe {p:?} ct_on={ct_on}"),
+                serde_json::to_string(&counts.map_err(|e| e.to_string())).unwrap(),
+            ));
+        }
+    }
+    let opts = Options {
+        stress_seeds: 3,
+        ..Options::default()
+    };
+    let c = compare(
+        &Config::new(d),
+        &Workload::messaging_default(),
+        &[d],
+        &opts,
+        |_, _, _| {},
+    );
+    let mut v = serde_json::to_value(&c).unwrap();
+    strip_names(&mut v);
+    out.push(("compare".into(), serde_json::to_string(&v).unwrap()));
+    out
+}
+
+/// FNV-1a, 64 bits: a stable digest for the recorded observations (std's hasher may change
+/// between Rust releases).
+fn fnv64(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+const GOLDEN: &str = "tests/golden/designs.txt";
+
+/// Every shipped design file gives, byte for byte (names aside), what the Rust design of the
+/// same name gave: recorded in `tests/golden/designs.txt` at the commit that deleted the Rust
+/// designs, after this same comparison had run against them side by side. A model change that
+/// is meant to change the figures re-records them: `CTXTRACK_BLESS=1 cargo test -p
+/// ctxtrack-sim --test lang`, and the diff of that file shows which figures moved.
 #[test]
-fn every_design_file_equals_its_rust_design() {
+fn every_design_file_gives_the_recorded_figures() {
     let files: Vec<&str> = lang::SHIPPED
         .iter()
         .map(|f| f.0)
         .filter(|f| f.ends_with(".c"))
         .collect();
     assert_eq!(files.len(), design::all().len());
+    let mut now = String::new();
     for file in files {
+        let fd = file_design(file);
+        for (what, json) in observations(fd) {
+            now.push_str(&format!("{:016x} {} {what}\n", fnv64(&json), fd.name));
+        }
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+    if std::env::var_os("CTXTRACK_BLESS").is_some() {
+        std::fs::write(&path, &now).unwrap();
+        return;
+    }
+    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+    let differ: Vec<String> = now
+        .lines()
+        .zip(recorded.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("now {a}\n was {b}"))
+        .collect();
+    assert!(
+        differ.is_empty() && now.lines().count() == recorded.lines().count(),
+        "{} observation(s) differ from {GOLDEN} ({} now, {} recorded):\n{}",
+        differ.len(),
+        now.lines().count(),
+        recorded.lines().count(),
+        differ.join("\n")
+    );
+}
+
+/// Every shipped design file against the Rust design of the same name, side by side.
+#[test]
+fn every_design_file_equals_its_rust_design() {
+    for (file, _) in lang::SHIPPED.iter().filter(|f| f.0.ends_with(".c")) {
         let fd = file_design(file);
         let rust = design::by_name(fd.name).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(fd.summary, rust.summary, "{file}");
-        // perf's default messaging runs in full in the comparison below; here a quarter of it
-        // under each combination of options.
-        for w in [
-            Workload::Messaging {
-                groups: 5,
-                loops: 50,
-                pipe: false,
-                thread: false,
-            },
-            Workload::Messaging {
-                groups: 2,
-                loops: 20,
-                pipe: true,
-                thread: true,
-            },
-            Workload::SyscallStorm {
-                user_ns: 300,
-                urn_every: 3,
-                per_cpu: 2,
-            },
-        ] {
-            for ct_on in [false, true] {
-                for preempt in [false, true] {
-                    assert!(
-                        report_json(rust, &w, ct_on, preempt)
-                            == report_json(fd, &w, ct_on, preempt),
-                        "{file}: {w:?} ct_on={ct_on} preempt={preempt}"
-                    );
-                }
-            }
+        for ((what, a), (_, b)) in observations(rust).into_iter().zip(observations(fd)) {
+            assert!(a == b, "{file}: {what}");
         }
-        for p in Probe::ALL {
-            for ct_on in [false, true] {
-                assert_eq!(
-                    run_probe(rust, p, ct_on),
-                    run_probe(fd, p, ct_on),
-                    "{file}: {p:?} ct_on={ct_on}"
-                );
-            }
-        }
-        let base = Config::new(rust);
-        let opts = Options {
-            stress_seeds: 3,
-            ..Options::default()
-        };
-        let a = compare(
-            &base,
-            &Workload::messaging_default(),
-            &[rust],
-            &opts,
-            |_, _, _| {},
-        );
-        let b = compare(
-            &base,
-            &Workload::messaging_default(),
-            &[fd],
-            &opts,
-            |_, _, _| {},
-        );
-        // Violation traces name steps (the file's names may differ); everything else is equal.
-        let strip = |c: &ctxtrack_sim::compare::Comparison| {
-            let mut v = serde_json::to_value(c).unwrap();
-            strip_names(&mut v);
-            v
-        };
-        assert_eq!(strip(&a), strip(&b), "{file}: compare");
     }
 }
 
