@@ -1,35 +1,40 @@
-//! The checker against designs with one known bug each (defined here, never shipped), against
-//! generic-entry (no violation) and against the 2015 designs (what the thread argued about).
+//! The checker against designs with one known bug each, against generic-entry (no violation)
+//! and against the 2015 designs (what the thread argued about).
 //!
-//! Each mutant is generic-entry with one path changed; the test asserts which invariant the
-//! checker refutes it with and the length of the shortest trace (breadth-first, so a change of
-//! that length means the model or the checker changed, not noise).
+//! Each mutant is the shipped generic-entry text with one change, as a kernel engineer would
+//! edit a copy: a file is all a change takes, so the mutants exercise the language too. Each
+//! test asserts which invariant the checker refutes it with and the length of the shortest
+//! trace (breadth-first, so a change of that length means the model or the checker changed,
+//! not noise).
 
 use ctxtrack_check::model::{CheckConfig, Events};
 use ctxtrack_check::{check, DesignResult};
-use ctxtrack_sim::cost::CostKey as C;
-use ctxtrack_sim::design::{generic_entry as g, Design, Flow, Path, Step};
-use ctxtrack_sim::kernel::SYSCALL_BODY;
+use ctxtrack_sim::design::{lang, Design};
 
-fn run(d: &'static Design, depth: u32) -> DesignResult {
-    let cfg = CheckConfig {
-        depth,
-        events: Events::ALL,
-        ..CheckConfig::new(d)
-    };
-    let r = check(cfg, &mut |_| {}).expect("check runs");
-    // Shown when a test fails.
-    println!("{}", ctxtrack_check::render(&r, None));
-    r
+/// generic-entry.c with its header pasted in place of the `#include` (one text to edit, as a
+/// kernel engineer would edit a copy).
+fn shipped() -> String {
+    lang::shipped_text("generic-entry.c")
+        .expect("shipped")
+        .replace(
+            "#include \"nmi-idle.h\"",
+            lang::shipped_text("nmi-idle.h").expect("shipped"),
+        )
 }
 
-/// The shortest counterexample of `inv`, if the checker found one.
-fn shortest(r: &DesignResult, inv: &str) -> Option<usize> {
-    r.violations
-        .iter()
-        .filter(|v| v.invariant == inv)
-        .map(|v| v.length)
-        .min()
+/// The shipped generic-entry text with `from` (which must occur once) replaced by `to`.
+fn mutant(name: &str, from: &str, to: &str) -> &'static Design {
+    assert_eq!(
+        shipped().matches(from).count(),
+        1,
+        "{from:?} must occur once"
+    );
+    let text = shipped()
+        .replace(from, to)
+        .replace("#design  \"generic-entry\"", &format!("#design \"{name}\""));
+    lang::analyze(name, &text, &lang::include_shipped)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .leak()
 }
 
 fn invariants(r: &DesignResult) -> Vec<&str> {
@@ -39,228 +44,150 @@ fn invariants(r: &DesignResult) -> Vec<&str> {
     v
 }
 
-// ----------------------------------------------------------------- mutant 1
+fn run(d: &'static Design, depth: u32) -> DesignResult {
+    let cfg = CheckConfig {
+        depth,
+        events: Events::ALL,
+        ..CheckConfig::new(d)
+    };
+    let r = check(cfg, &mut |_| {}).expect("check runs");
+    println!("{}", ctxtrack_check::render(&r, None));
+    r
+}
 
-/// `do_syscall_64` with `exit_to_user_mode()` (→ `user_enter_irqoff()`) moved before the exit
-/// work loop: the loop's instrumentable code and `schedule()` run in CT_STATE_USER.
-static SYSCALL_USER_ENTER_EARLY: Path = Path {
-    name: "do_syscall_64",
-    steps: &[
-        Step::noinstr("entry_SYSCALL_64", C::SyscallInsn, |_| Flow::Next),
-        Step::noinstr("enter_from_user_mode", C::Glue, |k| {
-            k.ct().user_exit_irqoff();
-            Flow::Next
-        }),
-        Step::instr("local_irq_enable", C::Glue, |k| {
-            k.local_irq_enable();
-            Flow::Next
-        }),
-        Step::branch("do_syscall_x64", |_| Flow::Call(&SYSCALL_BODY)),
-        Step::instr("local_irq_disable_exit_to_user", C::Glue, |k| {
-            k.local_irq_disable();
-            Flow::Next
-        }),
-        Step::noinstr("exit_to_user_mode (moved up)", C::Glue, |k| {
-            k.ct().user_enter_irqoff();
-            Flow::Next
-        }),
-        Step::branch("exit_to_user_mode_prepare", |_| {
-            Flow::Call(&g::EXIT_TO_USER_MODE_PREPARE)
-        }),
-        Step::noinstr("sysretq", C::Sysret, |_| Flow::ReturnToUser),
-    ],
-};
+fn shortest(r: &DesignResult, inv: &str) -> Option<usize> {
+    r.violations
+        .iter()
+        .filter(|v| v.invariant == inv)
+        .map(|v| v.length)
+        .min()
+}
 
-static USER_ENTER_EARLY: Design = Design {
-    name: "mutant-user-enter-before-work-loop",
-    syscall: &SYSCALL_USER_ENTER_EARLY,
-    ..g::DESIGN
-};
+#[test]
+fn the_shipped_file_holds_at_depth_3() {
+    let d = lang::load_shipped("generic-entry.c").unwrap();
+    let r = run(d, 3);
+    assert_eq!(r.verdict, "ok", "{r:#?}");
+    assert!(r.complete && r.states > 100_000);
+}
 
 #[test]
 fn user_enter_before_the_work_loop_is_refuted() {
-    let r = run(&USER_ENTER_EARLY, 2);
+    let d = mutant(
+        "mutant-user-enter-before-work-loop",
+        "\tlocal_irq_disable_exit_to_user: local_irq_disable();\n\texit_to_user_mode_prepare(regs);\n\tinstrumentation_end();\n\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();",
+        "\tlocal_irq_disable_exit_to_user: local_irq_disable();\n\texit_to_user_mode: user_enter_irqoff();\n\texit_to_user_mode_prepare(regs);\n\tinstrumentation_end();\n\tsysretq();",
+    );
+    let r = run(d, 2);
     assert_eq!(r.verdict, "violated");
-    // The worker's read blocks on its empty pipe, a remote write wakes it (IPI to the idle
-    // task), the read returns, exit_to_user_mode (moved up) enters USER and the loop's first
-    // instrumentable step, tick_nohz_user_enter_prepare, runs in the EQS.
-    assert_eq!(shortest(&r, "rcu_watching_in_kernel"), Some(22), "{r:#?}");
+    // A woken read returns and the work loop's first step runs in the EQS (after the
+    // syscall's entry, tracepoint and body steps).
+    assert_eq!(shortest(&r, "rcu_watching_in_kernel"), Some(24), "{r:#?}");
 }
 
-// ----------------------------------------------------------------- mutant 2
-
-/// `irqentry_exit()` that forgets `state.exit_rcu` for an IRQ that hit the idle EQS: the
-/// `ct_irq_enter()` of `irqentry_enter()` is never undone.
-static IRQENTRY_EXIT_NO_EXIT_RCU: Path = Path {
-    name: "irqentry_exit",
-    steps: &[
-        Step::branch("user_mode(regs)", |k| {
-            if k.regs_user() {
-                Flow::Next
-            } else {
-                Flow::Goto("irqentry_exit_cond_resched")
-            }
-        }),
-        Step::branch("exit_to_user_mode_prepare", |_| {
-            Flow::Call(&g::EXIT_TO_USER_MODE_PREPARE)
-        }),
-        Step::noinstr("exit_to_user_mode", C::Glue, |k| {
-            k.ct().user_enter_irqoff();
-            Flow::Return
-        }),
-        Step::instr("irqentry_exit_cond_resched", C::Glue, |k| {
-            if k.preemption_enabled() {
-                k.ct().rcu_irq_exit_check_preempt();
-                if k.need_resched() {
-                    return Flow::Goto("preempt_schedule_irq");
-                }
-            }
-            Flow::Return
-        }),
-        Step::work("preempt_schedule_irq", C::None, |k| {
-            k.preempt_schedule_irq();
-            Flow::Return
-        }),
-    ],
-};
-
-static IRQ_NO_EXIT_RCU: Path = Path {
-    name: "asm_sysvec",
-    steps: &[
-        Step::noinstr("idtentry (hw delivery)", C::IrqDelivery, |_| Flow::Next),
-        Step::branch("irqentry_enter", |_| Flow::Call(&g::IRQENTRY_ENTER)),
-        Step::instr("irq_enter_rcu", C::Glue, |k| {
-            k.irq_enter_rcu();
-            Flow::Next
-        }),
-        Step::work("sysvec handler", C::None, |k| {
-            k.handle_irq_vector();
-            Flow::Next
-        }),
-        Step::instr("irq_exit_rcu", C::Glue, |k| {
-            k.irq_exit_rcu();
-            Flow::Next
-        }),
-        Step::branch("irqentry_exit", |_| Flow::Call(&IRQENTRY_EXIT_NO_EXIT_RCU)),
-        Step::noinstr("iretq", C::Iret, |k| k.iret()),
-    ],
-};
-
-static NO_EXIT_RCU: Design = Design {
-    name: "mutant-idle-exit-rcu-forgotten",
-    irq: &IRQ_NO_EXIT_RCU,
-    ..g::DESIGN
-};
-
 #[test]
-fn forgotten_exit_rcu_on_the_idle_path_is_refuted() {
-    let r = run(&NO_EXIT_RCU, 2);
+fn forgotten_exit_rcu_is_refuted() {
+    let d = mutant(
+        "mutant-exit-rcu-forgotten",
+        "\t\tif (state.exit_rcu) {\n\t\t\t/* Coming from idle/EQS: no preemption, just leave RCU. */\n\t\t\tct_irq_exit();\n\t\t\treturn;\n\t\t}\n",
+        "",
+    );
+    let r = run(d, 2);
     assert_eq!(r.verdict, "violated");
-    // Shortest: an IRQ on the idle task before it enters the EQS (ct_irq_enter is
-    // unconditional for the idle task): the iretq finds nmi_nesting 2 too high.
+    // An IRQ on the idle task before its EQS; the iretq finds the
+    // nesting raised, and the idle EQS entry later warns.
     assert_eq!(shortest(&r, "entry_exit_state"), Some(8), "{r:#?}");
-    // Later the idle EQS entry itself warns about the leftover nesting.
     assert!(
         shortest(&r, "ct_kernel_exit_nmi_nesting").is_some(),
         "{r:#?}"
     );
 }
 
-// ----------------------------------------------------------------- mutant 3
-
-/// `exc_nmi` whose exit does not undo `ct_nmi_enter()`: the NMI nesting count (and the RCU
-/// state it guards) is never restored.
-static NMI_NOT_RESTORED: Path = Path {
-    name: "asm_exc_nmi",
-    steps: &[
-        Step::noinstr("asm_exc_nmi (hw delivery)", C::IrqDelivery, |_| Flow::Next),
-        Step::noinstr("irqentry_nmi_enter", C::Glue, |k| {
-            k.nmi_enter_count();
-            k.ct().ct_nmi_enter();
-            Flow::Next
-        }),
-        Step::work("default_do_nmi", C::NmiHandler, |k| {
-            k.default_do_nmi();
-            Flow::Next
-        }),
-        Step::noinstr("irqentry_nmi_exit (no ct_nmi_exit)", C::Glue, |k| {
-            k.nmi_exit_count();
-            Flow::Next
-        }),
-        Step::noinstr("iretq", C::Iret, |k| k.iret()),
-    ],
-};
-
-static NMI_NESTING: Design = Design {
-    name: "mutant-nmi-nesting-not-restored",
-    nmi: &NMI_NOT_RESTORED,
-    ..g::DESIGN
-};
-
 #[test]
 fn nmi_nesting_not_restored_is_refuted() {
-    let r = run(&NMI_NESTING, 2);
+    let d = mutant(
+        "mutant-nmi-nesting-not-restored",
+        "\tdefault_do_nmi(regs);\n\tinstrumentation_end();\n\tirqentry_nmi_exit: ct_nmi_exit(), __nmi_exit();",
+        "\tdefault_do_nmi(regs);\n\tinstrumentation_end();\n\tirqentry_nmi_exit: __nmi_exit();",
+    );
+    let r = run(d, 2);
     assert_eq!(r.verdict, "violated");
-    // An NMI (delivery and its 5 steps): the iretq finds the nesting count still raised.
     assert_eq!(shortest(&r, "entry_exit_state"), Some(6), "{r:#?}");
 }
 
-// ----------------------------------------------------------------- mutant 4
+/// The syscall entry with IRQs enabled before `enter_from_user_mode()`, wrapped in
+/// instrumentation_begin()/end() so that the loader accepts it.
+fn irq_enable_before_user_exit() -> &'static Design {
+    mutant(
+        "mutant-irq-enable-before-user-exit",
+        IRQ_ON_LATE,
+        "\tentry_SYSCALL_64: hw_syscall();\n\tinstrumentation_begin();\n\tlocal_irq_enable();\n\tinstrumentation_end();\n\tenter_from_user_mode(regs);\n\tinstrumentation_begin();\n",
+    )
+}
 
-/// `do_syscall_64` enabling IRQs before `enter_from_user_mode()`.
-static SYSCALL_IRQ_ON_EARLY: Path = Path {
-    name: "do_syscall_64",
-    steps: &[
-        Step::noinstr("entry_SYSCALL_64", C::SyscallInsn, |_| Flow::Next),
-        Step::instr("local_irq_enable (moved up)", C::Glue, |k| {
-            k.local_irq_enable();
-            Flow::Next
-        }),
-        Step::noinstr("enter_from_user_mode", C::Glue, |k| {
-            k.ct().user_exit_irqoff();
-            Flow::Next
-        }),
-        Step::branch("do_syscall_x64", |_| Flow::Call(&SYSCALL_BODY)),
-        Step::instr("local_irq_disable_exit_to_user", C::Glue, |k| {
-            k.local_irq_disable();
-            Flow::Next
-        }),
-        Step::branch("exit_to_user_mode_prepare", |_| {
-            Flow::Call(&g::EXIT_TO_USER_MODE_PREPARE)
-        }),
-        Step::noinstr("exit_to_user_mode", C::Glue, |k| {
-            k.ct().user_enter_irqoff();
-            Flow::Next
-        }),
-        Step::noinstr("sysretq", C::Sysret, |_| Flow::ReturnToUser),
-    ],
-};
+/// The shipped syscall entry: IRQs go on after the switch out of USER.
+const IRQ_ON_LATE: &str = "\tentry_SYSCALL_64: hw_syscall();\n\tenter_from_user_mode(regs);\n\tinstrumentation_begin();\n\tlocal_irq_enable();\n";
 
-static IRQ_ON_EARLY: Design = Design {
-    name: "mutant-irq-enable-before-user-exit",
-    syscall: &SYSCALL_IRQ_ON_EARLY,
-    ..g::DESIGN
-};
-
+/// The 2015 thread's case: IRQs enabled before the switch out of USER. Written naively, the
+/// loader refuses it as objtool would (an instrumentable call in noinstr code); wrapped in
+/// instrumentation_begin()/end(), the checker refutes it.
 #[test]
-fn irq_enable_before_the_switch_to_kernel_is_refuted() {
-    let r = run(&IRQ_ON_EARLY, 2);
+fn irq_enable_before_enter_from_user_mode_is_refuted() {
+    let naive = shipped().replace(IRQ_ON_LATE, "\tentry_SYSCALL_64: hw_syscall();\n\tlocal_irq_enable();\n\tenter_from_user_mode(regs);\n\tinstrumentation_begin();\n");
+    let e = lang::analyze("naive.c", &naive, &lang::include_shipped).unwrap_err();
+    assert!(
+        e.msg
+            .contains("`local_irq_enable` is instrumentable but `do_syscall_64` is noinstr"),
+        "{e}"
+    );
+    let line = naive
+        .lines()
+        .position(|l| l == "\tlocal_irq_enable();")
+        .unwrap()
+        + 1;
+    assert_eq!((e.pos.line, e.pos.col), (line as u32, 2), "{e}");
+    let d = irq_enable_before_user_exit();
+    let r = run(d, 2);
     assert_eq!(r.verdict, "violated");
-    // local_irq_enable is instrumentable and runs in the EQS (syscall, entry step, the enable);
-    // the next step runs with IRQs on while context tracking says USER.
     assert_eq!(shortest(&r, "rcu_watching_in_kernel"), Some(3), "{r:#?}");
     assert_eq!(shortest(&r, "ct_kernel_with_irqs_on"), Some(4), "{r:#?}");
 }
 
-// ----------------------------------------------------------------- real designs
-
-#[test]
-fn generic_entry_holds_at_depth_3_with_every_event() {
-    let r = run(&g::DESIGN, 3);
-    assert_eq!(r.verdict, "ok", "{r:#?}");
-    assert!(r.complete);
-    assert!(r.states > 100_000, "explored only {} states", r.states);
+/// A check's findings as one line: verdict, completeness, and the sorted (invariant, shortest
+/// length) of every violated site (site names follow the file's statements, so not them).
+fn findings(r: &DesignResult) -> String {
+    let mut v: Vec<(String, usize)> = r
+        .violations
+        .iter()
+        .map(|v| (v.invariant.clone(), v.length))
+        .collect();
+    v.sort();
+    format!("{} complete={} {v:?}", r.verdict, r.complete)
 }
+
+const GOLDEN: &str = "tests/golden/checks.txt";
+
+/// Every shipped design file checks at depth 2 as the Rust design of the same name did:
+/// recorded in `tests/golden/checks.txt` while the side-by-side comparison with the Rust
+/// designs passed (the commit before the one that deleted them). `CTXTRACK_BLESS=1` re-records (the README's
+/// depth-3 table is the same comparison one level deeper).
+#[test]
+fn every_design_file_checks_as_recorded() {
+    let mut now = String::new();
+    for (file, _) in lang::SHIPPED.iter().filter(|f| f.0.ends_with(".c")) {
+        let fd = lang::load_shipped(file).unwrap();
+        now.push_str(&format!("{}: {}\n", fd.name, findings(&run(fd, 2))));
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+    if std::env::var_os("CTXTRACK_BLESS").is_some() {
+        std::fs::write(&path, &now).unwrap();
+        return;
+    }
+    let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(now, recorded, "findings differ from {GOLDEN}");
+}
+
+// ----------------------------------------------------------------- real designs
 
 #[test]
 fn the_2015_designs_show_what_the_thread_argued_about() {
@@ -303,8 +230,9 @@ fn run2(d: &'static Design, symmetry: bool) -> DesignResult {
 #[test]
 fn two_cpus_explore_wakeups_and_collapse_symmetric_states() {
     // The workers wake each other through pipes: IPIs, idle entry/exit, RCU snapshots of both.
-    let sym = run2(&g::DESIGN, true);
-    let asym = run2(&g::DESIGN, false);
+    let generic = ctxtrack_sim::design::by_name("generic-entry").unwrap();
+    let sym = run2(generic, true);
+    let asym = run2(generic, false);
     assert_eq!(sym.verdict, "ok", "{sym:#?}");
     assert_eq!(asym.verdict, "ok", "{asym:#?}");
     assert!(sym.states > 10_000, "{}", sym.states);
@@ -316,8 +244,9 @@ fn two_cpus_explore_wakeups_and_collapse_symmetric_states() {
         asym.states
     );
     // Same findings with and without the reduction, on a design that has some.
-    let a = run2(&IRQ_ON_EARLY, true);
-    let b = run2(&IRQ_ON_EARLY, false);
+    let d = irq_enable_before_user_exit();
+    let a = run2(d, true);
+    let b = run2(d, false);
     let key = |r: &DesignResult| -> Vec<(String, usize)> {
         let mut v: Vec<_> = r
             .violations

@@ -38,17 +38,6 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
-    /// Interpreting design files against the Rust designs, side by side in one run: simulated
-    /// steps/s of the default messaging run and checker states/s, per shipped design, with the
-    /// ratio file / Rust (goal: at least 0.95).
-    Lang {
-        /// Repetitions of each simulation, interleaved (the best wall time is reported).
-        #[arg(long, default_value_t = 3)]
-        repeat: u32,
-        /// Nesting depth of the checks.
-        #[arg(long, default_value_t = 2)]
-        check_depth: u32,
-    },
     /// Replay throughput in MB/s of trace text (decompressed first, so gzip is not timed), on
     /// one core. Default input: the simulator's own trace of the default messaging run.
     Replay {
@@ -106,65 +95,6 @@ fn time_sim_design(d: &'static design::Design, monitor: bool) -> (f64, u64) {
     (t.elapsed().as_secs_f64(), r.steps)
 }
 
-/// `bench lang`: every shipped design file next to the Rust design of the same name.
-fn bench_lang(repeat: u32, depth: u32) -> Result<ExitCode, String> {
-    use ctxtrack_check::model::{CheckConfig, Events};
-    if repeat == 0 {
-        return Err("--repeat must be at least 1".into());
-    }
-    println!("design files vs Rust designs (default messaging run, monitor on; check --depth {depth}, every event, one thread)");
-    println!(
-        "{:<20} {:>12} {:>12} {:>7}   {:>12} {:>12} {:>7}",
-        "design",
-        "rust Msteps/s",
-        "file Msteps/s",
-        "ratio",
-        "rust states/s",
-        "file states/s",
-        "ratio"
-    );
-    for (file, _) in design::lang::SHIPPED.iter().filter(|f| f.0.ends_with(".c")) {
-        let fd = design::lang::load_shipped(file).map_err(|e| e.to_string())?;
-        let rust = design::by_name(fd.name)?;
-        let (mut best_r, mut best_f, mut steps) = (f64::MAX, f64::MAX, 0);
-        for _ in 0..repeat {
-            let (t, s) = time_sim_design(rust, true);
-            best_r = best_r.min(t);
-            let (t, s2) = time_sim_design(fd, true);
-            best_f = best_f.min(t);
-            if s != s2 {
-                return Err(format!(
-                    "{file}: {s2} steps vs the Rust design's {s}: not the same run"
-                ));
-            }
-            steps = s;
-        }
-        let rate = |d: &'static design::Design| -> Result<f64, String> {
-            let cfg = CheckConfig {
-                depth,
-                events: Events::ALL,
-                ..CheckConfig::new(d)
-            };
-            let t = Instant::now();
-            let r = ctxtrack_check::check(cfg, &mut |_| {})?;
-            Ok(r.states as f64 / t.elapsed().as_secs_f64())
-        };
-        let (cr, cf) = (rate(rust)?, rate(fd)?);
-        let (sr, sf) = (steps as f64 / best_r / 1e6, steps as f64 / best_f / 1e6);
-        println!(
-            "{:<20} {:>12.1} {:>12.1} {:>7.2}   {:>12.0} {:>12.0} {:>7.2}",
-            fd.name,
-            sr,
-            sf,
-            sf / sr,
-            cr,
-            cf,
-            cf / cr
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 fn time_perf() -> Result<(f64, String), String> {
     let t = Instant::now();
     let out = Command::new("perf")
@@ -220,10 +150,6 @@ fn bench_host(iters: u64, rounds: u32) -> Result<ExitCode, String> {
 
 pub(crate) fn run(cmd: &BenchCmd) -> Result<ExitCode, String> {
     match cmd {
-        BenchCmd::Lang {
-            repeat,
-            check_depth,
-        } => bench_lang(*repeat, *check_depth),
         BenchCmd::Host { iters, rounds } => bench_host(*iters, *rounds),
         BenchCmd::Kernel { timeout } => crate::kernel::bench(*timeout),
         BenchCmd::Replay { file, repeat } => {

@@ -303,7 +303,7 @@ fn check_exit_codes_and_json() {
     assert!(text.contains("VIOLATED"), "{text}");
     assert!(text.contains("ct_kernel_with_irqs_on"), "{text}");
     assert!(
-        text.contains("syscall_trace_enter_phase1: enter_from_user_mode"),
+        text.contains("@ entry_SYSCALL_64_43: syscall_trace_enter_phase1"),
         "{text}"
     );
 }

@@ -2,8 +2,8 @@
 //! `include/linux/irq-entry-common.h`) as straight-line functions, for drivers that run on real
 //! CPUs (the host-thread backend, the bare-metal kernel).
 //!
-//! The simulator runs the same paths as interruptible step lists (`ctxtrack-sim`'s
-//! `design/generic_entry.rs`), so the checker can inject events between any two steps; a real CPU
+//! The simulator runs the same paths as interruptible step lists (the design file
+//! `designs/generic-entry.c`, loaded by `ctxtrack-sim`), so the checker can inject events between any two steps; a real CPU
 //! cannot be stopped between steps, so here each function is one call. What is left to the driver
 //! is what Linux leaves to the arch and scheduler code: the syscall body, `irq_enter_rcu()` and the
 //! handler, and `exit_to_user_mode_loop()`'s work (scheduling switches `current`, hence the [`Ct`]

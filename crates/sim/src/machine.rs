@@ -1263,7 +1263,6 @@ impl Machine {
             let f = &mut self.tasks[t0].frames[depth];
             match flow {
                 Flow::Next => f.pc = pc + 1,
-                Flow::Goto(l) => f.pc = path.label(l) as u16,
                 Flow::Jump(i) => f.pc = i,
                 Flow::Return => {
                     self.tasks[t0].frames.pop();
@@ -1310,7 +1309,6 @@ impl Machine {
         let mut leave: Option<Flow> = None;
         match flow {
             Flow::Next => {}
-            Flow::Goto(l) => self.tasks[t0].frames[depth].pc = path.label(l) as u16,
             Flow::Jump(i) => self.tasks[t0].frames[depth].pc = i,
             Flow::Retry => self.tasks[t0].frames[depth].pc = pc,
             Flow::Call(p) => {

@@ -1,7 +1,7 @@
 //! Simulator features: the properties the foundation promises, each asserted on a real run.
 
 use ctxtrack_core::stats::Transition;
-use ctxtrack_sim::design::{self, generic_entry, Design, Flow, Path, Step};
+use ctxtrack_sim::design::{self, lang, Design};
 use ctxtrack_sim::{run, Config, CpuSet, Report, Workload};
 
 fn cfg() -> Config {
@@ -299,68 +299,24 @@ fn cpu_list_and_config_validation() {
     assert!(c.validate().is_err());
 }
 
-// A broken design must be shown broken by the monitor, not by a label: generic entry with
-// user_enter_irqoff() moved before the exit work (which runs with IRQs on and may schedule).
-static BROKEN_EXIT: Path = Path {
-    name: "do_syscall_64 (user_enter too early)",
-    steps: &[
-        Step::noinstr(
-            "entry_SYSCALL_64",
-            ctxtrack_sim::cost::CostKey::SyscallInsn,
-            |_| Flow::Next,
-        ),
-        Step::noinstr(
-            "enter_from_user_mode",
-            ctxtrack_sim::cost::CostKey::Glue,
-            |k| {
-                k.ct().user_exit_irqoff();
-                Flow::Next
-            },
-        ),
-        Step::instr("local_irq_enable", ctxtrack_sim::cost::CostKey::Glue, |k| {
-            k.local_irq_enable();
-            Flow::Next
-        }),
-        Step::work("do_syscall_x64", ctxtrack_sim::cost::CostKey::None, |_| {
-            Flow::Call(&ctxtrack_sim::kernel::SYSCALL_BODY)
-        }),
-        Step::instr(
-            "local_irq_disable_exit_to_user",
-            ctxtrack_sim::cost::CostKey::Glue,
-            |k| {
-                k.local_irq_disable();
-                Flow::Next
-            },
-        ),
-        Step::noinstr(
-            "exit_to_user_mode (moved up)",
-            ctxtrack_sim::cost::CostKey::Glue,
-            |k| {
-                k.ct().user_enter_irqoff();
-                Flow::Next
-            },
-        ),
-        Step::instr(
-            "exit_to_user_mode_prepare",
-            ctxtrack_sim::cost::CostKey::None,
-            |_| Flow::Call(&generic_entry::EXIT_TO_USER_MODE_PREPARE),
-        ),
-        Step::noinstr("sysretq", ctxtrack_sim::cost::CostKey::Sysret, |_| {
-            Flow::ReturnToUser
-        }),
-    ],
-};
-
-static BROKEN: Design = Design {
-    name: "broken",
-    summary: "test mutant",
-    syscall: &BROKEN_EXIT,
-    ..generic_entry::DESIGN
-};
+/// A broken design must be shown broken by the monitor, not by a label: generic entry with
+/// `user_enter_irqoff()` moved before the exit work (which runs with IRQs on and may schedule),
+/// written as a kernel engineer would edit a copy of the file.
+fn broken() -> &'static Design {
+    let shipped = lang::shipped_text("generic-entry.c").unwrap();
+    let from = "\texit_to_user_mode_prepare(regs);\n\tinstrumentation_end();\n\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();";
+    assert_eq!(shipped.matches(from).count(), 1);
+    let text = shipped
+        .replace(from, "\tuser_enter_moved_up: user_enter_irqoff();\n\texit_to_user_mode_prepare(regs);\n\tinstrumentation_end();\n\tsysretq();")
+        .replace("#design  \"generic-entry\"", "#design \"broken\"");
+    lang::analyze("broken.c", &text, &lang::include_shipped)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .leak()
+}
 
 #[test]
 fn the_monitor_refutes_a_broken_design() {
-    let mut c = Config::new(&BROKEN);
+    let mut c = Config::new(broken());
     c.duration_ns = ms(5);
     let (r, _) = run(
         c,
@@ -375,16 +331,15 @@ fn the_monitor_refutes_a_broken_design() {
     let v = &r.violation_reports[0];
     assert_eq!(v.invariant, "rcu_watching_in_kernel", "{v:?}");
     assert!(
-        v.detail
-            .contains("`exit_to_user_mode_prepare` runs while RCU is not watching"),
+        v.detail.contains(
+            "`tick_nohz_user_enter_prepare()` runs while RCU is not watching (ct state USER)"
+        ),
         "{}",
         v.detail
     );
     assert!(!v.history.is_empty());
-    assert_eq!(
-        v.history.last().unwrap().step,
-        "exit_to_user_mode (moved up)"
-    );
+    // The exit work's first step, right after the moved user_enter_irqoff().
+    assert_eq!(v.history.last().unwrap().step, "user_enter_moved_up");
 }
 
 #[test]

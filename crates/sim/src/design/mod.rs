@@ -6,16 +6,11 @@
 //! injected between any two steps; a [`StepKind::Branch`] step only decides where to go and is not
 //! an injection point (it is the `if` of the C code, not an instruction boundary of interest).
 //!
-//! A design never branches on another design's name: each design is one module whose paths call
-//! kernel services on [`crate::kernel::K`].
+//! Designs are data: each is a text file (`designs/*.c`, embedded in the binary) that [`lang`]
+//! loads into paths whose steps call kernel services on [`crate::kernel::K`]. The kernel's own
+//! paths (a syscall body, `schedule()`) are Rust paths in [`crate::kernel`].
 
-pub mod generic_entry;
 pub mod lang;
-pub mod linux_4_3;
-pub mod linux_4x;
-pub mod lutomirski_2015;
-pub mod weisbecker_2015;
-pub mod weisbecker_hoisted;
 
 use crate::cost::CostKey;
 use crate::kernel::K;
@@ -25,8 +20,6 @@ use crate::kernel::K;
 pub enum Flow {
     /// Fall through to the next step.
     Next,
-    /// Continue at the step with this name in the same path (a C `goto`/loop/else).
-    Goto(&'static str),
     /// Continue at the step with this index in the same path (a loaded design's resolved
     /// `if`/`while`/`else`).
     Jump(u16),
@@ -200,19 +193,6 @@ pub struct Path {
     pub steps: &'static [Step],
 }
 
-impl Path {
-    /// Index of the step named `label` (panics on a typo in a design: a programming error caught
-    /// by the per-path tests, never by user input).
-    pub fn label(&self, label: &str) -> usize {
-        // Labels are the steps' own literals: compare addresses first, text only as a fallback.
-        let by_ptr = self.steps.iter().position(|s| std::ptr::eq(s.name, label));
-        match by_ptr.or_else(|| self.steps.iter().position(|s| s.name == label)) {
-            Some(i) => i,
-            None => panic!("design bug: path {} has no step named {label:?}", self.name),
-        }
-    }
-}
-
 impl std::fmt::Debug for Path {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name)
@@ -247,9 +227,6 @@ pub struct Design {
     pub ret_from_fork: &'static Path,
     /// The idle task's loop (`do_idle`), run forever by each CPU's idle task.
     pub idle: &'static Path,
-    /// For designs that share entry paths and differ only in the exit-to-user work loop (the 2015
-    /// `prepare_exit_to_usermode()` variants): the loop those shared paths call.
-    pub exit_to_usermode: Option<&'static Path>,
 }
 
 impl std::fmt::Debug for Design {
@@ -258,16 +235,19 @@ impl std::fmt::Debug for Design {
     }
 }
 
-/// Every design this build knows, in presentation order.
+/// Every design this build knows, in presentation order: the shipped design files
+/// ([`lang::SHIPPED`]), loaded once.
 pub fn all() -> &'static [&'static Design] {
-    static ALL: [&Design; 5] = [
-        &linux_4_3::DESIGN,
-        &weisbecker_2015::DESIGN,
-        &weisbecker_hoisted::DESIGN,
-        &lutomirski_2015::DESIGN,
-        &generic_entry::DESIGN,
-    ];
-    &ALL
+    static ALL: std::sync::OnceLock<Vec<&'static Design>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        lang::SHIPPED
+            .iter()
+            .filter(|(file, _)| file.ends_with(".c"))
+            // The shipped files are loaded by the tests of every build: an error here is a
+            // bug in this repository, not in anyone's input.
+            .map(|(file, _)| lang::load_shipped(file).unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    })
 }
 
 /// Looks a design up by name; the error lists the valid names.

@@ -1923,7 +1923,6 @@ impl Analyzed {
             debug: e(4),
             ret_from_fork: e(5),
             idle: e(6),
-            exit_to_usermode: None,
         }))
     }
 }
