@@ -44,4 +44,14 @@ pub trait Arch {
     fn is_idle_task(&self) -> bool;
     /// Wake `cpu` so it re-evaluates its tick (`irq_work_queue_on` / a self IPI for this CPU).
     fn tick_kick(&mut self, cpu: usize);
+
+    /// `arch_context_tracking_work(work)`: run work deferred to this CPU's kernel entry
+    /// (`sync_core()` for [`crate::state::CtWork::Sync`]). Called from `ct_kernel_enter_state()`,
+    /// possibly in NMI context, before anything else of the entry: it must be noinstr,
+    /// non-blocking and NMI-safe, and tolerate a spurious call. Only layouts with a work field
+    /// call it; the default does nothing.
+    #[inline(always)]
+    fn arch_context_tracking_work(&mut self, work: crate::state::CtWork) {
+        let _ = work;
+    }
 }

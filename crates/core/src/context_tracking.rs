@@ -13,7 +13,9 @@ use crate::rcu::RcuCpu;
 use crate::state::*;
 use crate::static_key::StaticKey;
 use crate::stats::{CtStats, Prim, Transition};
-use crate::sync::{atomic_add_return, AtomicBool, AtomicI32, AtomicI64, AtomicU32, Ordering};
+use crate::sync::{
+    atomic_add_return, atomic_try_cmpxchg, AtomicBool, AtomicI32, AtomicI64, AtomicU32, Ordering,
+};
 use crate::tick::TickSched;
 use crate::violation::{Violation, WarnLog};
 use crate::vtime::{CpuTime, TaskVtime};
@@ -37,16 +39,19 @@ pub struct ContextTracking {
     /// IRQ/NMI nesting; [`CT_NESTING_IRQ_NONIDLE`] in process context, 0 in an EQS, 1 in an IRQ/NMI
     /// that interrupted an EQS, +2 per further level.
     nmi_nesting: AtomicI64,
+    /// The state word's layout (fixed at boot, as Linux's is at build time).
+    layout: CtLayout,
 }
 
 macro_rules! ct_new {
-    () => {
+    ($layout:expr) => {
         ContextTracking {
             active: AtomicBool::new(false),
             recursion: AtomicI32::new(0),
-            state: AtomicU32::new(CT_STATE_INIT),
+            state: AtomicU32::new($layout.init()),
             nesting: AtomicI64::new(1),
             nmi_nesting: AtomicI64::new(CT_NESTING_IRQ_NONIDLE),
+            layout: $layout,
         }
     };
 }
@@ -55,13 +60,31 @@ impl ContextTracking {
     /// Initial per-CPU value (`DEFINE_PER_CPU(struct context_tracking, context_tracking)`).
     #[cfg(not(loom))]
     pub const fn new() -> ContextTracking {
-        ct_new!()
+        ct_new!(CtLayout::MAINLINE)
     }
 
     /// Initial per-CPU value (loom's atomics have no `const` constructor).
     #[cfg(loom)]
     pub fn new() -> ContextTracking {
-        ct_new!()
+        ct_new!(CtLayout::MAINLINE)
+    }
+
+    /// Initial per-CPU value with a state word of `layout` (deferred work, the 2-bit counter).
+    #[cfg(not(loom))]
+    pub const fn with_layout(layout: CtLayout) -> ContextTracking {
+        ct_new!(layout)
+    }
+
+    /// Initial per-CPU value with a state word of `layout`.
+    #[cfg(loom)]
+    pub fn with_layout(layout: CtLayout) -> ContextTracking {
+        ct_new!(layout)
+    }
+
+    /// The state word's layout.
+    #[inline(always)]
+    pub fn layout(&self) -> CtLayout {
+        self.layout
     }
 
     /// `ct->active`: this CPU does full user tracking.
@@ -120,20 +143,26 @@ impl ContextTracking {
     /// `rcu_is_watching_curr_cpu()`.
     #[inline(always)]
     pub fn rcu_is_watching(&self) -> bool {
-        self.state_word() & CT_RCU_WATCHING != 0
+        self.state_word() & self.layout.watching() != 0
     }
 
-    /// `ct_rcu_watching()`: the counter bits.
+    /// `ct_rcu_watching()`: the counter bits (at mainline's position, whatever the layout).
     #[inline(always)]
     pub fn ct_rcu_watching(&self) -> u32 {
-        self.state_word() & CT_RCU_WATCHING_MASK
+        self.layout.counter(self.state_word())
     }
 
     /// `ct_rcu_watching_cpu_acquire(cpu)`: the remote read a grace period does. Pairs with the
     /// fully ordered [`Self::ct_state_inc`] (see `rcu_watching_snap_save`).
     #[inline(always)]
     pub fn ct_rcu_watching_acquire(&self) -> u32 {
-        self.state.load(Ordering::Acquire) & CT_RCU_WATCHING_MASK
+        self.layout.counter(self.state.load(Ordering::Acquire))
+    }
+
+    /// The deferred work bits in the state word (stale between a flush and the next exit).
+    #[inline(always)]
+    pub fn ct_work(&self) -> u32 {
+        self.layout.work(self.state_word())
     }
 
     /// `ct_state_inc(incby)`: `raw_atomic_add_return`, the only fully ordered update. Its full
@@ -145,6 +174,21 @@ impl ContextTracking {
         atomic_add_return(&self.state, incby)
     }
 
+    /// `ct_state_inc_clear_work(incby)`: the EQS entry's update with deferred work: clear the work
+    /// bits and add in one fully ordered compare-and-exchange loop, so no setter's bit can land
+    /// between the clearing and the CPU becoming not-watching (it would be lost).
+    #[inline(always)]
+    pub fn ct_state_inc_clear_work(&self, incby: u32) -> u32 {
+        let mask = self.layout.work_mask();
+        let mut old = self.state_word();
+        loop {
+            let new = (old & !mask).wrapping_add(incby);
+            if atomic_try_cmpxchg(&self.state, &mut old, new) {
+                return new;
+            }
+        }
+    }
+
     /// `raw_atomic_add` (unordered) used by inactive CPUs for the context bits only.
     #[inline(always)]
     fn state_add_plain(&self, incby: u32) {
@@ -152,18 +196,26 @@ impl ContextTracking {
         self.state.fetch_add(incby, Ordering::Relaxed);
     }
 
+    /// `atomic_try_cmpxchg(&ct->state, old, new)`, fully ordered: the remote setter's update,
+    /// exposed for model checkers that run its read and its compare-and-exchange as separate
+    /// actions, and for loom's negative controls.
+    pub fn state_try_cmpxchg(&self, old: &mut u32, new: u32) -> bool {
+        atomic_try_cmpxchg(&self.state, old, new)
+    }
+
     /// Overwrites the state word. For model checkers restoring a cloned state and for tests.
     pub fn set_state_word(&self, word: u32) {
         self.state.store(word, Ordering::Relaxed);
     }
 
-    fn fields(&self) -> (bool, i32, u32, i64, i64) {
+    fn fields(&self) -> (bool, i32, u32, i64, i64, CtLayout) {
         (
             self.active(),
             self.recursion(),
             self.state_word(),
             self.nesting(),
             self.nmi_nesting(),
+            self.layout,
         )
     }
 }
@@ -176,7 +228,7 @@ impl Default for ContextTracking {
 
 impl Clone for ContextTracking {
     fn clone(&self) -> Self {
-        let c = ContextTracking::new();
+        let c = ContextTracking::with_layout(self.layout);
         c.set_active(self.active());
         c.set_recursion(self.recursion());
         c.set_state_word(self.state_word());
@@ -246,6 +298,15 @@ impl PerCpu {
         }
     }
 
+    /// A CPU with the given tick length and state-word layout (deferred work, 2-bit counter).
+    pub fn with_layout(tick_nsec: u64, layout: CtLayout) -> PerCpu {
+        PerCpu {
+            ct: ContextTracking::with_layout(layout),
+            local: CpuLocal::new(tick_nsec),
+            ..PerCpu::default()
+        }
+    }
+
     /// `ct_cpu_track_user(cpu)`: make this CPU do full user tracking and bump the key once.
     pub fn ct_cpu_track_user(&mut self, key: &StaticKey) {
         ct_cpu_track_user(&self.ct, key);
@@ -266,6 +327,32 @@ pub fn ct_cpu_track_user(ct: &ContextTracking, key: &StaticKey) {
     if !ct.active() {
         ct.set_active(true);
         key.static_branch_inc();
+    }
+}
+
+/// `ct_set_cpu_work(cpu, work)` (the CT_WORK series): defer `work` to `ct`'s CPU's next kernel
+/// entry instead of interrupting it. Succeeds only while that CPU does full tracking and RCU is
+/// not watching it (user, guest, idle EQS); then the bit is set by a fully ordered
+/// compare-and-exchange that the CPU's next `ct_kernel_enter_state()` add returns, so the work
+/// runs right after RCU starts watching. `false`: the CPU is inactive, in the kernel, or the
+/// layout has no bit for `work`; the caller must send the IPI (`on_each_cpu_cond()` takes the
+/// negation as its condition). The caller has preemption off.
+pub fn ct_set_cpu_work(ct: &ContextTracking, work: CtWork) -> bool {
+    let layout = ct.layout();
+    if !layout.holds(work) || !ct.active() {
+        return false;
+    }
+    let watching = layout.watching();
+    let set = work.bit() << CT_WORK_START;
+    let mut old = ct.state_word() & !watching;
+    loop {
+        let new = old | set;
+        if atomic_try_cmpxchg(&ct.state, &mut old, new) {
+            return true;
+        }
+        if old & watching != 0 {
+            return false;
+        }
     }
 }
 
@@ -447,23 +534,48 @@ impl<'a, A: Arch> Ct<'a, A> {
 
     // ---------------------------------------------------------------- EQS core
 
-    /// `ct_kernel_exit_state(offset)`: the fully ordered add that enters the EQS.
+    /// `ct_kernel_exit_state(offset)`: the fully ordered add that enters the EQS (with deferred
+    /// work, `ct_state_inc_clear_work()`: the bits flushed at the last entry go in the same
+    /// update).
     fn ct_kernel_exit_state(&mut self, offset: u32) {
         self.prim(Prim::AtomicRmw);
+        let layout = self.ct.layout();
         let watching_before = !A::RCU_EQS_DEBUG || self.ct.rcu_is_watching();
-        let seq = self.ct.ct_state_inc(offset);
+        let seq = if layout.work_width() != 0 {
+            self.ct.ct_state_inc_clear_work(offset)
+        } else {
+            self.ct.ct_state_inc(offset)
+        };
         // WARN_ON_ONCE(IS_ENABLED(CONFIG_RCU_EQS_DEBUG) && (seq & CT_RCU_WATCHING))
-        let bad = A::RCU_EQS_DEBUG && (!watching_before || seq & CT_RCU_WATCHING != 0);
+        let bad = A::RCU_EQS_DEBUG && (!watching_before || seq & layout.watching() != 0);
         self.warn_on(bad, Violation::ExitStateStillWatching);
     }
 
-    /// `ct_kernel_enter_state(offset)`: the fully ordered add that leaves the EQS.
+    /// `ct_kernel_enter_state(offset)`: the fully ordered add that leaves the EQS, then, with
+    /// deferred work, `ct_work_flush(seq)` at once: the bits come from the same update that made
+    /// RCU watch, so a setter either landed before it (and its bit is here) or sees watching and
+    /// sends its IPI.
     fn ct_kernel_enter_state(&mut self, offset: u32) {
         self.prim(Prim::AtomicRmw);
         let seq = self.ct.ct_state_inc(offset);
+        let layout = self.ct.layout();
         // WARN_ON_ONCE(IS_ENABLED(CONFIG_RCU_EQS_DEBUG) && !(seq & CT_RCU_WATCHING))
-        let bad = A::RCU_EQS_DEBUG && seq & CT_RCU_WATCHING == 0;
+        let bad = A::RCU_EQS_DEBUG && seq & layout.watching() == 0;
         self.warn_on(bad, Violation::EnterStateNotWatching);
+        let work = layout.work(seq);
+        if work != 0 {
+            self.ct_work_flush(work);
+        }
+    }
+
+    /// `ct_work_flush(seq)` (noinstr): one `arch_context_tracking_work()` call per set bit.
+    #[cold]
+    fn ct_work_flush(&mut self, work: u32) {
+        for w in CtWork::ALL {
+            if work & w.bit() != 0 {
+                self.arch.arch_context_tracking_work(w);
+            }
+        }
     }
 
     /// `ct_kernel_exit(user, offset)`: enter an EQS from process context (or just drop a nesting
@@ -544,7 +656,7 @@ impl<'a, A: Arch> Ct<'a, A> {
                     self.vtime_user_enter();
                 }
                 // rcu_irq_work_resched(): generic entry already flushed deferred wakeups.
-                self.ct_kernel_exit(true, CT_RCU_WATCHING + state.bits());
+                self.ct_kernel_exit(true, self.ct.layout().watching() + state.bits());
                 self.count_transition(match state {
                     CtState::Guest => Transition::GuestEnter,
                     _ => Transition::UserEnter,
@@ -572,7 +684,7 @@ impl<'a, A: Arch> Ct<'a, A> {
         if self.__ct_state() == state {
             if self.ct.active() {
                 // Exit RCU idle mode while entering the kernel: we may use RCU from here on.
-                self.ct_kernel_enter(true, CT_RCU_WATCHING.wrapping_sub(state.bits()));
+                self.ct_kernel_enter(true, self.ct.layout().watching().wrapping_sub(state.bits()));
                 if state == CtState::User {
                     self.vtime_user_exit();
                     // trace_user_exit(0)
@@ -701,7 +813,7 @@ impl<'a, A: Arch> Ct<'a, A> {
     pub fn ct_idle_enter(&mut self) {
         self.ct_call_idle();
         let outermost = self.ct.nesting() == 1;
-        self.ct_kernel_exit(false, CT_RCU_WATCHING + CtState::Idle.bits());
+        self.ct_kernel_exit(false, self.ct.layout().watching() + CtState::Idle.bits());
         if outermost {
             self.count_transition(Transition::IdleEnter);
         }
@@ -712,7 +824,13 @@ impl<'a, A: Arch> Ct<'a, A> {
         self.ct_call_idle();
         let flags = self.local_irq_save();
         let outermost = self.ct.nesting() == 0;
-        self.ct_kernel_enter(false, CT_RCU_WATCHING.wrapping_sub(CtState::Idle.bits()));
+        self.ct_kernel_enter(
+            false,
+            self.ct
+                .layout()
+                .watching()
+                .wrapping_sub(CtState::Idle.bits()),
+        );
         if outermost {
             self.count_transition(Transition::IdleExit);
         }
@@ -750,7 +868,7 @@ impl<'a, A: Arch> Ct<'a, A> {
         self.warn_on(neg, Violation::NmiNestingNegative);
         let incby = if !self.ct.rcu_is_watching() {
             // rcu_task_enter() if !in_nmi()
-            self.ct_kernel_enter_state(CT_RCU_WATCHING);
+            self.ct_kernel_enter_state(self.ct.layout().watching());
             self.count_transition(Transition::IrqEqsExit);
             1
         } else {
@@ -777,7 +895,7 @@ impl<'a, A: Arch> Ct<'a, A> {
         }
         // This NMI interrupted an RCU-idle CPU: restore RCU-idleness.
         self.ct.set_nmi_nesting(0);
-        self.ct_kernel_exit_state(CT_RCU_WATCHING);
+        self.ct_kernel_exit_state(self.ct.layout().watching());
         self.count_transition(Transition::IrqEqsEnter);
     }
 
@@ -840,11 +958,9 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// remote snapshot sees a quiescent state.
     pub fn rcu_momentary_eqs(&mut self) {
         self.prim(Prim::AtomicRmw);
-        let seq = self.ct.ct_state_inc(2 * CT_RCU_WATCHING);
-        self.warn_on(
-            seq & CT_RCU_WATCHING == 0,
-            Violation::MomentaryEqsNotWatching,
-        );
+        let watching = self.ct.layout().watching();
+        let seq = self.ct.ct_state_inc(2 * watching);
+        self.warn_on(seq & watching == 0, Violation::MomentaryEqsNotWatching);
     }
 
     /// `rcu_irq_exit_check_preempt()`: before preempting from an IRQ, nesting must be at process

@@ -36,8 +36,8 @@ pub mod violation;
 pub mod vtime;
 
 pub use arch::Arch;
-pub use context_tracking::{ContextTracking, Ct, PerCpu};
-pub use state::CtState;
+pub use context_tracking::{ct_set_cpu_work, ContextTracking, Ct, PerCpu};
+pub use state::{CtLayout, CtState, CtWork};
 pub use static_key::StaticKey;
 pub use stats::{CtStats, Prim, Transition};
 pub use violation::{Violation, WarnLog};

@@ -50,3 +50,20 @@ pub fn atomic_add_return(a: &AtomicU32, v: u32) -> u32 {
     smp_mb__after_atomic();
     new
 }
+
+/// Linux `atomic_try_cmpxchg()`: fully ordered when it succeeds; on failure `old` becomes the
+/// value found (relaxed, as Linux's failed cmpxchg orders nothing).
+#[inline(always)]
+pub fn atomic_try_cmpxchg(a: &AtomicU32, old: &mut u32, new: u32) -> bool {
+    smp_mb__before_atomic();
+    match a.compare_exchange(*old, new, Ordering::SeqCst, Ordering::Relaxed) {
+        Ok(_) => {
+            smp_mb__after_atomic();
+            true
+        }
+        Err(found) => {
+            *old = found;
+            false
+        }
+    }
+}

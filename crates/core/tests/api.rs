@@ -19,6 +19,8 @@ struct MockArch<const DEBUG: bool = true> {
     kthread: bool,
     idle_task: bool,
     kicks: Vec<usize>,
+    /// `arch_context_tracking_work()` calls, in order.
+    flushed: Vec<CtWork>,
 }
 
 impl<const DEBUG: bool> Arch for MockArch<DEBUG> {
@@ -53,6 +55,9 @@ impl<const DEBUG: bool> Arch for MockArch<DEBUG> {
     fn tick_kick(&mut self, cpu: usize) {
         self.kicks.push(cpu);
     }
+    fn arch_context_tracking_work(&mut self, work: CtWork) {
+        self.flushed.push(work);
+    }
 }
 
 struct World {
@@ -65,6 +70,17 @@ struct World {
 const TICK: u64 = 4_000_000;
 
 impl World {
+    /// [`World::active`] with a state word of `layout`.
+    fn active_with(layout: CtLayout) -> World {
+        let mut w = World::active();
+        let key = StaticKey::new_false();
+        let mut pcpu = PerCpu::with_layout(TICK, layout);
+        pcpu.ct_cpu_track_user(&key);
+        pcpu.local.cputime.vtime_since_ns = Some(0);
+        w.key = key;
+        w.pcpu = pcpu;
+        w
+    }
     /// A nohz_full CPU (active, key on) running a user task that is in the kernel with IRQs off,
     /// vtime in SYS since t=0.
     fn active() -> World {
@@ -857,4 +873,151 @@ fn eqs_debug_checks_run_by_default_and_compile_out_in_a_production_build() {
     };
     Ct::new(&w.key, &mut w.pcpu, &mut w.task, &mut arch).user_enter_irqoff();
     assert_eq!(w.warns().1, Some(Violation::UserEnterKthread));
+}
+
+// ---------------------------------------------------------------- deferred work (CT_WORK)
+
+#[test]
+fn work_layout_is_the_series_macros() {
+    // Mainline: no work field, CT_RCU_WATCHING == 4.
+    let m = CtLayout::MAINLINE;
+    assert_eq!((m.work_width(), m.work_mask(), m.watching()), (0, 0, 4));
+    assert_eq!(m.watching_mask(), CT_RCU_WATCHING_MASK);
+    assert_eq!(m.init(), CT_STATE_INIT);
+    // One work type (v5-v7: CT_WORK_SYNC): CT_WORK_MASK 0x4, CT_RCU_WATCHING 0x8.
+    let one = CtLayout::new(1, false);
+    assert_eq!(
+        (one.work_width(), one.work_mask(), one.watching()),
+        (1, 0x4, 0x8)
+    );
+    assert!(one.holds(CtWork::Sync) && !one.holds(CtWork::Tlbi));
+    // Two types (RFC v1-v4: SYNC and TLBI): the counter from bit 4.
+    let two = CtLayout::new(2, false);
+    assert_eq!((two.work_mask(), two.watching()), (0xc, 0x10));
+    assert_eq!(two.watching_mask(), !0xf);
+    // CONFIG_RCU_DYNTICKS_TORTURE: a 2-bit counter right above the work field.
+    let t = CtLayout::new(1, true);
+    assert_eq!(t.watching_mask(), 0x18);
+    // The counter a reader sees sits at mainline's position in every layout.
+    let word = 0x10 | 0x8 | 0x4 | 2; // counter 3 (watching), SYNC pending, USER
+    assert_eq!(one.counter(word), 0xc);
+    assert_eq!(one.work(word), CtWork::Sync.bit());
+}
+
+#[test]
+fn work_is_set_only_on_an_active_cpu_that_rcu_does_not_watch() {
+    let layout = CtLayout::new(2, false);
+    let mut w = World::active_with(layout);
+    // In the kernel: RCU watches, the setter must IPI.
+    assert!(!ct_set_cpu_work(&w.pcpu.ct, CtWork::Sync));
+    assert_eq!(w.pcpu.ct.ct_work(), 0);
+    w.ct().user_enter_irqoff();
+    assert!(!w.pcpu.ct.rcu_is_watching());
+    // In user mode: deferred, twice for two types, idempotent for the same one.
+    assert!(ct_set_cpu_work(&w.pcpu.ct, CtWork::Sync));
+    assert!(ct_set_cpu_work(&w.pcpu.ct, CtWork::Sync));
+    assert!(ct_set_cpu_work(&w.pcpu.ct, CtWork::Tlbi));
+    assert_eq!(w.pcpu.ct.ct_work(), 0b11);
+    assert_eq!(w.state(), CtState::User, "the context bits are untouched");
+    // An inactive (housekeeping) CPU never defers; nor does a layout without the type.
+    let h = ContextTracking::with_layout(layout);
+    assert!(!ct_set_cpu_work(&h, CtWork::Sync));
+    let mut m = World::active();
+    m.ct().user_enter_irqoff();
+    assert!(
+        !ct_set_cpu_work(&m.pcpu.ct, CtWork::Sync),
+        "mainline: the stub"
+    );
+    assert_eq!(m.word() & 0b1100, 0b1000, "mainline: counter bits only");
+}
+
+#[test]
+fn the_entry_flushes_right_after_rcu_watches_and_the_exit_clears() {
+    let mut w = World::active_with(CtLayout::new(2, false));
+    w.ct().user_enter_irqoff();
+    let before = w.pcpu.ct.ct_rcu_watching();
+    assert!(ct_set_cpu_work(&w.pcpu.ct, CtWork::Tlbi));
+    assert!(ct_set_cpu_work(&w.pcpu.ct, CtWork::Sync));
+    w.ct().user_exit_irqoff();
+    // One call per bit, in bit order, and RCU watches (one counter step, mainline's size).
+    assert_eq!(w.arch.flushed, [CtWork::Sync, CtWork::Tlbi]);
+    assert!(w.pcpu.ct.rcu_is_watching());
+    assert_eq!(
+        w.pcpu.ct.ct_rcu_watching(),
+        before.wrapping_add(CT_RCU_WATCHING)
+    );
+    // Stale until the exit: a setter cannot add bits while RCU watches.
+    assert_eq!(w.pcpu.ct.ct_work(), 0b11);
+    assert!(!ct_set_cpu_work(&w.pcpu.ct, CtWork::Sync));
+    w.ct().user_enter_irqoff();
+    assert_eq!(
+        w.pcpu.ct.ct_work(),
+        0,
+        "cleared in the same update that enters the EQS"
+    );
+    w.ct().user_exit_irqoff();
+    assert_eq!(w.arch.flushed.len(), 2, "nothing flushed twice");
+    assert_eq!(w.warns(), (0, None));
+}
+
+#[test]
+fn an_nmi_from_user_flushes_and_the_outer_entry_flushes_only_later_work() {
+    let mut w = World::active_with(CtLayout::new(2, false));
+    w.ct().user_enter_irqoff();
+    assert!(ct_set_cpu_work(&w.pcpu.ct, CtWork::Sync));
+    // The NMI makes RCU watch: ct_kernel_enter_state() flushes, in NMI context.
+    w.arch.in_nmi = true;
+    w.ct().ct_nmi_enter();
+    assert_eq!(w.arch.flushed, [CtWork::Sync]);
+    assert!(
+        !ct_set_cpu_work(&w.pcpu.ct, CtWork::Tlbi),
+        "watching inside the NMI"
+    );
+    w.ct().ct_nmi_exit();
+    w.arch.in_nmi = false;
+    assert_eq!(
+        w.pcpu.ct.ct_work(),
+        0,
+        "the NMI's exit cleared what it flushed"
+    );
+    // Back in the EQS: new work is deferred again and the syscall entry flushes only it.
+    assert!(ct_set_cpu_work(&w.pcpu.ct, CtWork::Tlbi));
+    w.ct().user_exit_irqoff();
+    assert_eq!(w.arch.flushed, [CtWork::Sync, CtWork::Tlbi]);
+    // Idle's EQS accepts work too; ct_idle_exit() flushes it.
+    w.arch.idle_task = true;
+    w.ct().ct_idle_enter();
+    assert!(ct_set_cpu_work(&w.pcpu.ct, CtWork::Sync));
+    w.ct().ct_idle_exit();
+    assert_eq!(w.arch.flushed.last(), Some(&CtWork::Sync));
+    assert_eq!(w.warns(), (0, None));
+}
+
+#[test]
+fn a_two_bit_counter_wraps_after_two_round_trips() {
+    // CONFIG_RCU_DYNTICKS_TORTURE: a grace period that snapshots a watching CPU, then finds the
+    // same counter after two EQS round trips, misses those quiescent states (a longer grace
+    // period, not a wrong one: it finds the next one).
+    let mut w = World::active_with(CtLayout::new(1, true));
+    let snap = rcu_watching_snap_save(&w.pcpu.ct);
+    assert!(!rcu_watching_snap_in_eqs(snap));
+    for _ in 0..2 {
+        w.ct().user_enter_irqoff();
+        w.ct().user_exit_irqoff();
+    }
+    assert!(
+        !rcu_cpu_quiescent_since(&w.pcpu.ct, snap),
+        "wrapped: the passes are invisible"
+    );
+    w.ct().user_enter_irqoff();
+    assert!(rcu_cpu_quiescent_since(&w.pcpu.ct, snap));
+    // The full-width counter never wraps that fast.
+    let mut m = World::active_with(CtLayout::new(1, false));
+    let snap = rcu_watching_snap_save(&m.pcpu.ct);
+    for _ in 0..2 {
+        m.ct().user_enter_irqoff();
+        m.ct().user_exit_irqoff();
+    }
+    assert!(rcu_cpu_quiescent_since(&m.pcpu.ct, snap));
+    assert_eq!(w.warns(), (0, None));
 }
