@@ -313,6 +313,19 @@ pub(crate) struct Common {
     /// Device interrupts on every CPU at random gaps with this mean (e.g. 50us).
     #[arg(long = "irq-period", value_parser = parse_duration)]
     irq_period: Option<u64>,
+    /// Deferred IPIs (the CT_WORK series): a work field in the state word, and senders that
+    /// defer to nohz_full CPUs RCU does not watch instead of interrupting them.
+    #[arg(long = "ct-work")]
+    ct_work: bool,
+    /// CONFIG_RCU_DYNTICKS_TORTURE: a 2-bit RCU watching counter (wraps after two round trips).
+    #[arg(long = "rcu-counter-torture")]
+    rcu_counter_torture: bool,
+    /// CPU 0 patches kernel text (every CPU must sync_core()) with this period (e.g. 1ms).
+    #[arg(long = "text-poke-period", value_parser = parse_duration)]
+    text_poke_period: Option<u64>,
+    /// CPU 0 flushes a kernel TLB range on every CPU with this period (e.g. 1ms).
+    #[arg(long = "tlbi-period", value_parser = parse_duration)]
+    tlbi_period: Option<u64>,
     /// Turn the per-step invariant monitor off (faster).
     #[arg(long = "no-monitor")]
     no_monitor: bool,
@@ -432,6 +445,10 @@ pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
     cfg.preempt = o.preempt;
     cfg.nmi_period_ns = o.nmi_period;
     cfg.irq_period_ns = o.irq_period;
+    cfg.ct_work = o.ct_work;
+    cfg.rcu_counter_torture = o.rcu_counter_torture;
+    cfg.text_poke_period_ns = o.text_poke_period;
+    cfg.tlbi_period_ns = o.tlbi_period;
     cfg.monitor = !o.no_monitor;
     cfg.taskset = o.taskset;
     if o.max_memory == 0 {

@@ -338,22 +338,36 @@ pub fn ct_cpu_track_user(ct: &ContextTracking, key: &StaticKey) {
 /// layout has no bit for `work`; the caller must send the IPI (`on_each_cpu_cond()` takes the
 /// negation as its condition). The caller has preemption off.
 pub fn ct_set_cpu_work(ct: &ContextTracking, work: CtWork) -> bool {
+    let Some(mut old) = ct_set_cpu_work_begin(ct, work) else {
+        return false;
+    };
+    loop {
+        if let Some(set) = ct_set_cpu_work_try(ct, &mut old, work) {
+            return set;
+        }
+    }
+}
+
+/// The first half of [`ct_set_cpu_work`]: `None` when `ct`'s CPU cannot defer at all (inactive,
+/// or no bit for `work`), else `old = atomic_read(&ct->state) & ~CT_RCU_WATCHING`. A model
+/// checker runs this and [`ct_set_cpu_work_try`] as separate actions.
+pub fn ct_set_cpu_work_begin(ct: &ContextTracking, work: CtWork) -> Option<u32> {
     let layout = ct.layout();
     if !layout.holds(work) || !ct.active() {
-        return false;
+        return None;
     }
-    let watching = layout.watching();
-    let set = work.bit() << CT_WORK_START;
-    let mut old = ct.state_word() & !watching;
-    loop {
-        let new = old | set;
-        if atomic_try_cmpxchg(&ct.state, &mut old, new) {
-            return true;
-        }
-        if old & watching != 0 {
-            return false;
-        }
+    Some(ct.state_word() & !layout.watching())
+}
+
+/// One `atomic_try_cmpxchg(&ct->state, &old, old | work)` of [`ct_set_cpu_work`]'s loop:
+/// `Some(true)` set, `Some(false)` the CPU is watching (send the IPI), `None` retry with the
+/// value found in `old`.
+pub fn ct_set_cpu_work_try(ct: &ContextTracking, old: &mut u32, work: CtWork) -> Option<bool> {
+    let new = *old | work.bit() << CT_WORK_START;
+    if atomic_try_cmpxchg(&ct.state, old, new) {
+        return Some(true);
     }
+    (*old & ct.layout().watching() != 0).then_some(false)
 }
 
 /// "This CPU running `current`": the receiver of every context-tracking API.

@@ -36,7 +36,9 @@ pub mod violation;
 pub mod vtime;
 
 pub use arch::Arch;
-pub use context_tracking::{ct_set_cpu_work, ContextTracking, Ct, PerCpu};
+pub use context_tracking::{
+    ct_set_cpu_work, ct_set_cpu_work_begin, ct_set_cpu_work_try, ContextTracking, Ct, PerCpu,
+};
 pub use state::{CtLayout, CtState, CtWork};
 pub use static_key::StaticKey;
 pub use stats::{CtStats, Prim, Transition};

@@ -129,6 +129,17 @@ pub struct Config {
     pub taskset: Option<usize>,
     /// Task and memory limits ([`crate::limits`]).
     pub limits: crate::limits::Limits,
+    /// Deferred IPIs (the CT_WORK series, [`crate::ct_work`]): the state word gets a work field
+    /// and senders defer to nohz_full CPUs that RCU does not watch instead of interrupting them.
+    pub ct_work: bool,
+    /// `CONFIG_RCU_DYNTICKS_TORTURE`: a 2-bit RCU watching counter (wraps after two round trips).
+    pub rcu_counter_torture: bool,
+    /// The housekeeping CPU patches kernel text (or flips a static key) every this many ns:
+    /// `smp_text_poke_sync_each_cpu()`, every CPU must `sync_core()`.
+    pub text_poke_period_ns: Option<u64>,
+    /// The housekeeping CPU flushes a kernel TLB range every this many ns
+    /// (`flush_tlb_kernel_range()` after a `vunmap`).
+    pub tlbi_period_ns: Option<u64>,
 }
 
 impl Config {
@@ -152,7 +163,22 @@ impl Config {
             max_steps: 2_000_000_000,
             taskset: None,
             limits: crate::limits::Limits::default(),
+            ct_work: false,
+            rcu_counter_torture: false,
+            text_poke_period_ns: None,
+            tlbi_period_ns: None,
         }
+    }
+
+    /// The state word's layout every CPU uses: both work types with [`Config::ct_work`], the
+    /// 2-bit counter with [`Config::rcu_counter_torture`].
+    pub fn ct_layout(&self) -> ctxtrack_core::CtLayout {
+        let types = if self.ct_work {
+            ctxtrack_core::CtWork::ALL.len() as u32
+        } else {
+            0
+        };
+        ctxtrack_core::CtLayout::new(types, self.rcu_counter_torture)
     }
 
     /// Checks ranges; the error says which option is wrong.
@@ -177,6 +203,14 @@ impl Config {
                 "--nohz-full names CPU {b}, but the machine has {} CPUs",
                 self.cpus
             ));
+        }
+        for (name, p) in [
+            ("--text-poke-period", self.text_poke_period_ns),
+            ("--tlbi-period", self.tlbi_period_ns),
+        ] {
+            if p == Some(0) {
+                return Err(format!("{name} must be at least 1 ns"));
+            }
         }
         if self.nohz_full.contains(0) && self.ct_on {
             return Err(

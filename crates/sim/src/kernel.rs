@@ -284,6 +284,7 @@ impl<'m> K<'m> {
             // irq_work: nohz_full_kick_func() is empty; the re-evaluation happens at irq exit.
             Vector::IrqWork => self.extra_cycles += self.m.cost.irq_work,
             Vector::Device => self.extra_cycles += self.m.cost.device_irq,
+            Vector::CallFunction => crate::ct_work::call_function_interrupt(self),
         }
         if self.m.trace.is_some() {
             let fields = if v == Vector::Device {

@@ -13,6 +13,7 @@
 pub mod compare;
 pub mod config;
 pub mod cost;
+pub mod ct_work;
 pub mod design;
 pub mod inject;
 pub mod ipc;

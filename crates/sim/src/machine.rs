@@ -69,10 +69,13 @@ pub enum Vector {
     Reschedule = 2,
     /// A device interrupt (vector 0x22, Linux IRQ 11) arriving at random times (`--irq-period`).
     Device = 3,
+    /// `CALL_FUNCTION_SINGLE_VECTOR` (0xfb): `smp_call_function` work (`sync_core()` after text
+    /// patching, a kernel TLB flush) that could not be deferred ([`crate::ct_work`]).
+    CallFunction = 4,
 }
 
 /// Number of [`Vector`]s.
-pub const NVEC: usize = 4;
+pub const NVEC: usize = 5;
 
 impl Vector {
     /// All vectors, by index.
@@ -81,6 +84,7 @@ impl Vector {
         Vector::IrqWork,
         Vector::Reschedule,
         Vector::Device,
+        Vector::CallFunction,
     ];
     /// The x86 vector number.
     pub fn number(self) -> u32 {
@@ -89,6 +93,7 @@ impl Vector {
             Vector::IrqWork => 246,
             Vector::Reschedule => 253,
             Vector::Device => 34,
+            Vector::CallFunction => 251,
         }
     }
     /// Event-name prefix in `irq_vectors` (`local_timer`, `irq_work`, `reschedule`).
@@ -98,6 +103,7 @@ impl Vector {
             Vector::IrqWork => "irq_work",
             Vector::Reschedule => "reschedule",
             Vector::Device => "irq_handler",
+            Vector::CallFunction => "call_function_single",
         }
     }
 }
@@ -130,6 +136,12 @@ pub struct Hw {
     pub cur_is_idle: bool,
     /// CPUs the core asked to kick (processed after the step).
     pub kicks: u64,
+    /// Deferred work this CPU owes ([`ctxtrack_core::CtWork`] bits): a sender deferred it and
+    /// returned; the next kernel entry's flush (or a CALL_FUNCTION IPI) runs it. The monitor
+    /// checks that no patchable step runs while any is owed.
+    pub owed: u8,
+    /// `arch_context_tracking_work()` calls so far.
+    pub work_flushes: u64,
 }
 
 impl Arch for Hw {
@@ -163,6 +175,11 @@ impl Arch for Hw {
     }
     fn tick_kick(&mut self, cpu: usize) {
         self.kicks |= 1 << cpu;
+    }
+    fn arch_context_tracking_work(&mut self, work: ctxtrack_core::CtWork) {
+        // sync_core() / the kernel TLB flush: this CPU now sees the new text and mappings.
+        self.owed &= !(work.bit() as u8);
+        self.work_flushes += 1;
     }
 }
 
@@ -203,6 +220,16 @@ pub struct CpuCounters {
     pub entries: [u64; 6],
     /// All cycles executed in kernel steps.
     pub kernel_cycles: u64,
+    /// Work deferred to this CPU by `ct_set_cpu_work()` (one per sender and work type).
+    pub work_deferred: u64,
+    /// CALL_FUNCTION IPIs this CPU handled for work that could not be deferred.
+    pub work_ipis: u64,
+    /// IRQs and NMIs that interrupted user mode (what disturbs an isolated task).
+    pub user_interruptions: u64,
+    /// When the last one arrived (0: none yet).
+    pub last_interruption_ns: u64,
+    /// Longest time between two of them (or from the start of the run to the first).
+    pub longest_quiet_ns: u64,
 }
 
 /// Ground-truth time per CPU (what the CPU really did, not what vtime says).
@@ -243,6 +270,8 @@ pub struct Cpu {
     pub pending: [u64; NVEC],
     /// Arrival of a pending NMI.
     pub nmi_at: u64,
+    /// `call_single_queue`: [`ctxtrack_core::CtWork`] bits queued for the CALL_FUNCTION IPI.
+    pub csd: u8,
     /// End of the current user burst (valid in [`Mode::User`]).
     pub user_until: u64,
     /// When the current user burst started or resumed.
@@ -596,6 +625,8 @@ pub struct Machine {
     pub rng: Xoshiro256,
     /// RCU grace-period machinery.
     pub rcu: RcuGp,
+    /// The senders of deferrable work ([`crate::ct_work`]).
+    pub work: crate::ct_work::Senders,
     /// Invariant monitor.
     pub monitor: Monitor,
     /// ftrace-style output.
@@ -644,6 +675,7 @@ impl Clone for Machine {
             chans: self.chans.clone(),
             rng: self.rng.clone(),
             rcu: self.rcu.clone(),
+            work: self.work.clone(),
             monitor: self.monitor.clone(),
             trace: None,
             mark_start_ns: self.mark_start_ns,
@@ -679,6 +711,7 @@ impl Machine {
             chans: Vec::new(),
             rng: Xoshiro256::seed(cfg.seed),
             rcu: RcuGp::new(n, &cfg),
+            work: crate::ct_work::Senders::new(&cfg),
             monitor: Monitor {
                 stop_on_violation: cfg.stop_on_violation,
                 ..Monitor::new(cfg.monitor)
@@ -713,7 +746,7 @@ impl Machine {
             );
             m.tasks.push(t);
             let nohz = m.cfg.ct_on && m.cfg.nohz_full.contains(c);
-            let mut pcpu = PerCpu::new(tick_nsec);
+            let mut pcpu = PerCpu::with_layout(tick_nsec, m.cfg.ct_layout());
             // The core prices primitives as it counts them (see `exec_step`).
             pcpu.local.stats.weights = m.cost.prim_table();
             if nohz {
@@ -730,6 +763,8 @@ impl Machine {
                     cur_has_mm: false,
                     cur_is_idle: true,
                     kicks: 0,
+                    owed: 0,
+                    work_flushes: 0,
                 },
                 mode: Mode::Kernel,
                 current: idle,
@@ -746,8 +781,10 @@ impl Machine {
                         .irq_period_ns
                         .map(|p| p / 2 + p * c as u64 / n as u64)
                         .unwrap_or(NEVER),
+                    NEVER,
                 ],
                 nmi_at: cfg_nmi_first(&m.cfg, c),
+                csd: 0,
                 user_until: NEVER,
                 user_since: 0,
                 tick_stopped_since: None,
@@ -840,6 +877,7 @@ impl Machine {
             .min(cpu.pending[1])
             .min(cpu.pending[2])
             .min(cpu.pending[3])
+            .min(cpu.pending[4])
     }
 
     /// Runs until the workload ends, the duration passes, or an invariant fails.
@@ -860,12 +898,18 @@ impl Machine {
             let best = self.next_at[bc];
             let second = second.map_or(NEVER, |c| self.next_at[c]);
             let rcu_t = self.rcu.next_event_ns();
-            if rcu_t <= best && rcu_t != NEVER {
-                if rcu_t > limit_ns {
+            let work_t = self.work.next_event_ns();
+            let ev_t = rcu_t.min(work_t);
+            if ev_t <= best && ev_t != NEVER {
+                if ev_t > limit_ns {
                     self.end = Some(EndReason::Duration);
                     break;
                 }
-                crate::rcu_gp::rcu_gp_kthread(self, rcu_t);
+                if work_t < rcu_t {
+                    crate::ct_work::run_senders(self, work_t);
+                } else {
+                    crate::rcu_gp::rcu_gp_kthread(self, rcu_t);
+                }
                 if std::mem::take(&mut self.rescan) {
                     order = EventOrder::new(&self.next_at);
                 }
@@ -876,7 +920,7 @@ impl Machine {
                 break;
             }
             // Other CPUs with a lower id win ties, so stay only while strictly earlier than them.
-            let horizon = second.min(rcu_t);
+            let horizon = second.min(ev_t);
             let mut t = best;
             loop {
                 if t > limit_ns {
@@ -1078,8 +1122,11 @@ impl Machine {
     fn deliverable_irq(&self, c: CpuId) -> Option<Vector> {
         let cpu = &self.cpus[c];
         let now = cpu.hw.now;
+        // The local APIC delivers the highest pending vector first.
         if cpu.pending[2] <= now {
             Some(Vector::Reschedule)
+        } else if cpu.pending[4] <= now {
+            Some(Vector::CallFunction)
         } else if cpu.pending[1] <= now {
             Some(Vector::IrqWork)
         } else if cpu.next_tick <= now {
@@ -1124,6 +1171,14 @@ impl Machine {
         };
         if kind == EntryKind::Irq {
             self.cpus[c].counters.irqs_from[from_idx] += 1;
+        }
+        if from == Mode::User && matches!(kind, EntryKind::Irq | EntryKind::Nmi) {
+            let cpu = &mut self.cpus[c];
+            let k = &mut cpu.counters;
+            let now = cpu.hw.now;
+            k.longest_quiet_ns = k.longest_quiet_ns.max(now - k.last_interruption_ns);
+            k.last_interruption_ns = now;
+            k.user_interruptions += 1;
         }
         if self.trace.is_some() {
             match kind {

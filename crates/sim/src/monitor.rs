@@ -11,6 +11,9 @@
 //! | `vtime_conservation` | after every step that ran a vtime hook, and at the end | user + sys + guest + idle accounted == elapsed, exactly, per vtime CPU |
 //! | `rcu_gp_safety` | at every grace-period end | no read-side section that began before the grace period is still running |
 //! | `rcu_reader_schedule` | in `__schedule` | no context switch inside a (non-preemptible) read-side section |
+//! | `ct_work_unflushed` | before every patchable (instrumentable) step | no deferred work is owed: the CPU ran the `sync_core()`/TLB flush a sender deferred to it ([`crate::ct_work`]) before any patchable code. A lost work bit, or an entry that runs patchable code before its flush, breaks it |
+//! | `ct_work_set_while_watching` | every successful `ct_set_cpu_work()` | the target was not watching (its next `ct_kernel_enter_state()` will flush the bit) |
+//! | `ct_work_sync_incomplete` | every return of a synchronizing sender | every other CPU was either IPI'd or owes the work |
 //! | core `WARN`s | after every step | every `CT_WARN_ON`/`WARN_ON_ONCE` of the core ([`ctxtrack_core::Violation`]) |
 //!
 //! `ct_kernel_with_irqs_on` is Andy Lutomirski's "any kernel code with IRQs on is *always* tracked
@@ -200,6 +203,9 @@ pub fn before_step(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
     }
     let cpu = &m.cpus[c];
     let ct = &cpu.pcpu.ct;
+    if step.kind == StepKind::Instr && cpu.hw.owed != 0 {
+        return fail_ct_work_unflushed(m, c, path, step);
+    }
     if step.kind == StepKind::Instr && !ct.rcu_is_watching() {
         return fail_rcu_watching_in_kernel(m, c, path, step);
     }
@@ -238,6 +244,53 @@ fn fail_ct_kernel_with_irqs_on(m: &mut Machine, c: CpuId, path: &Path, step: &St
     );
     let site = format!("{}: {}", path.name, step.name);
     fail(m, c, "ct_kernel_with_irqs_on", &site, d);
+}
+
+#[cold]
+#[inline(never)]
+fn fail_ct_work_unflushed(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
+    let owed: Vec<&str> = ctxtrack_core::CtWork::ALL
+        .iter()
+        .filter(|w| m.cpus[c].hw.owed & w.bit() as u8 != 0)
+        .map(|w| w.name())
+        .collect();
+    let d = format!(
+        "patchable step `{}` runs before the deferred {} ran (ct state {}, work bits {:#x} in the state word)",
+        step.name,
+        owed.join("|"),
+        m.cpus[c].pcpu.ct.ct_state_bits().name(),
+        m.cpus[c].pcpu.ct.ct_work()
+    );
+    let site = format!("{}: {}", path.name, step.name);
+    fail(m, c, "ct_work_unflushed", &site, d);
+}
+
+/// A `ct_set_cpu_work()` on CPU `c` succeeded: the target must not be watching (else its entry
+/// has flushed already and the bit waits for the one after).
+pub fn on_work_set(m: &mut Machine, c: CpuId, work: ctxtrack_core::CtWork) {
+    if m.monitor.enabled && m.cpus[c].pcpu.ct.rcu_is_watching() {
+        let d = format!(
+            "{} deferred to CPU {c} while RCU watches it (ct state {})",
+            work.name(),
+            m.cpus[c].pcpu.ct.ct_state_bits().name()
+        );
+        fail(m, c, "ct_work_set_while_watching", "ct_set_cpu_work", d);
+    }
+}
+
+/// A synchronizing sender on CPU `from` returns: every other CPU was interrupted or owes the
+/// work.
+pub fn on_sync_done(m: &mut Machine, from: CpuId, work: ctxtrack_core::CtWork) {
+    if !m.monitor.enabled {
+        return;
+    }
+    let bit = work.bit() as u8;
+    let missed =
+        (0..m.cpus.len()).find(|&c| c != from && (m.cpus[c].hw.owed | m.cpus[c].csd) & bit == 0);
+    if let Some(c) = missed {
+        let d = format!("CPU {c} neither got the IPI nor owes {}", work.name());
+        fail(m, c, "ct_work_sync_incomplete", "on_each_cpu_cond", d);
+    }
 }
 
 /// Checks after a step: `vtime_before` and `warn_before` are the CPU's vtime hook and WARN

@@ -70,6 +70,24 @@ pub struct CpuReport {
     pub entries: BTreeMap<&'static str, u64>,
     /// Steps executed.
     pub steps: u64,
+    /// Deferred IPIs (present when the run has CT_WORK or its senders).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ct_work: Option<CpuWorkReport>,
+}
+
+/// One CPU's side of deferred IPIs ([`crate::ct_work`]).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CpuWorkReport {
+    /// Work deferred to it (`ct_set_cpu_work()` succeeded).
+    pub deferred: u64,
+    /// CALL_FUNCTION IPIs it took for work that could not be deferred.
+    pub ipis: u64,
+    /// `arch_context_tracking_work()` calls its entries made.
+    pub flushes: u64,
+    /// IRQs and NMIs that interrupted its user mode (any vector).
+    pub user_interruptions: u64,
+    /// Longest time between two of them, or from the start or to the end of the run.
+    pub longest_quiet_ns: u64,
 }
 
 /// A whole run.
@@ -221,6 +239,18 @@ impl Report {
                 ct_cycles: by_kind(&k.ct_cycles),
                 entries: by_kind(&k.entries),
                 steps: k.steps,
+                ct_work: (m.cfg.ct_work
+                    || m.cfg.text_poke_period_ns.is_some()
+                    || m.cfg.tlbi_period_ns.is_some())
+                .then(|| CpuWorkReport {
+                    deferred: k.work_deferred,
+                    ipis: k.work_ipis,
+                    flushes: cpu.hw.work_flushes,
+                    user_interruptions: k.user_interruptions,
+                    longest_quiet_ns: k
+                        .longest_quiet_ns
+                        .max(cpu.hw.now.saturating_sub(k.last_interruption_ns)),
+                }),
             });
         }
         let (expected, written, bytes_read) = match workload {
