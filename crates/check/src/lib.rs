@@ -121,7 +121,17 @@ pub fn check(
         design: model.cfg.design.name.to_string(),
         depth: model.cfg.depth,
         cpus: model.cfg.cpus,
-        events: model.cfg.events.names(),
+        events: {
+            // What else acts besides the --events: the remote setter, the counter's width.
+            let mut e = model.cfg.events.names();
+            if model.cfg.ct_work {
+                e.push_str(",ct_set_cpu_work");
+            }
+            if model.cfg.rcu_counter_torture {
+                e.push_str(",rcu_counter_torture");
+            }
+            e
+        },
         states: o.states,
         transitions: o.transitions,
         depth_reached: o.depth,

@@ -161,6 +161,14 @@ pub struct CheckConfig {
     /// Give up (verdict: incomplete) when the states waiting in the next level would take more
     /// than this many MiB (each is a whole machine).
     pub max_memory_mb: u64,
+    /// Deferred IPIs (CT_WORK): the state word has a work field, and the housekeeping CPU's
+    /// `ct_set_cpu_work()` against each explored CPU is two actions (its read, its cmpxchg) at
+    /// every step boundary, a CALL_FUNCTION IPI when it fails.
+    pub ct_work: bool,
+    /// The setter those actions run (Linux's, or a negative control).
+    pub work_setter: ctxtrack_sim::ct_work::Setter,
+    /// `CONFIG_RCU_DYNTICKS_TORTURE`: the 2-bit RCU watching counter.
+    pub rcu_counter_torture: bool,
 }
 
 impl CheckConfig {
@@ -176,6 +184,9 @@ impl CheckConfig {
             symmetry: true,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_memory_mb: 4096,
+            ct_work: false,
+            work_setter: ctxtrack_sim::ct_work::Setter::Linux,
+            rcu_counter_torture: false,
         }
     }
 
@@ -228,6 +239,10 @@ pub enum Action {
     GpFqs,
     /// The grace-period kthread marks this holdout CPU `rcu_urgent_qs`.
     GpUrgent(CpuId),
+    /// The housekeeping CPU starts `ct_set_cpu_work(cpu, CT_WORK_SYNC)`: its read.
+    WorkRead(CpuId),
+    /// ... and its `atomic_try_cmpxchg()` (set, IPI, or back to the next try).
+    WorkCmpxchg(CpuId),
 }
 
 impl Action {
@@ -242,7 +257,11 @@ impl Action {
             | Action::PageFault(c)
             | Action::Preempt(c)
             | Action::Signal(c) => c,
-            Action::GpStart | Action::GpFqs | Action::GpUrgent(_) => HOUSEKEEPING,
+            Action::GpStart
+            | Action::GpFqs
+            | Action::GpUrgent(_)
+            | Action::WorkRead(_)
+            | Action::WorkCmpxchg(_) => HOUSEKEEPING,
         }
     }
 
@@ -261,6 +280,8 @@ impl Action {
             Action::GpStart => "gp start".into(),
             Action::GpFqs => "gp fqs scan".into(),
             Action::GpUrgent(c) => format!("gp: cpu {c} rcu_urgent_qs"),
+            Action::WorkRead(c) => format!("ct_set_cpu_work({c}): read"),
+            Action::WorkCmpxchg(c) => format!("ct_set_cpu_work({c}): cmpxchg"),
         }
     }
 }
@@ -308,6 +329,8 @@ impl Model {
         sc.duration_ns = None;
         // Latency is the checker's choice of moment, not a delay.
         sc.cost.ipi_latency_ns = 0;
+        sc.ct_work = cfg.ct_work;
+        sc.rcu_counter_torture = cfg.rcu_counter_torture;
         sc.validate()?;
         let mut m = Machine::new(sc);
         let cpus: Vec<CpuId> = (1..=n).collect();
@@ -468,6 +491,15 @@ impl Model {
             if ev.has(Event::Signal) && m.tasks[w].ti_flags & tif::SIGPENDING == 0 {
                 out.push(Action::Signal(c));
             }
+            if self.cfg.ct_work {
+                // One synchronization outstanding per CPU: a new one once it is paid.
+                let sync = ctxtrack_core::CtWork::Sync.bit() as u8;
+                if cpu.work_setter.is_some() {
+                    out.push(Action::WorkCmpxchg(c));
+                } else if (cpu.hw.owed | cpu.csd) & sync == 0 {
+                    out.push(Action::WorkRead(c));
+                }
+            }
         }
         // A grace period can only be wrong about a reader that began before it: the observer
         // starts one only while a read-side section runs (normalize() ends it once none that
@@ -537,6 +569,18 @@ impl Model {
                 m.gp_fqs(now);
             }
             Action::GpUrgent(c) => m.gp_urgent(c),
+            Action::WorkRead(c) => ctxtrack_sim::ct_work::setter_read(
+                m,
+                c,
+                ctxtrack_core::CtWork::Sync,
+                self.cfg.work_setter,
+            ),
+            Action::WorkCmpxchg(c) => ctxtrack_sim::ct_work::setter_cmpxchg(
+                m,
+                c,
+                ctxtrack_core::CtWork::Sync,
+                self.cfg.work_setter,
+            ),
         }
         self.normalize(m);
     }
@@ -640,6 +684,13 @@ impl Model {
         for p in cpu.pending {
             (p != NEVER).hash(h);
         }
+        // Deferred work: the bits in the word, what the CPU owes and has queued, and a setter
+        // between its read and its cmpxchg as what its cmpxchg would do (the value it read
+        // holds counter bits, which the fingerprint leaves out).
+        (ct.ct_work(), cpu.hw.owed, cpu.csd).hash(h);
+        cpu.work_setter
+            .map(|old| (old == ct.state_word(), old & ct.layout().watching() != 0))
+            .hash(h);
         (cpu.next_tick != NEVER, cpu.nmi_at != NEVER).hash(h);
         // The grace period as this CPU is concerned: owes a QS, snapshotted, how the counter
         // relates to the snapshot.

@@ -113,6 +113,13 @@ enum Cmd {
         /// ones that lie behind a violation every path hits.
         #[arg(long, default_value_t = 1, value_name = "N")]
         keep_going: u32,
+        /// Deferred IPIs (CT_WORK): a work field in the state word, and the housekeeping CPU's
+        /// ct_set_cpu_work() (its read, its cmpxchg) as actions at every step boundary.
+        #[arg(long = "ct-work")]
+        ct_work: bool,
+        /// CONFIG_RCU_DYNTICKS_TORTURE: a 2-bit RCU watching counter.
+        #[arg(long = "rcu-counter-torture")]
+        rcu_counter_torture: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -614,12 +621,16 @@ fn main() -> ExitCode {
             max_states,
             max_memory,
             keep_going,
+            ct_work,
+            rcu_counter_torture,
             json,
             trace_out,
             trace,
             chrome_trace,
             quiet,
         } => check::run(check::Args {
+            ct_work: *ct_work,
+            rcu_counter_torture: *rcu_counter_torture,
             design: design.as_deref(),
             all: *all,
             design_files: design_file,

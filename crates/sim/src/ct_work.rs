@@ -75,7 +75,9 @@ pub fn on_each_cpu_deferrable(m: &mut Machine, from: CpuId, t: u64, work: CtWork
             queue_ipi(m, from, c, t, work);
         }
     }
-    crate::monitor::on_sync_done(m, from, work);
+    for c in (0..m.cpus.len()).filter(|&c| c != from) {
+        crate::monitor::on_sync_done_for(m, c, work);
+    }
 }
 
 /// A `ct_set_cpu_work()` on CPU `c` succeeded: it owes `work` from now on.
@@ -117,4 +119,60 @@ pub fn call_function_interrupt(k: &mut K) {
     cpu.hw.owed &= !done;
     cpu.counters.work_ipis += 1;
     k.extra_cycles += cost;
+}
+
+/// How the remote setter behaves: Linux's, or a broken one for the checker's negative controls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Setter {
+    /// `ct_set_cpu_work()` as the series writes it.
+    Linux,
+    /// Negative control: the same cmpxchg loop without the "RCU is watching" test (it sets the
+    /// bit on a CPU in the kernel, whose exit then clears it unflushed).
+    IgnoresWatching,
+}
+
+/// The setter's first half from the housekeeping CPU against CPU `c` (`atomic_read()`): a CPU
+/// that cannot defer at all gets its IPI at once.
+pub fn setter_read(m: &mut Machine, c: CpuId, work: CtWork, setter: Setter) {
+    let ct = &m.cpus[c].pcpu.ct;
+    let old = match setter {
+        Setter::Linux => ctxtrack_core::ct_set_cpu_work_begin(ct, work),
+        Setter::IgnoresWatching => (m.cfg.ct_work && ct.active()).then(|| ct.state_word()),
+    };
+    match old {
+        Some(old) if m.cfg.ct_work => m.cpus[c].work_setter = Some(old),
+        _ => {
+            let now = m.cpus[HOUSEKEEPING].hw.now;
+            queue_ipi(m, HOUSEKEEPING, c, now, work);
+            crate::monitor::on_sync_done_for(m, c, work);
+        }
+    }
+}
+
+/// The setter's second half: one `atomic_try_cmpxchg()`. Set: CPU `c` owes the work. Watching:
+/// the IPI. Otherwise it stays between its read and its next cmpxchg, with the value found.
+pub fn setter_cmpxchg(m: &mut Machine, c: CpuId, work: CtWork, setter: Setter) {
+    let Some(mut old) = m.cpus[c].work_setter.take() else {
+        return;
+    };
+    let ct = &m.cpus[c].pcpu.ct;
+    let outcome = match setter {
+        Setter::Linux => ctxtrack_core::ct_set_cpu_work_try(ct, &mut old, work),
+        Setter::IgnoresWatching => {
+            let new = old | work.bit() << ctxtrack_core::state::CT_WORK_START;
+            ct.state_try_cmpxchg(&mut old, new).then_some(true)
+        }
+    };
+    match outcome {
+        Some(true) => {
+            work_deferred(m, c, work);
+            crate::monitor::on_sync_done_for(m, c, work);
+        }
+        Some(false) => {
+            let now = m.cpus[HOUSEKEEPING].hw.now;
+            queue_ipi(m, HOUSEKEEPING, c, now, work);
+            crate::monitor::on_sync_done_for(m, c, work);
+        }
+        None => m.cpus[c].work_setter = Some(old),
+    }
 }

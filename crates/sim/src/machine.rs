@@ -272,6 +272,10 @@ pub struct Cpu {
     pub nmi_at: u64,
     /// `call_single_queue`: [`ctxtrack_core::CtWork`] bits queued for the CALL_FUNCTION IPI.
     pub csd: u8,
+    /// A remote `ct_set_cpu_work()` against this CPU between its read and its cmpxchg (the
+    /// value it read): the model checker runs the two as separate actions
+    /// ([`crate::ct_work::setter_read`], [`crate::ct_work::setter_cmpxchg`]).
+    pub work_setter: Option<u32>,
     /// End of the current user burst (valid in [`Mode::User`]).
     pub user_until: u64,
     /// When the current user burst started or resumed.
@@ -785,6 +789,7 @@ impl Machine {
                 ],
                 nmi_at: cfg_nmi_first(&m.cfg, c),
                 csd: 0,
+                work_setter: None,
                 user_until: NEVER,
                 user_since: 0,
                 tick_stopped_since: None,

@@ -1,0 +1,130 @@
+//! The checker on deferred IPIs (CT_WORK): with the housekeeping CPU's `ct_set_cpu_work()` (its
+//! read and its cmpxchg as separate actions) interleaved with every entry, exit, IRQ, NMI, fault
+//! and preemption, generic entry never runs a patchable step while it owes deferred work; three
+//! broken variants are refuted, each with its invariant and shortest trace.
+
+use ctxtrack_check::model::{CheckConfig, Events};
+use ctxtrack_check::{check, DesignResult};
+use ctxtrack_sim::ct_work::Setter;
+use ctxtrack_sim::design::{lang, Design};
+
+fn run(d: &'static Design, setter: Setter, torture: bool) -> DesignResult {
+    let cfg = CheckConfig {
+        depth: 2,
+        events: Events::ALL,
+        ct_work: true,
+        work_setter: setter,
+        rcu_counter_torture: torture,
+        ..CheckConfig::new(d)
+    };
+    let r = check(cfg, &mut |_| {}).expect("check runs");
+    println!("{}", ctxtrack_check::render(&r, None));
+    r
+}
+
+fn shortest(r: &DesignResult, inv: &str) -> Option<usize> {
+    r.violations
+        .iter()
+        .filter(|v| v.invariant == inv)
+        .map(|v| v.length)
+        .min()
+}
+
+fn generic() -> &'static Design {
+    ctxtrack_sim::design::by_name("generic-entry").unwrap()
+}
+
+/// The shipped generic-entry text with its header pasted in and `from` (once) replaced by `to`.
+fn mutant(name: &str, from: &str, to: &str) -> &'static Design {
+    let text = lang::shipped_text("generic-entry.c")
+        .unwrap()
+        .replace(
+            "#include \"nmi-idle.h\"",
+            lang::shipped_text("nmi-idle.h").unwrap(),
+        )
+        .replace("#design  \"generic-entry\"", &format!("#design \"{name}\""));
+    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
+    lang::analyze(name, &text.replace(from, to), &lang::include_shipped)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .leak()
+}
+
+#[test]
+fn generic_entry_with_deferral_holds() {
+    let r = run(generic(), Setter::Linux, false);
+    assert_eq!(r.verdict, "ok", "{r:#?}");
+    assert!(r.complete);
+    assert!(r.events.ends_with(",ct_set_cpu_work"), "{}", r.events);
+    // The setter's actions multiply the states of the plain check several times over.
+    let plain = check(
+        CheckConfig {
+            depth: 2,
+            ..CheckConfig::new(generic())
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(
+        r.states > 3 * plain.states,
+        "{} vs {}",
+        r.states,
+        plain.states
+    );
+}
+
+#[test]
+fn a_setter_that_ignores_watching_is_refuted() {
+    let r = run(generic(), Setter::IgnoresWatching, false);
+    assert_eq!(r.verdict, "violated");
+    // Read and cmpxchg at boot, while the idle loop runs in the kernel: the bit lands on a
+    // watching CPU ...
+    assert_eq!(
+        shortest(&r, "ct_work_set_while_watching"),
+        Some(2),
+        "{r:#?}"
+    );
+    // ... whose next instrumentable step runs with the work owed (its entry flushed long ago;
+    // the next exit clears the bit unflushed).
+    assert_eq!(shortest(&r, "ct_work_unflushed"), Some(3), "{r:#?}");
+}
+
+#[test]
+fn an_nmi_handler_before_ct_nmi_enter_is_refuted() {
+    let d = mutant(
+        "ct-work-nmi-handler-first",
+        "\tirqentry_nmi_enter: __nmi_enter(), ct_nmi_enter();\n\tinstrumentation_begin();\n\tdefault_do_nmi(regs);\n\tinstrumentation_end();\n",
+        "\tirqentry_nmi_enter: __nmi_enter();\n\tinstrumentation_begin();\n\tdefault_do_nmi(regs);\n\tinstrumentation_end();\n\tct_nmi_enter();\n",
+    );
+    let r = run(d, Setter::Linux, false);
+    assert_eq!(r.verdict, "violated");
+    // Work deferred to the CPU in user mode (read, cmpxchg), an NMI, its delivery, its
+    // `__nmi_enter()` step, then the handler.
+    assert_eq!(shortest(&r, "ct_work_unflushed"), Some(6), "{r:#?}");
+    // The same handler without deferred work is an RCU bug first.
+    assert_eq!(shortest(&r, "rcu_watching_in_kernel"), Some(4), "{r:#?}");
+}
+
+#[test]
+fn a_traced_irq_disable_before_ct_idle_exit_is_refuted() {
+    // Linux 6.1's default_idle_call() ran a traced local_irq_disable() in the EQS (6.3 made it
+    // raw); with deferred work, that is patchable code before the flush.
+    let d = mutant(
+        "ct-work-traced-irq-disable-in-idle",
+        "\traw_local_irq_disable();\n\tct_idle_exit();",
+        "\tinstrumentation_begin();\n\tlocal_irq_disable();\n\tinstrumentation_end();\n\tct_idle_exit();",
+    );
+    let r = run(d, Setter::Linux, false);
+    assert_eq!(r.verdict, "violated");
+    // The worker blocks, the CPU idles, a wakeup brings it out of `hlt`: 19 transitions to the
+    // traced call in the EQS (an RCU bug, as in 6.1), two more with work deferred to the idle
+    // EQS first (read, cmpxchg).
+    assert_eq!(shortest(&r, "rcu_watching_in_kernel"), Some(19), "{r:#?}");
+    assert_eq!(shortest(&r, "ct_work_unflushed"), Some(21), "{r:#?}");
+}
+
+#[test]
+fn the_two_bit_counter_lengthens_grace_periods_but_breaks_nothing() {
+    let r = run(generic(), Setter::Linux, true);
+    assert_eq!(r.verdict, "ok", "{r:#?}");
+    assert!(r.events.ends_with(",rcu_counter_torture"), "{}", r.events);
+}
