@@ -58,10 +58,15 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
     let (w, common) = wc.split();
     let base = build_config(&w, common)?;
     let pb = crate::progress::Progress::bar(a.quiet || common.quiet);
+    // --ct-work on compare: every design with deferral off and on side by side (the other
+    // rows keep it off).
+    let mut base = base;
     let opts = Options {
         stress_seeds: a.stress_seeds,
+        ct_work: base.ct_work,
         ..Options::default()
     };
+    base.ct_work = false;
     let c = compare(&base, &w, &designs, &opts, |done, total, label| {
         pb.update(|b| {
             b.set_length(total as u64);

@@ -56,6 +56,24 @@ pub struct Row {
     pub violations: u64,
     /// The first one, with the steps of its entry.
     pub first_violation: Option<Found>,
+    /// Deferred IPIs, in comparisons that run the CT_WORK rows ([`Options::ct_work`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ct_work: Option<RowWork>,
+}
+
+/// A row's deferred-IPI figures, summed over the nohz_full CPUs.
+#[derive(Clone, Debug, Serialize)]
+pub struct RowWork {
+    /// Senders deferred where they could (`--ct-work`).
+    pub deferral: bool,
+    /// CALL_FUNCTION IPIs the nohz_full CPUs took for the senders' work.
+    pub ipis_to_nohz_full: u64,
+    /// Work deferred to them.
+    pub deferred: u64,
+    /// Flushes their entries ran.
+    pub flushes: u64,
+    /// The shortest of their longest stretches without an IRQ or NMI in user mode (ns).
+    pub longest_quiet_ns: u64,
 }
 
 /// A violation and the steps of the entry it happened in.
@@ -160,6 +178,20 @@ fn row(design: &'static Design, r: &Report, cfg: &Config) -> Row {
         rcu_ipis_to_nohz_full: r.rcu_ipis_to_nohz_full,
         violations: r.violations,
         first_violation: found(r),
+        ct_work: None,
+    }
+}
+
+fn row_work(r: &Report, deferral: bool) -> RowWork {
+    let nohz = r.per_cpu.iter().filter(|c| c.nohz_full);
+    let works: Vec<&crate::report::CpuWorkReport> =
+        nohz.filter_map(|c| c.ct_work.as_ref()).collect();
+    RowWork {
+        deferral,
+        ipis_to_nohz_full: works.iter().map(|w| w.ipis).sum(),
+        deferred: works.iter().map(|w| w.deferred).sum(),
+        flushes: works.iter().map(|w| w.flushes).sum(),
+        longest_quiet_ns: works.iter().map(|w| w.longest_quiet_ns).min().unwrap_or(0),
     }
 }
 
@@ -170,6 +202,9 @@ pub struct Options {
     pub stress_seeds: u64,
     /// Simulated time limit of each stress run.
     pub stress_duration_ns: u64,
+    /// Context tracking on twice per design, deferral of the senders' IPIs off and on (the
+    /// senders are the base config's `text_poke_period_ns`/`tlbi_period_ns`).
+    pub ct_work: bool,
 }
 
 impl Default for Options {
@@ -177,6 +212,7 @@ impl Default for Options {
         Options {
             stress_seeds: 3,
             stress_duration_ns: 20_000_000,
+            ct_work: false,
         }
     }
 }
@@ -190,25 +226,36 @@ pub fn compare(
     opts: &Options,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Comparison {
-    let total = designs.len() * (2 + opts.stress_seeds as usize);
+    let modes: &[(bool, bool)] = if opts.ct_work {
+        &[(false, false), (true, false), (true, true)]
+    } else {
+        &[(false, false), (true, false)]
+    };
+    let total = designs.len() * (modes.len() + opts.stress_seeds as usize);
     let mut done = 0;
     let mut rows = Vec::new();
     let mut paths = BTreeMap::new();
     let mut stress = Vec::new();
     for &d in designs {
-        for ct_on in [false, true] {
-            progress(
-                done,
-                total,
-                &format!("{} ct={}", d.name, if ct_on { "on" } else { "off" }),
-            );
+        for &(ct_on, deferral) in modes {
+            let label = match (ct_on, deferral) {
+                (false, _) => "off",
+                (true, false) => "on",
+                (true, true) => "on, deferral",
+            };
+            progress(done, total, &format!("{} ct={label}", d.name));
             let mut cfg = base.clone();
             cfg.design = d;
             cfg.ct_on = ct_on;
+            cfg.ct_work = deferral;
             // Count every violation instead of stopping at the first.
             cfg.stop_on_violation = false;
             let (r, _) = run(cfg.clone(), workload, crate::TraceOutputs::none());
-            rows.push(row(d, &r, &cfg));
+            let mut rw = row(d, &r, &cfg);
+            if opts.ct_work && ct_on {
+                rw.ct_work = Some(row_work(&r, deferral));
+            }
+            rows.push(rw);
             done += 1;
         }
         let mut per_probe = BTreeMap::new();
@@ -321,7 +368,11 @@ impl Comparison {
                 s,
                 "{:<19} {:>3} {:>9} {:>8} {:>9} {:>9} {:>7} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7.2} {:>6.2} {:>9.3} {:>8.3} {:>5} {:>10}",
                 r.design,
-                r.ct,
+                if r.ct_work.as_ref().is_some_and(|w| w.deferral) {
+                    "on*"
+                } else {
+                    r.ct
+                },
                 r.ct_calls,
                 r.ct_calls_inactive,
                 r.rcu_hooks,
@@ -338,6 +389,43 @@ impl Comparison {
                 r.rcu_ipis_to_nohz_full,
                 r.violations
             );
+        }
+        let work: Vec<&Row> = self.rows.iter().filter(|r| r.ct_work.is_some()).collect();
+        if !work.is_empty() {
+            let _ = writeln!(
+                s,
+                "\ndeferred IPIs (CT_WORK), ct on, deferral off | on, summed over the nohz_full CPUs:"
+            );
+            let _ = writeln!(
+                s,
+                "{:<19} {:>8} {:>9} {:>9} {:>8} {:>10} {:>8} {:>9} {:>10}",
+                "design",
+                "deferral",
+                "work_ipis",
+                "deferred",
+                "flushes",
+                "quiet_ms",
+                "ct/sysc",
+                "total_ms",
+                "violations"
+            );
+            for r in work {
+                let w = r.ct_work.as_ref().expect("filtered");
+                let _ = writeln!(
+                    s,
+                    "{:<19} {:>8} {:>9} {:>9} {:>8} {:>10.3} {:>8.1} {:>9.3} {:>10}",
+                    r.design,
+                    if w.deferral { "on" } else { "off" },
+                    w.ipis_to_nohz_full,
+                    w.deferred,
+                    w.flushes,
+                    ms(w.longest_quiet_ns),
+                    r.ct_cycles_per_syscall,
+                    ms(r.bench_time_ns.unwrap_or(0)),
+                    r.violations
+                );
+            }
+            let _ = writeln!(s, "on*: context tracking on with deferral. work_ipis: CALL_FUNCTION IPIs for the senders' sync_core()/TLB flushes; deferred: ct_set_cpu_work() successes; flushes: arch_context_tracking_work() calls; quiet_ms: the shortest, over nohz_full CPUs, of each one's longest stretch without an IRQ or NMI in user mode.");
         }
         let _ = writeln!(s, "\nent/sysc, ent/irq: modeled entry/exit cycles per syscall / per IRQ (entry glue incl. syscall/sysret, IRQ delivery/iret, and context tracking); ct/sysc, ct/irq: the context-tracking part; %irqdlv: ct/irq as a share of IRQ delivery; %run: all context-tracking cycles as a share of all CPU time; gp_avg: grace-period latency (ms); ipis: RCU reschedule IPIs to nohz_full CPUs.");
         let _ = writeln!(s, "\nper path (one event on a nohz_full CPU, ct on | ct off): CT calls / RCU hooks / vtime hooks / irq save-restore, calls while inactive when off");

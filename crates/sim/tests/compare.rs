@@ -18,6 +18,7 @@ fn compare_json_is_deterministic_per_seed() {
     let opts = Options {
         stress_seeds: 1,
         stress_duration_ns: 2_000_000,
+        ..Options::default()
     };
     let go = |seed| {
         let mut c = base();
@@ -101,6 +102,7 @@ fn stress_runs_find_the_exit_loop_window_of_weisbecker_2015_only() {
     let opts = Options {
         stress_seeds: 4,
         stress_duration_ns: 20_000_000,
+        ..Options::default()
     };
     let r = compare(
         &c,
@@ -139,4 +141,51 @@ fn stress_runs_find_the_exit_loop_window_of_weisbecker_2015_only() {
         .violations
         .keys()
         .any(|k| k.contains("syscall_trace_enter_phase1")));
+}
+
+/// `compare` with the CT_WORK rows: every design with deferral off and on side by side, under
+/// senders that need every CPU synchronized.
+#[test]
+fn deferral_rows_show_the_ipis_that_deferral_removes() {
+    let mut c = base();
+    c.text_poke_period_ns = Some(100_000);
+    c.tlbi_period_ns = Some(300_000);
+    let designs = [
+        design::by_name("generic-entry").unwrap(),
+        design::by_name("lutomirski-2015").unwrap(),
+    ];
+    let w = Workload::Messaging {
+        groups: 2,
+        loops: 20,
+        pipe: false,
+        thread: false,
+    };
+    let opts = Options {
+        stress_seeds: 0,
+        ct_work: true,
+        ..Options::default()
+    };
+    let r = compare(&c, &w, &designs, &opts, |_, _, _| {});
+    assert_eq!(r.rows.len(), 6, "off, on, on with deferral per design");
+    for d in ["generic-entry", "lutomirski-2015"] {
+        let rows: Vec<_> = r.rows.iter().filter(|x| x.design == d).collect();
+        assert!(rows[0].ct_work.is_none(), "ct off: no deferral row");
+        let (off, on) = (
+            rows[1].ct_work.as_ref().unwrap(),
+            rows[2].ct_work.as_ref().unwrap(),
+        );
+        assert!(!off.deferral && on.deferral);
+        assert_eq!((off.deferred, off.flushes), (0, 0));
+        assert!(on.deferred > 0 && on.flushes > 0 && on.flushes <= on.deferred);
+        assert!(
+            on.ipis_to_nohz_full < off.ipis_to_nohz_full,
+            "{d}: {} IPIs with deferral vs {} without",
+            on.ipis_to_nohz_full,
+            off.ipis_to_nohz_full
+        );
+        assert_eq!(rows[2].violations, 0, "{d}");
+    }
+    let text = r.render_text();
+    assert!(text.contains("deferred IPIs (CT_WORK)"), "{text}");
+    assert!(text.contains(" on* "), "{text}");
 }
