@@ -17,6 +17,7 @@ case "$name" in
     syscalls) smp=2; append="nohz_full=1 ct=on" ;;
     nohz) smp=3; append="nohz_full=1-2 ct=on" ;;
     messaging) smp=4; append="nohz_full=1-3 ct=on" ;;
+    ct_work) smp=3; append="nohz_full=1-2 ct=on ct_work=on" ;;
     *) smp=2; append="nohz_full=1 ct=on" ;;
 esac
 smp="${CTXTRACK_SMP:-$smp}"

@@ -51,6 +51,9 @@ pub struct Options {
     /// `loops=<n>`: the workload's size (messaging loops, thousands of syscalls, ...; 0: its
     /// default).
     pub loops: u64,
+    /// `ct_work=on|off`: deferred IPIs (the CT_WORK series): a work field in every CPU's state
+    /// word, and [`crate::text_poke`] defers to nohz_full CPUs in user mode (default off).
+    pub ct_work: bool,
 }
 
 /// Parses the command line; an unknown value panics with the option and what was expected.
@@ -60,6 +63,7 @@ pub fn parse(cmdline: &'static str) -> Options {
         ct: true,
         workload: "messaging",
         loops: 0,
+        ct_work: false,
     };
     for word in cmdline.split_ascii_whitespace() {
         let (k, v) = word.split_once('=').unwrap_or((word, ""));
@@ -76,6 +80,13 @@ pub fn parse(cmdline: &'static str) -> Options {
                     "on" => true,
                     "off" => false,
                     _ => panic!("command line: ct={v}: expected on or off"),
+                }
+            }
+            "ct_work" => {
+                o.ct_work = match v {
+                    "on" => true,
+                    "off" => false,
+                    _ => panic!("command line: ct_work={v}: expected on or off"),
                 }
             }
             "workload" => o.workload = v,

@@ -206,6 +206,17 @@ impl Arch for MetalArch {
     fn is_idle_task(&self) -> bool {
         self.idle
     }
+    /// `arch_context_tracking_work(CT_WORK_SYNC)`: `sync_core()`, right after the entry's fully
+    /// ordered add made RCU watch (noinstr, NMI-safe: one serializing instruction and counters).
+    fn arch_context_tracking_work(&mut self, work: ctxtrack_core::CtWork) {
+        debug_assert_eq!(work, ctxtrack_core::CtWork::Sync);
+        sync_core();
+        let c = cpu(self.cpu);
+        c.count.work_flushes.fetch_add(1, Ordering::Relaxed);
+        c.count
+            .work_flush_at_syscall
+            .store(c.count.syscalls.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
     /// `tick_nohz_full_kick_cpu()`: the local case is handled by `irq_exit` re-evaluating the
     /// tick; a remote CPU gets an IPI so that it does.
     fn tick_kick(&mut self, cpu_nr: usize) {
@@ -213,6 +224,12 @@ impl Arch for MetalArch {
             apic::send_ipi(cpu(cpu_nr).apic_id, apic::RESCHEDULE_VECTOR);
         }
     }
+}
+
+/// `sync_core()`: a serializing instruction (CPUID), so this CPU fetches instructions anew.
+pub fn sync_core() {
+    // CPUID leaf 0 has no effect but serialization.
+    let _ = core::arch::x86_64::__cpuid(0);
 }
 
 /// RFLAGS.IF clear.
@@ -532,6 +549,9 @@ fn sysvec(regs: &mut PtRegs) {
         }
         _ => {
             c.count.ipi[at as usize].fetch_add(1, Ordering::Relaxed);
+            if v == apic::CALL_FUNCTION_SINGLE_VECTOR {
+                crate::text_poke::call_function_single_interrupt();
+            }
         }
     }
     apic::eoi();

@@ -24,6 +24,7 @@ pub mod rcu;
 pub mod sched;
 pub mod serial;
 pub mod syscall;
+pub mod text_poke;
 pub mod trace;
 pub mod user;
 
@@ -148,7 +149,8 @@ pub fn boot(start_info: u64, sc: &'static Scenario) -> ! {
         );
     }
     for (c, &id) in ids.iter().enumerate().take(n) {
-        percpu::init_cpu(c, id, opts.nohz_full & (1 << c) != 0, c);
+        let layout = ctxtrack_core::CtLayout::new(u32::from(opts.ct_work), false);
+        percpu::init_cpu(c, id, opts.nohz_full & (1 << c) != 0, c, layout);
         sched::init_idle(c);
         if opts.ct && opts.nohz_full & (1 << c) != 0 {
             // context_tracking_init() via tick_nohz_init(): ct_cpu_track_user(cpu).

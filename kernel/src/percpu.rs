@@ -18,7 +18,7 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use ctxtrack_core::context_tracking::CpuLocal;
 use ctxtrack_core::rcu::RcuCpu;
-use ctxtrack_core::{ContextTracking, StaticKey};
+use ctxtrack_core::{ContextTracking, CtLayout, StaticKey};
 
 /// `context_tracking_key`: enabled once per nohz_full CPU with `ct=on`.
 pub static CONTEXT_TRACKING_KEY: StaticKey = StaticKey::new_false();
@@ -50,6 +50,15 @@ pub struct Counters {
     pub timer_stale: AtomicU64,
     /// Context switches.
     pub switches: AtomicU64,
+    /// Text pokes deferred to this CPU (`ct_set_cpu_work()` succeeded).
+    pub work_deferred: AtomicU64,
+    /// CALL_FUNCTION IPIs that ran a text poke's `sync_core()` here.
+    pub work_ipis: AtomicU64,
+    /// `arch_context_tracking_work()` calls (deferred `sync_core()`s run at kernel entry).
+    pub work_flushes: AtomicU64,
+    /// `syscalls` when the last flush ran: a flush at a syscall's entry runs before the
+    /// syscall counts itself (after `enter_from_user_mode()`, before any instrumentable code).
+    pub work_flush_at_syscall: AtomicU64,
 }
 
 impl Counters {
@@ -123,6 +132,8 @@ pub struct Cpu {
     pub need_resched: AtomicBool,
     /// The tick is stopped (`ts->tick_stopped`, mirrored for other CPUs to read).
     pub tick_stopped: AtomicBool,
+    /// A text poke queued its `sync_core()` for this CPU's CALL_FUNCTION IPI.
+    pub sync_queued: AtomicBool,
     /// Index of `current` in the task table.
     pub current: AtomicUsize,
     /// The run queue.
@@ -141,7 +152,7 @@ static mut CPUS: [MaybeUninit<Cpu>; MAX_CPUS] = [const { MaybeUninit::uninit() }
 static NR_CPUS: AtomicUsize = AtomicUsize::new(0);
 
 /// Initialises CPU `id`'s data (the BSP, for every CPU, before any AP starts).
-pub fn init_cpu(id: usize, apic_id: u32, nohz_full: bool, idle_task: usize) {
+pub fn init_cpu(id: usize, apic_id: u32, nohz_full: bool, idle_task: usize, layout: CtLayout) {
     assert!(id < MAX_CPUS);
     let c = Cpu {
         self_ptr: 0,
@@ -151,10 +162,11 @@ pub fn init_cpu(id: usize, apic_id: u32, nohz_full: bool, idle_task: usize) {
         apic_id,
         nohz_full,
         online: AtomicBool::new(false),
-        ct: ContextTracking::new(),
+        ct: ContextTracking::with_layout(layout),
         rcu: RcuCpu::default(),
         need_resched: AtomicBool::new(false),
         tick_stopped: AtomicBool::new(false),
+        sync_queued: AtomicBool::new(false),
         current: AtomicUsize::new(idle_task),
         rq: spin::Mutex::new(crate::sched::RunQueue::new()),
         count: Counters::default(),
