@@ -178,6 +178,16 @@ impl Arch for MetalArch {
     /// The lockdep / `CONFIG_RCU_EQS_DEBUG` checks likewise: live in the tests, off in the
     /// benchmark build (Debian's kernel has neither).
     const RCU_EQS_DEBUG: bool = cfg!(feature = "instrument");
+    /// The benchmark build fixes the state word's layout, as Linux's Kconfig does: mainline's,
+    /// or with the `ct-work` feature the CT_WORK field. The test build chooses at boot
+    /// (`ct_work=on|off`), so one image runs both.
+    const CT_LAYOUT: Option<ctxtrack_core::CtLayout> = if cfg!(feature = "instrument") {
+        None
+    } else if cfg!(feature = "ct-work") {
+        Some(ctxtrack_core::CtLayout::new(1, false))
+    } else {
+        Some(ctxtrack_core::CtLayout::MAINLINE)
+    };
     fn irqs_disabled(&self) -> bool {
         irqs_disabled()
     }
@@ -550,7 +560,7 @@ fn sysvec(regs: &mut PtRegs) {
         _ => {
             c.count.ipi[at as usize].fetch_add(1, Ordering::Relaxed);
             if v == apic::CALL_FUNCTION_SINGLE_VECTOR {
-                crate::text_poke::call_function_single_interrupt();
+                crate::text_poke::call_function_single_interrupt(c);
             }
         }
     }

@@ -150,6 +150,14 @@ pub fn boot(start_info: u64, sc: &'static Scenario) -> ! {
     }
     for (c, &id) in ids.iter().enumerate().take(n) {
         let layout = ctxtrack_core::CtLayout::new(u32::from(opts.ct_work), false);
+        if let Some(fixed) = <cpu::MetalArch as ctxtrack_core::Arch>::CT_LAYOUT {
+            assert!(
+                fixed == layout,
+                "command line: ct_work={}: this kernel was built for ct_work={} (cargo feature ct-work)",
+                if opts.ct_work { "on" } else { "off" },
+                if fixed.work_width() != 0 { "on" } else { "off" }
+            );
+        }
         percpu::init_cpu(c, id, opts.nohz_full & (1 << c) != 0, c, layout);
         sched::init_idle(c);
         if opts.ct && opts.nohz_full & (1 << c) != 0 {

@@ -79,11 +79,14 @@ fn check(o: &Options, r: &[CpuReport]) {
         let rt = RESULTS[0].load(Ordering::Acquire);
         let irq = RESULTS[1].load(Ordering::Acquire);
         println!(
-            "bench: ct={} syscall_round_trip={}.{:02} instructions irq_from_user={} instructions",
+            "bench: ct={} ct_work={} syscall_round_trip={}.{:02} instructions irq_from_user={} instructions syscall_single={} flushing_syscall={}",
             if o.ct { "on" } else { "off" },
+            if o.ct_work { "on" } else { "off" },
             rt / 100,
             rt % 100,
-            irq
+            irq,
+            RESULTS[2].load(Ordering::Acquire),
+            RESULTS[3].load(Ordering::Acquire),
         );
     }
     let _ = r;
@@ -95,8 +98,15 @@ const BENCH_SYSCALLS: u64 = 2000;
 const BENCH_IRQS: u32 = 20;
 /// Set by the user task when it waits for IPIs; the driver sends one per step.
 static BENCH_STEP: AtomicU32 = AtomicU32::new(0);
-/// Results: syscall round trip (hundredths of an instruction), IRQ from user (instructions).
-static RESULTS: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+/// Results: syscall round trip (hundredths of an instruction), IRQ from user (instructions),
+/// with `ct_work=on` one syscall timed alone without and with a deferred `sync_core()` pending
+/// (instructions, the minimum of [`BENCH_FLUSHES`] each).
+static RESULTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+const BENCH_FLUSHES: u32 = 20;
+/// The user task asks CPU 0 to defer work to it (step number) ...
+static BENCH_DEFER: AtomicU32 = AtomicU32::new(0);
+/// ... and CPU 0 says it did.
+static BENCH_DEFERRED: AtomicU32 = AtomicU32::new(0);
 
 fn rdtsc() -> u64 {
     // SAFETY: rdtsc is allowed in ring 3 (CR4.TSD clear); under -icount shift=0 it counts
@@ -142,7 +152,34 @@ extern "C" fn bench_user(_: u64) -> ! {
         }
     }
     RESULTS[1].store(best.saturating_sub(base), Ordering::Release);
+    if c1.ct.layout().work_width() != 0 {
+        bench_flushing_syscall();
+    }
     exit(0)
+}
+
+/// With `ct_work=on`: a syscall alone, then one whose entry flushes a `sync_core()` CPU 0
+/// deferred while this task spun in user mode (CPU 0 halts again before the timed syscall). Out
+/// of line, so the loops above compile as they do without it.
+#[inline(never)]
+fn bench_flushing_syscall() {
+    // A syscall alone, then one whose entry flushes a sync_core() CPU 0 deferred while
+    // this task spun in user mode (CPU 0 halts again before the timed syscall).
+    let (mut plain, mut flushing) = (u64::MAX, u64::MAX);
+    for step in 1..=BENCH_FLUSHES {
+        let t0 = rdtsc();
+        syscall(nr::GETPID, 0, 0, 0);
+        plain = plain.min(rdtsc() - t0);
+        BENCH_DEFER.store(step, Ordering::Release);
+        while BENCH_DEFERRED.load(Ordering::Acquire) != step {
+            core::hint::spin_loop();
+        }
+        let t0 = rdtsc();
+        syscall(nr::GETPID, 0, 0, 0);
+        flushing = flushing.min(rdtsc() - t0);
+    }
+    RESULTS[2].store(plain, Ordering::Release);
+    RESULTS[3].store(flushing, Ordering::Release);
 }
 
 /// `hlt` until the next IRQ (CPU 0's tick): waits without executing instructions.
@@ -160,6 +197,16 @@ fn bench_driver() {
         }
         idle_wait(); // the task is in its loop by now
         apic::send_ipi(c1.apic_id, apic::CALL_FUNCTION_SINGLE_VECTOR);
+    }
+    if c1.ct.layout().work_width() != 0 {
+        for step in 1..=BENCH_FLUSHES {
+            while BENCH_DEFER.load(Ordering::Acquire) != step {
+                idle_wait();
+            }
+            let set = ctxtrack_core::ct_set_cpu_work(&c1.ct, ctxtrack_core::CtWork::Sync);
+            assert!(set, "CPU 1 spins in user mode: the deferral must succeed");
+            BENCH_DEFERRED.store(step, Ordering::Release);
+        }
     }
 }
 

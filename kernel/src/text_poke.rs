@@ -42,10 +42,10 @@ pub fn text_poke_sync_each_cpu() -> usize {
     deferred
 }
 
-/// The CALL_FUNCTION IPI's handler: `do_sync_core()` if a poke queued it (the tests also use
-/// this vector as a plain "IRQ on that CPU").
-pub fn call_function_single_interrupt() {
-    let c = this_cpu();
+/// The CALL_FUNCTION IPI's handler on CPU `c`: `do_sync_core()` if a poke queued it (the tests
+/// also use this vector as a plain "IRQ on that CPU").
+#[inline(always)]
+pub fn call_function_single_interrupt(c: &crate::percpu::Cpu) {
     if c.sync_queued.load(Ordering::Acquire) {
         crate::cpu::sync_core();
         c.count.work_ipis.fetch_add(1, Ordering::Relaxed);

@@ -75,6 +75,12 @@ fn require_qemu() -> Result<(), String> {
 
 /// Builds the general image; `instrument` off for the instruction-count benchmark.
 fn build(instrument: bool, pb: &Progress) -> Result<PathBuf, String> {
+    build_with(instrument, false, pb)
+}
+
+/// [`build`], optionally with the `ct-work` feature (a benchmark image whose state word has the
+/// CT_WORK field at build time), into its own target directory.
+fn build_with(instrument: bool, ct_work: bool, pb: &Progress) -> Result<PathBuf, String> {
     let dir = kernel_dir();
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
@@ -90,6 +96,13 @@ fn build(instrument: bool, pb: &Progress) -> Result<PathBuf, String> {
     if !instrument {
         cmd.arg("--no-default-features");
     }
+    let target = if ct_work {
+        cmd.args(["--features", "ct-work"]);
+        dir.join("target/ct-work")
+    } else {
+        dir.join("target")
+    };
+    cmd.env("CARGO_TARGET_DIR", &target);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run cargo to build the kernel: {e}"))?;
@@ -97,7 +110,7 @@ fn build(instrument: bool, pb: &Progress) -> Result<PathBuf, String> {
     if !st.success() {
         return Err("building the kernel failed (is the target installed? `rustup target add x86_64-unknown-none`)".into());
     }
-    Ok(dir.join("target/x86_64-unknown-none/release/ctxtrack-kernel"))
+    Ok(target.join("x86_64-unknown-none/release/ctxtrack-kernel"))
 }
 
 /// What a boot printed, split into the log and the ftrace text.
@@ -260,13 +273,25 @@ pub(crate) fn bench(timeout_s: u64) -> Result<ExitCode, String> {
     require_qemu()?;
     let pb = Progress::spinner(false);
     let image = build(false, &pb)?;
+    let work_image = build_with(false, true, &pb)?;
     let mut rows = Vec::new();
-    for ct in ["off", "on"] {
-        let cmdline = format!("nohz_full=1 ct={ct} workload=bench");
-        let b = boot(&image, 2, &cmdline, true, timeout_s, &pb)?;
+    let mut flush = (0.0, 0.0);
+    for (name, args, image) in [
+        ("off", "ct=off", &image),
+        ("on", "ct=on", &image),
+        ("on+work", "ct=on ct_work=on", &work_image),
+    ] {
+        let cmdline = format!("nohz_full=1 {args} workload=bench");
+        let b = boot(image, 2, &cmdline, true, timeout_s, &pb)?;
         let rt = field(&b.log, "syscall_round_trip=").ok_or("the kernel printed no bench line")?;
         let irq = field(&b.log, "irq_from_user=").ok_or("the kernel printed no bench line")?;
-        rows.push((ct, rt, irq));
+        if name == "on+work" {
+            let single = field(&b.log, "syscall_single=").ok_or("no syscall_single figure")?;
+            let flushing =
+                field(&b.log, "flushing_syscall=").ok_or("no flushing_syscall figure")?;
+            flush = (single, flushing);
+        }
+        rows.push((name, rt, irq));
     }
     pb.finish();
     println!("instructions (QEMU TCG -icount shift=0, rdtsc in ring 3), kernel built without counters, tracing or debug checks:");
@@ -282,6 +307,18 @@ pub(crate) fn bench(timeout_s: u64) -> Result<ExitCode, String> {
         "added",
         rows[1].1 - rows[0].1,
         rows[1].2 - rows[0].2
+    );
+    println!(
+        "{:<8} {:>20.2} {:>16.0}   (a kernel built with the CT_WORK field, no work pending, over ct=on)",
+        "work",
+        rows[2].1 - rows[1].1,
+        rows[2].2 - rows[1].2
+    );
+    println!(
+        "a syscall whose entry flushes a deferred sync_core(): {:.0} instructions vs {:.0} alone (+{:.0}; one syscall timed, minimum of 20)",
+        flush.1,
+        flush.0,
+        flush.1 - flush.0
     );
     println!("Linux 6.1 nohz_full vs off under the same QEMU settings: bash kernel/bench-linux.sh");
     Ok(ExitCode::SUCCESS)

@@ -15,6 +15,13 @@ pub trait Arch {
     /// Debian's kernel is built without either.
     const RCU_EQS_DEBUG: bool = true;
 
+    /// The state word's layout when this backend fixes it at build time, as Linux's
+    /// `CONFIG_CONTEXT_TRACKING_WORK` does: every mask on the entry paths is then a constant.
+    /// `None` (the default): each CPU's [`crate::ContextTracking::layout`], chosen at boot (the
+    /// simulator runs both layouts side by side). A fixed layout must be the one the CPUs were
+    /// created with.
+    const CT_LAYOUT: Option<crate::CtLayout> = None;
+
     /// `static_branch_unlikely(&context_tracking_key)` at a guarded call site: Linux's
     /// `arch_static_branch()`, a patched NOP or jump. The default reads the key's enable count
     /// (an atomic-bool test); a backend that patches code returns its patched branch, which it

@@ -179,7 +179,13 @@ impl ContextTracking {
     /// between the clearing and the CPU becoming not-watching (it would be lost).
     #[inline(always)]
     pub fn ct_state_inc_clear_work(&self, incby: u32) -> u32 {
-        let mask = self.layout.work_mask();
+        self.state_inc_clear(incby, self.layout.work_mask())
+    }
+
+    /// [`Self::ct_state_inc_clear_work`] with the work mask given (a constant when the backend
+    /// fixes the layout).
+    #[inline(always)]
+    fn state_inc_clear(&self, incby: u32, mask: u32) -> u32 {
         let mut old = self.state_word();
         loop {
             let new = (old & !mask).wrapping_add(incby);
@@ -498,7 +504,17 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// `rcu_is_watching()`.
     #[inline(always)]
     pub fn rcu_is_watching(&self) -> bool {
-        self.ct.rcu_is_watching()
+        self.ct.state_word() & self.layout().watching() != 0
+    }
+
+    /// The state word's layout: the backend's, when it fixes one at build time
+    /// ([`Arch::CT_LAYOUT`], so every mask is a constant as Linux's are), else this CPU's.
+    #[inline(always)]
+    pub fn layout(&self) -> CtLayout {
+        match A::CT_LAYOUT {
+            Some(l) => l,
+            None => self.ct.layout(),
+        }
     }
 
     /// `CT_WARN_ON(cond)`: `WARN_ON(context_tracking_enabled() && cond)`.
@@ -553,10 +569,10 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// update).
     fn ct_kernel_exit_state(&mut self, offset: u32) {
         self.prim(Prim::AtomicRmw);
-        let layout = self.ct.layout();
-        let watching_before = !A::RCU_EQS_DEBUG || self.ct.rcu_is_watching();
-        let seq = if layout.work_width() != 0 {
-            self.ct.ct_state_inc_clear_work(offset)
+        let layout = self.layout();
+        let watching_before = !A::RCU_EQS_DEBUG || self.rcu_is_watching();
+        let seq = if layout.work_mask() != 0 {
+            self.ct.state_inc_clear(offset, layout.work_mask())
         } else {
             self.ct.ct_state_inc(offset)
         };
@@ -572,7 +588,7 @@ impl<'a, A: Arch> Ct<'a, A> {
     fn ct_kernel_enter_state(&mut self, offset: u32) {
         self.prim(Prim::AtomicRmw);
         let seq = self.ct.ct_state_inc(offset);
-        let layout = self.ct.layout();
+        let layout = self.layout();
         // WARN_ON_ONCE(IS_ENABLED(CONFIG_RCU_EQS_DEBUG) && !(seq & CT_RCU_WATCHING))
         let bad = A::RCU_EQS_DEBUG && seq & layout.watching() == 0;
         self.warn_on(bad, Violation::EnterStateNotWatching);
@@ -670,7 +686,7 @@ impl<'a, A: Arch> Ct<'a, A> {
                     self.vtime_user_enter();
                 }
                 // rcu_irq_work_resched(): generic entry already flushed deferred wakeups.
-                self.ct_kernel_exit(true, self.ct.layout().watching() + state.bits());
+                self.ct_kernel_exit(true, self.layout().watching() + state.bits());
                 self.count_transition(match state {
                     CtState::Guest => Transition::GuestEnter,
                     _ => Transition::UserEnter,
@@ -698,7 +714,7 @@ impl<'a, A: Arch> Ct<'a, A> {
         if self.__ct_state() == state {
             if self.ct.active() {
                 // Exit RCU idle mode while entering the kernel: we may use RCU from here on.
-                self.ct_kernel_enter(true, self.ct.layout().watching().wrapping_sub(state.bits()));
+                self.ct_kernel_enter(true, self.layout().watching().wrapping_sub(state.bits()));
                 if state == CtState::User {
                     self.vtime_user_exit();
                     // trace_user_exit(0)
@@ -827,7 +843,7 @@ impl<'a, A: Arch> Ct<'a, A> {
     pub fn ct_idle_enter(&mut self) {
         self.ct_call_idle();
         let outermost = self.ct.nesting() == 1;
-        self.ct_kernel_exit(false, self.ct.layout().watching() + CtState::Idle.bits());
+        self.ct_kernel_exit(false, self.layout().watching() + CtState::Idle.bits());
         if outermost {
             self.count_transition(Transition::IdleEnter);
         }
@@ -880,9 +896,9 @@ impl<'a, A: Arch> Ct<'a, A> {
         self.prim(Prim::RcuHook);
         let neg = self.ct.nmi_nesting() < 0;
         self.warn_on(neg, Violation::NmiNestingNegative);
-        let incby = if !self.ct.rcu_is_watching() {
+        let incby = if !self.rcu_is_watching() {
             // rcu_task_enter() if !in_nmi()
-            self.ct_kernel_enter_state(self.ct.layout().watching());
+            self.ct_kernel_enter_state(self.layout().watching());
             self.count_transition(Transition::IrqEqsExit);
             1
         } else {
@@ -901,7 +917,7 @@ impl<'a, A: Arch> Ct<'a, A> {
         self.prim(Prim::RcuHook);
         let np = self.ct.nmi_nesting() <= 0;
         self.warn_on(np, Violation::NmiExitNestingNotPositive);
-        let nw = !self.ct.rcu_is_watching();
+        let nw = !self.rcu_is_watching();
         self.warn_on(nw, Violation::NmiExitNotWatching);
         if self.ct.nmi_nesting() != 1 {
             self.ct.set_nmi_nesting(self.ct.nmi_nesting() - 2);
@@ -909,7 +925,7 @@ impl<'a, A: Arch> Ct<'a, A> {
         }
         // This NMI interrupted an RCU-idle CPU: restore RCU-idleness.
         self.ct.set_nmi_nesting(0);
-        self.ct_kernel_exit_state(self.ct.layout().watching());
+        self.ct_kernel_exit_state(self.layout().watching());
         self.count_transition(Transition::IrqEqsEnter);
     }
 
@@ -952,7 +968,7 @@ impl<'a, A: Arch> Ct<'a, A> {
         }
         self.count(|s| s.rcu_hooks += 1);
         self.prim(Prim::RcuHook);
-        let eqs = !self.ct.rcu_is_watching();
+        let eqs = !self.rcu_is_watching();
         self.warn_on(eqs, Violation::CheckTickFromEqs);
         if !self.ct.active() || !self.rcu.urgent_qs() || self.rcu.forced_tick() {
             return;
@@ -972,7 +988,7 @@ impl<'a, A: Arch> Ct<'a, A> {
     /// remote snapshot sees a quiescent state.
     pub fn rcu_momentary_eqs(&mut self) {
         self.prim(Prim::AtomicRmw);
-        let watching = self.ct.layout().watching();
+        let watching = self.layout().watching();
         let seq = self.ct.ct_state_inc(2 * watching);
         self.warn_on(seq & watching == 0, Violation::MomentaryEqsNotWatching);
     }
@@ -983,7 +999,7 @@ impl<'a, A: Arch> Ct<'a, A> {
         let ct = self.ct;
         let bad = ct.nesting() <= 0
             || ct.nmi_nesting() != CT_NESTING_IRQ_NONIDLE
-            || !ct.rcu_is_watching();
+            || !self.rcu_is_watching();
         self.warn_on(bad, Violation::CheckPreemptBadNesting);
     }
 }

@@ -111,19 +111,23 @@ impl CtWork {
 
 /// The state word's layout: how many work types it holds (`CT_WORK_WIDTH`, 0 without
 /// `CONFIG_CONTEXT_TRACKING_WORK`) and whether the RCU watching counter is cut to 2 bits
-/// (`CONFIG_RCU_DYNTICKS_TORTURE`, which makes its wrap-around reachable).
+/// (`CONFIG_RCU_DYNTICKS_TORTURE`, which makes its wrap-around reachable). The masks are
+/// computed once, so each use on an entry path is one operand, as Linux's constants are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CtLayout {
     work_width: u8,
     torture: bool,
+    /// `CT_WORK_MASK`.
+    work_mask: u32,
+    /// `CT_RCU_WATCHING`.
+    watching: u32,
+    /// `CT_RCU_WATCHING_MASK`.
+    watching_mask: u32,
 }
 
 impl CtLayout {
     /// Mainline: no work field, the counter from bit 2 to 31.
-    pub const MAINLINE: CtLayout = CtLayout {
-        work_width: 0,
-        torture: false,
-    };
+    pub const MAINLINE: CtLayout = CtLayout::new(0, false);
 
     /// A layout with the first `work_types` types of [`CtWork::ALL`] (clamped to them) and the
     /// 2-bit counter when `torture`.
@@ -133,9 +137,19 @@ impl CtLayout {
         } else {
             work_types
         };
+        let watching = 1 << (CT_WORK_START + w);
         CtLayout {
             work_width: w as u8,
             torture,
+            work_mask: ((1 << w) - 1) << CT_WORK_START,
+            watching,
+            // Under torture the carries out of the two bits land in unused bits, which every
+            // reader masks off.
+            watching_mask: if torture {
+                3 * watching
+            } else {
+                !(watching - 1)
+            },
         }
     }
 
@@ -161,43 +175,38 @@ impl CtLayout {
     /// `CT_WORK_MASK`.
     #[inline(always)]
     pub const fn work_mask(self) -> u32 {
-        ((1 << self.work_width()) - 1) << CT_WORK_START
+        self.work_mask
     }
 
     /// `CT_RCU_WATCHING`: the "RCU is watching" bit and the counter's increment.
     #[inline(always)]
     pub const fn watching(self) -> u32 {
-        1 << (CT_WORK_START + self.work_width())
+        self.watching
     }
 
-    /// `CT_RCU_WATCHING_MASK`: the counter's bits (two under torture; the carries out of them
-    /// land in unused bits, which every reader masks off).
+    /// `CT_RCU_WATCHING_MASK`: the counter's bits.
     #[inline(always)]
     pub const fn watching_mask(self) -> u32 {
-        if self.torture {
-            3 * self.watching()
-        } else {
-            !(self.watching() - 1)
-        }
+        self.watching_mask
     }
 
     /// The counter of `word`, moved to mainline's position (bit 2): what `ct_rcu_watching()`
     /// returns, so that `snap & CT_RCU_WATCHING` means "watching" in every layout.
     #[inline(always)]
     pub const fn counter(self, word: u32) -> u32 {
-        (word & self.watching_mask()) >> self.work_width()
+        (word & self.watching_mask) >> self.work_width
     }
 
     /// The work bits set in `word` (`(seq & CT_WORK_MASK) >> CT_WORK_START`).
     #[inline(always)]
     pub const fn work(self, word: u32) -> u32 {
-        (word & self.work_mask()) >> CT_WORK_START
+        (word & self.work_mask) >> CT_WORK_START
     }
 
     /// The initial state word: KERNEL, watching, counter 1.
     #[inline(always)]
     pub const fn init(self) -> u32 {
-        self.watching()
+        self.watching
     }
 }
 
