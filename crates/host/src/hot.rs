@@ -35,8 +35,16 @@ impl<K: KeyBackend> HotCpu<K> {
     /// A CPU with context tracking active (`ct_on`, a nohz_full CPU) or off (key count 0), in
     /// user mode as after a return to user.
     pub fn new(ct_on: bool) -> Self {
+        Self::with_layout(ct_on, ctxtrack_core::CtLayout::MAINLINE)
+    }
+
+    /// [`HotCpu::new`] with a state word of `layout` (the CT_WORK field).
+    pub fn with_layout(ct_on: bool, layout: ctxtrack_core::CtLayout) -> Self {
         let key = StaticKey::new_false();
-        let cpus: Arc<[SharedCpu]> = Arc::from([SharedCpu::default()]);
+        let cpus: Arc<[SharedCpu]> = Arc::from([SharedCpu {
+            ct: ctxtrack_core::ContextTracking::with_layout(layout),
+            ..SharedCpu::default()
+        }]);
         let cpu = HostCpu::boot(0, cpus, &key, ct_on);
         let mut h = HotCpu {
             key,
@@ -73,6 +81,16 @@ impl<K: KeyBackend> HotCpu<K> {
         self.cpu.user_exit_irqoff(&self.key);
         self.cpu.user_enter_irqoff(&self.key);
         self.cpu.arch.hw_iret();
+    }
+
+    /// P1 after a remote CPU deferred `sync_core()` to this one (`ct_set_cpu_work()` while it
+    /// runs user code): the entry flushes it, the exit clears the bit.
+    #[inline(never)]
+    pub fn p1_flushing_round_trip(&mut self) {
+        let set =
+            ctxtrack_core::ct_set_cpu_work(&self.cpu.shared().ct, ctxtrack_core::CtWork::Sync);
+        debug_assert!(set);
+        self.p1_round_trip();
     }
 
     /// P1's floor: exactly two fully ordered atomic RMWs (`atomic_add_return`, what
@@ -249,6 +267,7 @@ pub fn measure(iters: u64, rounds: u32) -> Measurement {
     kernel.enter_kernel(false);
     let mut idle = HotCpu::<DefaultKey>::new(true);
     idle.enter_kernel(true);
+    let mut work = HotCpu::<DefaultKey>::with_layout(true, ctxtrack_core::CtLayout::new(1, false));
 
     /// The loops, in the order of `NAMES`.
     #[derive(Clone, Copy)]
@@ -265,8 +284,10 @@ pub fn measure(iters: u64, rounds: u32) -> Measurement {
         IrqKernel,
         Nmi,
         Idle,
+        P1Work,
+        P1Flush,
     }
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 14] = [
         "p1 ct_user_exit+ct_user_enter (CT active)",
         "p1 floor: 2 fully ordered RMW + 2 clock reads",
         "p2 getppid round trip, call sites, key off (static key)",
@@ -279,6 +300,8 @@ pub fn measure(iters: u64, rounds: u32) -> Measurement {
         "irq enter+exit from kernel (RCU watching)",
         "nmi enter+exit from user (EQS)",
         "idle enter+exit (CT active)",
+        "p1 with the CT_WORK field, no work pending (CT active)",
+        "p1 with the CT_WORK field, a ct_set_cpu_work() before each (the entry flushes)",
     ];
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); NAMES.len()];
     for _ in 0..rounds {
@@ -301,6 +324,9 @@ pub fn measure(iters: u64, rounds: u32) -> Measurement {
         samples[L::IrqKernel as usize].push(time(iters, || kernel.irq_from_kernel()));
         samples[L::Nmi as usize].push(time(iters, || on.nmi_from_user()));
         samples[L::Idle as usize].push(time(iters, || idle.idle_round_trip()));
+        work.activate();
+        samples[L::P1Work as usize].push(time(iters, || work.p1_round_trip()));
+        samples[L::P1Flush as usize].push(time(iters, || work.p1_flushing_round_trip()));
     }
     let figures: Vec<Figure> = NAMES
         .iter()
@@ -316,6 +342,16 @@ pub fn measure(iters: u64, rounds: u32) -> Measurement {
             name: "P1 round trip / floor",
             value: f(L::P1) / f(L::Floor),
             goal: Some(1.3),
+        },
+        Ratio {
+            name: "P1 with the CT_WORK field / P1",
+            value: f(L::P1Work) / f(L::P1),
+            goal: None,
+        },
+        Ratio {
+            name: "P1 setting and flushing CT_WORK_SYNC / P1 with the field",
+            value: f(L::P1Flush) / f(L::P1Work),
+            goal: None,
         },
         Ratio {
             name: "P2 getppid: static key off / uninstrumented",
@@ -338,8 +374,12 @@ pub fn measure(iters: u64, rounds: u32) -> Measurement {
             goal: None,
         },
     ];
-    let warnings =
-        on.warnings() + kernel.warnings() + idle.warnings() + off.warnings() + off_bool.warnings();
+    let warnings = on.warnings()
+        + kernel.warnings()
+        + idle.warnings()
+        + off.warnings()
+        + off_bool.warnings()
+        + work.warnings();
     Measurement {
         figures,
         ratios,
