@@ -126,6 +126,9 @@ pub fn check(
             let mut e = model.cfg.events.names();
             if model.cfg.ct_work {
                 e.push_str(",ct_set_cpu_work");
+                if model.cfg.ct_work_nmi_flush {
+                    e.push_str(",nmi_flush");
+                }
             }
             if model.cfg.rcu_counter_torture {
                 e.push_str(",rcu_counter_torture");

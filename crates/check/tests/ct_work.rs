@@ -1,25 +1,33 @@
-//! The checker on deferred IPIs (CT_WORK): with the housekeeping CPU's `ct_set_cpu_work()` (its
-//! read and its cmpxchg as separate actions) interleaved with every entry, exit, IRQ, NMI, fault
-//! and preemption, generic entry never runs a patchable step while it owes deferred work; three
-//! broken variants are refuted, each with its invariant and shortest trace.
+//! The checker on deferred IPIs (CT_WORK): the housekeeping CPU's `ct_set_cpu_work()` (its read
+//! and its cmpxchg as separate actions) interleaved with every entry, exit, IRQ, NMI, fault and
+//! preemption. As the series writes it, an NMI between an entry's fully ordered add and its
+//! `ct_work_flush()` runs its handler before the deferred work; with NMIs that flush too
+//! (`CtLayout::with_nmi_flush`), generic entry never runs a patchable step while it owes work,
+//! and three broken variants are refuted, each with its invariant and shortest trace.
 
 use ctxtrack_check::model::{CheckConfig, Events};
 use ctxtrack_check::{check, DesignResult};
 use ctxtrack_sim::ct_work::Setter;
 use ctxtrack_sim::design::{lang, Design};
 
-fn run(d: &'static Design, setter: Setter, torture: bool) -> DesignResult {
+fn run_with(d: &'static Design, setter: Setter, torture: bool, nmi_flush: bool) -> DesignResult {
     let cfg = CheckConfig {
         depth: 2,
         events: Events::ALL,
         ct_work: true,
         work_setter: setter,
         rcu_counter_torture: torture,
+        ct_work_nmi_flush: nmi_flush,
         ..CheckConfig::new(d)
     };
     let r = check(cfg, &mut |_| {}).expect("check runs");
     println!("{}", ctxtrack_check::render(&r, None));
     r
+}
+
+/// With NMIs flushing too: what remains is each variant's own bug.
+fn run(d: &'static Design, setter: Setter, torture: bool) -> DesignResult {
+    run_with(d, setter, torture, true)
 }
 
 fn shortest(r: &DesignResult, inv: &str) -> Option<usize> {
@@ -50,11 +58,34 @@ fn mutant(name: &str, from: &str, to: &str) -> &'static Design {
 }
 
 #[test]
-fn generic_entry_with_deferral_holds() {
+fn an_nmi_between_the_entrys_add_and_its_flush_runs_before_the_work() {
+    // Work deferred to the worker in user mode; its syscall's user_exit_irqoff() makes RCU
+    // watch (the add); an NMI lands before ct_work_flush(): ct_nmi_enter() sees RCU watching and
+    // does not flush, and the NMI handler runs first.
+    let r = run_with(generic(), Setter::Linux, false, false);
+    assert_eq!(r.verdict, "violated");
+    let nmi = r
+        .violations
+        .iter()
+        .find(|v| v.site == "asm_exc_nmi: default_do_nmi(regs)")
+        .unwrap_or_else(|| panic!("{r:#?}"));
+    assert_eq!(
+        (nmi.invariant.as_str(), nmi.length),
+        ("ct_work_unflushed", 9)
+    );
+    assert!(r.events.ends_with(",ct_set_cpu_work"), "{}", r.events);
+}
+
+#[test]
+fn generic_entry_with_deferral_and_nmi_flushes_holds() {
     let r = run(generic(), Setter::Linux, false);
     assert_eq!(r.verdict, "ok", "{r:#?}");
     assert!(r.complete);
-    assert!(r.events.ends_with(",ct_set_cpu_work"), "{}", r.events);
+    assert!(
+        r.events.ends_with(",ct_set_cpu_work,nmi_flush"),
+        "{}",
+        r.events
+    );
     // The setter's actions multiply the states of the plain check several times over.
     let plain = check(
         CheckConfig {
@@ -126,5 +157,9 @@ fn a_traced_irq_disable_before_ct_idle_exit_is_refuted() {
 fn the_two_bit_counter_lengthens_grace_periods_but_breaks_nothing() {
     let r = run(generic(), Setter::Linux, true);
     assert_eq!(r.verdict, "ok", "{r:#?}");
-    assert!(r.events.ends_with(",rcu_counter_torture"), "{}", r.events);
+    assert!(
+        r.events.ends_with(",nmi_flush,rcu_counter_torture"),
+        "{}",
+        r.events
+    );
 }

@@ -20,6 +20,7 @@ pub(crate) struct Args<'a> {
     pub keep_going: u32,
     pub ct_work: bool,
     pub rcu_counter_torture: bool,
+    pub ct_work_nmi_flush: bool,
     pub json: bool,
     pub trace_out: Option<&'a Path>,
     pub trace: Option<&'a Path>,
@@ -65,6 +66,7 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
         keep_going: a.keep_going,
         ct_work: a.ct_work,
         rcu_counter_torture: a.rcu_counter_torture,
+        ct_work_nmi_flush: a.ct_work_nmi_flush,
         ..CheckConfig::new(d)
     };
     // Validate once before any work, so a bad option never leaves partial output.

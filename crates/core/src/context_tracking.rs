@@ -902,6 +902,13 @@ impl<'a, A: Arch> Ct<'a, A> {
             self.count_transition(Transition::IrqEqsExit);
             1
         } else {
+            let layout = self.layout();
+            if layout.nmi_flush() {
+                let work = layout.work(self.ct.state_word());
+                if work != 0 {
+                    self.ct_work_flush(work);
+                }
+            }
             if check_tick && !self.arch.in_nmi() {
                 self.rcu_irq_enter_check_tick();
             }

@@ -117,6 +117,7 @@ impl CtWork {
 pub struct CtLayout {
     work_width: u8,
     torture: bool,
+    nmi_flush: bool,
     /// `CT_WORK_MASK`.
     work_mask: u32,
     /// `CT_RCU_WATCHING`.
@@ -141,6 +142,7 @@ impl CtLayout {
         CtLayout {
             work_width: w as u8,
             torture,
+            nmi_flush: false,
             work_mask: ((1 << w) - 1) << CT_WORK_START,
             watching,
             // Under torture the carries out of the two bits land in unused bits, which every
@@ -151,6 +153,21 @@ impl CtLayout {
                 !(watching - 1)
             },
         }
+    }
+
+    /// The same layout, with an NMI (or NMI-like exception) that finds RCU already watching also
+    /// flushing the word's work bits. Not in the series: a mitigation for the window between an
+    /// entry's fully ordered add and its `ct_work_flush()`, where such an NMI would otherwise run
+    /// before the deferred work (stale bits make it flush spuriously, which callbacks tolerate).
+    pub const fn with_nmi_flush(mut self) -> CtLayout {
+        self.nmi_flush = true;
+        self
+    }
+
+    /// Whether [`CtLayout::with_nmi_flush`] is on.
+    #[inline(always)]
+    pub const fn nmi_flush(self) -> bool {
+        self.nmi_flush
     }
 
     /// `CT_WORK_WIDTH`.

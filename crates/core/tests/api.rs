@@ -1021,3 +1021,32 @@ fn a_two_bit_counter_wraps_after_two_round_trips() {
     assert!(rcu_cpu_quiescent_since(&m.pcpu.ct, snap));
     assert_eq!(w.warns(), (0, None));
 }
+
+#[test]
+fn an_nmi_that_finds_rcu_watching_flushes_only_with_the_mitigation() {
+    for nmi_flush in [false, true] {
+        let layout = CtLayout::new(1, false);
+        let layout = if nmi_flush {
+            layout.with_nmi_flush()
+        } else {
+            layout
+        };
+        let mut w = World::active_with(layout);
+        w.ct().user_enter_irqoff();
+        assert!(ct_set_cpu_work(&w.pcpu.ct, CtWork::Sync));
+        w.ct().user_exit_irqoff();
+        assert_eq!(w.arch.flushed, [CtWork::Sync], "the entry flushed");
+        // An NMI in the kernel (RCU watching; the bit is stale until the next exit).
+        w.arch.in_nmi = true;
+        w.ct().ct_nmi_enter();
+        w.ct().ct_nmi_exit();
+        w.arch.in_nmi = false;
+        let want: &[CtWork] = if nmi_flush {
+            &[CtWork::Sync, CtWork::Sync] // spurious, harmless: callbacks tolerate it
+        } else {
+            &[CtWork::Sync]
+        };
+        assert_eq!(w.arch.flushed, want, "nmi_flush={nmi_flush}");
+        assert_eq!(w.warns(), (0, None));
+    }
+}

@@ -134,6 +134,9 @@ pub struct Config {
     pub ct_work: bool,
     /// `CONFIG_RCU_DYNTICKS_TORTURE`: a 2-bit RCU watching counter (wraps after two round trips).
     pub rcu_counter_torture: bool,
+    /// With [`Config::ct_work`]: an NMI that finds RCU watching flushes the word's work bits too
+    /// ([`ctxtrack_core::CtLayout::with_nmi_flush`], a mitigation not in the series).
+    pub ct_work_nmi_flush: bool,
     /// The housekeeping CPU patches kernel text (or flips a static key) every this many ns:
     /// `smp_text_poke_sync_each_cpu()`, every CPU must `sync_core()`.
     pub text_poke_period_ns: Option<u64>,
@@ -165,6 +168,7 @@ impl Config {
             limits: crate::limits::Limits::default(),
             ct_work: false,
             rcu_counter_torture: false,
+            ct_work_nmi_flush: false,
             text_poke_period_ns: None,
             tlbi_period_ns: None,
         }
@@ -178,7 +182,12 @@ impl Config {
         } else {
             0
         };
-        ctxtrack_core::CtLayout::new(types, self.rcu_counter_torture)
+        let l = ctxtrack_core::CtLayout::new(types, self.rcu_counter_torture);
+        if self.ct_work && self.ct_work_nmi_flush {
+            l.with_nmi_flush()
+        } else {
+            l
+        }
     }
 
     /// Checks ranges; the error says which option is wrong.

@@ -142,6 +142,12 @@ pub struct Hw {
     pub owed: u8,
     /// `arch_context_tracking_work()` calls so far.
     pub work_flushes: u64,
+    /// Work a `ct_kernel_enter_state()` has just read from the word: its `ct_work_flush()` runs
+    /// at the next instruction boundary of the same context ([`Hw::flush_depth`]), so an NMI
+    /// can land between the add and the flush, as on real hardware.
+    pub flush_pending: u8,
+    /// The entry depth (`Task::entries.len()`) whose context runs the pending flush.
+    pub flush_depth: u16,
 }
 
 impl Arch for Hw {
@@ -177,8 +183,9 @@ impl Arch for Hw {
         self.kicks |= 1 << cpu;
     }
     fn arch_context_tracking_work(&mut self, work: ctxtrack_core::CtWork) {
-        // sync_core() / the kernel TLB flush: this CPU now sees the new text and mappings.
-        self.owed &= !(work.bit() as u8);
+        // sync_core() / the kernel TLB flush runs as the next instruction of this context
+        // (Machine::ct_work_flush_step); until then the CPU still owes it.
+        self.flush_pending |= work.bit() as u8;
         self.work_flushes += 1;
     }
 }
@@ -769,6 +776,8 @@ impl Machine {
                     kicks: 0,
                     owed: 0,
                     work_flushes: 0,
+                    flush_pending: 0,
+                    flush_depth: 0,
                 },
                 mode: Mode::Kernel,
                 current: idle,
@@ -1299,6 +1308,11 @@ impl Machine {
     /// inline: they are decisions, not instruction boundaries where an event could land.
     fn exec_step(&mut self, c: CpuId) {
         let t0 = self.cpus[c].current;
+        if self.cpus[c].hw.flush_pending != 0
+            && usize::from(self.cpus[c].hw.flush_depth) == self.tasks[t0].entries.len()
+        {
+            return self.ct_work_flush_step(c, t0);
+        }
         // Decisions between two steps are bounded: a design whose loop never reaches a step
         // would spin here forever.
         let mut decisions = 0u32;
@@ -1347,6 +1361,7 @@ impl Machine {
             return;
         }
         let cpu = &self.cpus[c];
+        let flushes_before = cpu.hw.work_flushes;
         let vtime_before = cpu.pcpu.local.stats.vtime_hooks;
         let warn_before = cpu.pcpu.local.warn.count;
         // What the trace reports against (transitions made, RCU and nesting before the step).
@@ -1364,6 +1379,11 @@ impl Machine {
         };
         let flow = step.run.call(&mut k);
         let extra = k.extra_cycles;
+        if self.cpus[c].hw.work_flushes != flushes_before {
+            // The step made RCU watch and read deferred work: this context flushes it next (an
+            // inner context's flush covers an outer one's pending bits).
+            self.cpus[c].hw.flush_depth = self.tasks[t0].entries.len() as u16;
+        }
 
         // Control flow applies to the task that ran the step, even if it was switched out.
         let mut leave: Option<Flow> = None;
@@ -1445,6 +1465,40 @@ impl Machine {
         }
         if let Some(l) = leave {
             self.leave_kernel(c, t0, l);
+        }
+    }
+
+    /// `ct_work_flush()` → `arch_context_tracking_work()`: the instruction after the entry's fully
+    /// ordered add, an instruction boundary of its own (an NMI may come first). Priced as glue.
+    #[cold]
+    #[inline(never)]
+    fn ct_work_flush_step(&mut self, c: CpuId, t0: TaskId) {
+        let glue = self.base_cost[crate::cost::CostKey::Glue as usize];
+        let cpu = &mut self.cpus[c];
+        cpu.hw.owed &= !cpu.hw.flush_pending;
+        cpu.hw.flush_pending = 0;
+        cpu.hw.flush_depth = 0;
+        let total = glue as u128 * self.ns_per_cycle_fp as u128 + cpu.cycle_rem as u128;
+        cpu.cycle_rem = (total & 0xffff_ffff) as u64;
+        let start = cpu.hw.now;
+        cpu.hw.now += (total >> 32) as u64;
+        cpu.counters.kernel_cycles += glue;
+        cpu.counters.steps += 1;
+        self.steps += 1;
+        if self.monitor.record_history {
+            let cpu = &mut self.cpus[c];
+            let ct = &cpu.pcpu.ct;
+            let entry = self.tasks[t0].entries.last().map_or(0, |e| e.seq);
+            cpu.history.push(HistEntry {
+                entry,
+                time_ns: start,
+                pid: self.tasks[t0].pid,
+                path: "ct_kernel_enter_state",
+                step: "ct_work_flush",
+                ct_state: ct.ct_state_bits(),
+                irqs_on: cpu.hw.irqs_on,
+                watching: ct.rcu_is_watching(),
+            });
         }
     }
 
