@@ -163,3 +163,35 @@ fn the_two_bit_counter_lengthens_grace_periods_but_breaks_nothing() {
         r.events
     );
 }
+
+#[test]
+fn a_patchable_static_branch_in_the_idle_eqs_is_refuted() {
+    // mwait_idle_with_hints() runs mds_idle_clear_cpu_buffers() (static key cpu_buf_idle_clear)
+    // in the EQS, before ct_idle_exit() flushes: patchable text the series may only keep if
+    // flipping it always IPIs. Marked in the file, the checker finds work deferred to the idle
+    // EQS reaching it unflushed.
+    let d = mutant(
+        "ct-work-mds-clear-in-idle",
+        "\tct_idle_enter();\n\tarch_cpu_idle: safe_halt();",
+        "\tct_idle_enter();\n\tmds_idle_clear_cpu_buffers: static_branch_noinstr();\n\tarch_cpu_idle: safe_halt();",
+    );
+    let r = run(d, Setter::Linux, false);
+    assert_eq!(r.verdict, "violated");
+    let v = r
+        .violations
+        .iter()
+        .find(|v| v.invariant == "ct_work_unflushed")
+        .unwrap_or_else(|| panic!("{r:#?}"));
+    assert_eq!(v.site, "default_idle_call: mds_idle_clear_cpu_buffers");
+    assert_eq!(v.length, 14, "{v:#?}");
+    // Without deferred work the same file is fine: the step is noinstr.
+    let plain = check(
+        CheckConfig {
+            depth: 2,
+            ..CheckConfig::new(d)
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(plain.verdict, "ok", "{plain:#?}");
+}

@@ -11,7 +11,7 @@
 //! | `vtime_conservation` | after every step that ran a vtime hook, and at the end | user + sys + guest + idle accounted == elapsed, exactly, per vtime CPU |
 //! | `rcu_gp_safety` | at every grace-period end | no read-side section that began before the grace period is still running |
 //! | `rcu_reader_schedule` | in `__schedule` | no context switch inside a (non-preemptible) read-side section |
-//! | `ct_work_unflushed` | before every patchable (instrumentable) step | no deferred work is owed: the CPU ran the `sync_core()`/TLB flush a sender deferred to it ([`crate::ct_work`]) before any patchable code. A lost work bit, or an entry that runs patchable code before its flush, breaks it |
+//! | `ct_work_unflushed` | before every patchable step (instrumentable, or `noinstr` running `static_branch_noinstr()`) | no deferred work is owed: the CPU ran the `sync_core()`/TLB flush a sender deferred to it ([`crate::ct_work`]) before any patchable code. A lost work bit, or an entry that runs patchable code before its flush, breaks it |
 //! | `ct_work_set_while_watching` | every successful `ct_set_cpu_work()` | the target was not watching (its next `ct_kernel_enter_state()` will flush the bit) |
 //! | `ct_work_sync_incomplete` | every return of a synchronizing sender | every other CPU was either IPI'd or owes the work |
 //! | core `WARN`s | after every step | every `CT_WARN_ON`/`WARN_ON_ONCE` of the core ([`ctxtrack_core::Violation`]) |
@@ -203,7 +203,7 @@ pub fn before_step(m: &mut Machine, c: CpuId, path: &Path, step: &Step) {
     }
     let cpu = &m.cpus[c];
     let ct = &cpu.pcpu.ct;
-    if step.kind == StepKind::Instr && cpu.hw.owed != 0 {
+    if cpu.hw.owed != 0 && (step.kind == StepKind::Instr || step.patchable) {
         return fail_ct_work_unflushed(m, c, path, step);
     }
     if step.kind == StepKind::Instr && !ct.rcu_is_watching() {

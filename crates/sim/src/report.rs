@@ -82,6 +82,8 @@ pub struct CpuWorkReport {
     pub deferred: u64,
     /// CALL_FUNCTION IPIs it took for work that could not be deferred.
     pub ipis: u64,
+    /// Every IPI it received, by kind (`call_function_single`, `reschedule`, `irq_work`).
+    pub ipis_by_kind: BTreeMap<&'static str, u64>,
     /// `arch_context_tracking_work()` calls its entries made.
     pub flushes: u64,
     /// IRQs and NMIs that interrupted its user mode (any vector).
@@ -245,6 +247,16 @@ impl Report {
                 .then(|| CpuWorkReport {
                     deferred: k.work_deferred,
                     ipis: k.work_ipis,
+                    ipis_by_kind: crate::machine::Vector::ALL
+                        .iter()
+                        .filter(|v| {
+                            !matches!(
+                                v,
+                                crate::machine::Vector::LocalTimer | crate::machine::Vector::Device
+                            )
+                        })
+                        .map(|v| (v.trace_name(), k.ipis_received[*v as usize]))
+                        .collect(),
                     flushes: cpu.hw.work_flushes,
                     user_interruptions: k.user_interruptions,
                     longest_quiet_ns: k

@@ -70,6 +70,9 @@ pub struct Step {
     pub cost: CostKey,
     /// The step itself.
     pub run: Run,
+    /// A `noinstr` step that runs patchable text (`static_branch_noinstr()`): for deferred work
+    /// it counts as instrumentable code does (the monitor's `ct_work_unflushed`).
+    pub patchable: bool,
 }
 
 /// What a step does: Rust code, or a statement of a design file.
@@ -138,6 +141,7 @@ impl Step {
             category: Category::Entry,
             cost,
             run: Run::Native(run),
+            patchable: false,
         }
     }
     /// An instrumentable entry step.
@@ -148,6 +152,7 @@ impl Step {
             category: Category::Entry,
             cost,
             run: Run::Native(run),
+            patchable: false,
         }
     }
     /// An instrumentable work step (syscall body, handler, schedule).
@@ -158,6 +163,7 @@ impl Step {
             category: Category::Work,
             cost,
             run: Run::Native(run),
+            patchable: false,
         }
     }
     /// A decision (`if`, `while`): free and not an injection point.
@@ -168,6 +174,7 @@ impl Step {
             category: Category::Entry,
             cost: CostKey::None,
             run: Run::Native(run),
+            patchable: false,
         }
     }
 }

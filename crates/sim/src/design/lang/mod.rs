@@ -1897,7 +1897,16 @@ impl Analyzed {
                         Op::Branch(e, t) => Some(Run::Branch(Box::leak(Box::new(e.clone())), *t)),
                         _ => None,
                     };
+                    let patchable = |p: &Prim| p.class == Class::Patchable;
+                    let patchable = match &s.op {
+                        Op::Step(acts, _) => acts
+                            .iter()
+                            .any(|a| matches!(a, Act::Prim(p, ..) if patchable(p))),
+                        Op::Do(p, _) => patchable(p),
+                        _ => false,
+                    };
                     Step {
+                        patchable,
                         name: Box::leak(s.name.clone().into_boxed_str()),
                         kind: s.kind,
                         category: s.category,

@@ -26,6 +26,9 @@ pub enum Class {
     Query,
     /// A call into a kernel path that is not entry code (the syscall table): free when alone.
     KernelCall,
+    /// Patchable text in `noinstr` code (a `DEFINE_STATIC_KEY_*_NOINSTR` key, a static call):
+    /// allowed there, but the step that runs it counts as patchable for deferred work.
+    Patchable,
 }
 
 /// What a primitive returns.
@@ -193,6 +196,7 @@ pub static PRIMS: &[Prim] = &[
     // ---------------------------------------------------------------- IRQ flags and counts
     p("local_irq_enable", &[], Void, Instr, C::Glue, "local_irq_enable() (traced)", Imp::Void(|k| k.local_irq_enable())),
     p("local_irq_disable", &[], Void, Instr, C::Glue, "local_irq_disable() (traced)", Imp::Void(|k| k.local_irq_disable())),
+    p("static_branch_noinstr", &[], Void, Patchable, C::None, "static_branch_unlikely(&key) of a DEFINE_STATIC_KEY_*_NOINSTR key (or a static call) in noinstr code, e.g. mds_idle_clear_cpu_buffers()'s cpu_buf_idle_clear: patchable text that may run before an entry flushes deferred work (the CT_WORK series lets only such keys stay patchable in early entry, and flips them with IPIs)", Imp::Void(|_| {})),
     p("raw_local_irq_enable", &[], Void, Noinstr, C::Glue, "raw_local_irq_enable() (asm ENABLE_INTERRUPTS)", Imp::Void(|k| k.local_irq_enable())),
     p("raw_local_irq_disable", &[], Void, Noinstr, C::Glue, "raw_local_irq_disable() (asm DISABLE_INTERRUPTS)", Imp::Void(|k| k.local_irq_disable())),
     p("cond_local_irq_enable", &[Regs], Void, Instr, C::Glue, "if (!regs_irqs_disabled(regs)) local_irq_enable(): an exception handler re-enables what it interrupted", Imp::Void(|k| {
