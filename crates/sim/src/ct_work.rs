@@ -32,20 +32,28 @@ pub const HOUSEKEEPING: CpuId = 0;
 pub struct Senders {
     next_poke_ns: u64,
     next_tlbi_ns: u64,
+    /// The earlier of the two (read by the run loop on every event).
+    next_ns: u64,
 }
 
 impl Senders {
     /// Senders at the periods of `cfg` (first run after one period).
     pub fn new(cfg: &Config) -> Senders {
+        let (poke, tlbi) = (
+            cfg.text_poke_period_ns.unwrap_or(NEVER),
+            cfg.tlbi_period_ns.unwrap_or(NEVER),
+        );
         Senders {
-            next_poke_ns: cfg.text_poke_period_ns.unwrap_or(NEVER),
-            next_tlbi_ns: cfg.tlbi_period_ns.unwrap_or(NEVER),
+            next_poke_ns: poke,
+            next_tlbi_ns: tlbi,
+            next_ns: poke.min(tlbi),
         }
     }
 
     /// The next time a sender runs.
+    #[inline(always)]
     pub fn next_event_ns(&self) -> u64 {
-        self.next_poke_ns.min(self.next_tlbi_ns)
+        self.next_ns
     }
 }
 
@@ -59,6 +67,7 @@ pub fn run_senders(m: &mut Machine, t: u64) {
         m.work.next_tlbi_ns = t.saturating_add(m.cfg.tlbi_period_ns.unwrap_or(NEVER));
         on_each_cpu_deferrable(m, HOUSEKEEPING, t, CtWork::Tlbi);
     }
+    m.work.next_ns = m.work.next_poke_ns.min(m.work.next_tlbi_ns);
 }
 
 /// `on_each_cpu_cond(!ct_set_cpu_work(cpu, work), do_work, NULL, 1)` from CPU `from` at `t`:

@@ -1307,9 +1307,10 @@ impl Machine {
     /// Executes the next step of `current` on CPU `c`. Branch steps on the way are evaluated
     /// inline: they are decisions, not instruction boundaries where an event could land.
     fn exec_step(&mut self, c: CpuId) {
-        let t0 = self.cpus[c].current;
-        if self.cpus[c].hw.flush_pending != 0
-            && usize::from(self.cpus[c].hw.flush_depth) == self.tasks[t0].entries.len()
+        let cpu = &self.cpus[c];
+        let t0 = cpu.current;
+        if cpu.hw.flush_pending != 0
+            && usize::from(cpu.hw.flush_depth) == self.tasks[t0].entries.len()
         {
             return self.ct_work_flush_step(c, t0);
         }
@@ -1379,11 +1380,6 @@ impl Machine {
         };
         let flow = step.run.call(&mut k);
         let extra = k.extra_cycles;
-        if self.cpus[c].hw.work_flushes != flushes_before {
-            // The step made RCU watch and read deferred work: this context flushes it next (an
-            // inner context's flush covers an outer one's pending bits).
-            self.cpus[c].hw.flush_depth = self.tasks[t0].entries.len() as u16;
-        }
 
         // Control flow applies to the task that ran the step, even if it was switched out.
         let mut leave: Option<Flow> = None;
@@ -1408,6 +1404,11 @@ impl Machine {
 
         // Price the step: base + primitives the core counted + bodies the kernel reported.
         let cpu = &mut self.cpus[c];
+        if cpu.hw.work_flushes != flushes_before {
+            // The step made RCU watch and read deferred work: this context flushes it next (an
+            // inner context's flush covers an outer one's pending bits).
+            cpu.hw.flush_depth = self.tasks[t0].entries.len() as u16;
+        }
         let st = &cpu.pcpu.local.stats;
         // The core weighs each primitive with its price as it counts it (weights set in new()).
         let ct_cycles = st.weighted - cpu.priced_cycles;

@@ -242,23 +242,40 @@ impl std::fmt::Debug for Design {
     }
 }
 
+/// Each shipped file's design, loaded on first use (a run loads only the design it names).
+static LOADED: [std::sync::OnceLock<&'static Design>; lang::SHIPPED.len()] =
+    [const { std::sync::OnceLock::new() }; lang::SHIPPED.len()];
+
+/// The design of [`lang::SHIPPED`]`[i]`, loaded once.
+fn shipped(i: usize) -> &'static Design {
+    LOADED[i].get_or_init(|| {
+        // The shipped files are loaded by the tests of every build: an error here is a bug in
+        // this repository, not in anyone's input.
+        lang::load_shipped(lang::SHIPPED[i].0).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
 /// Every design this build knows, in presentation order: the shipped design files
-/// ([`lang::SHIPPED`]), loaded once.
+/// ([`lang::SHIPPED`]).
 pub fn all() -> &'static [&'static Design] {
     static ALL: std::sync::OnceLock<Vec<&'static Design>> = std::sync::OnceLock::new();
     ALL.get_or_init(|| {
-        lang::SHIPPED
-            .iter()
-            .filter(|(file, _)| file.ends_with(".c"))
-            // The shipped files are loaded by the tests of every build: an error here is a
-            // bug in this repository, not in anyone's input.
-            .map(|(file, _)| lang::load_shipped(file).unwrap_or_else(|e| panic!("{e}")))
+        (0..lang::SHIPPED.len())
+            .filter(|&i| lang::SHIPPED[i].0.ends_with(".c"))
+            .map(shipped)
             .collect()
     })
 }
 
-/// Looks a design up by name; the error lists the valid names.
+/// Looks a design up by name (a shipped file is named after its design, so only that one is
+/// loaded); the error lists the valid names.
 pub fn by_name(name: &str) -> Result<&'static Design, String> {
+    let file = lang::SHIPPED
+        .iter()
+        .position(|(f, _)| f.strip_suffix(".c") == Some(name));
+    if let Some(d) = file.map(shipped).filter(|d| d.name == name) {
+        return Ok(d);
+    }
     all()
         .iter()
         .copied()
