@@ -1419,22 +1419,9 @@ impl Machine {
             cpu.counters.entry_cycles[kind] += cycles - extra;
             cpu.counters.ct_cycles[kind] += ct_cycles;
         }
-        cpu.counters.kernel_cycles += cycles;
-        cpu.counters.steps += 1;
-        // ns = cycles / GHz in 32.32 fixed point; the fraction carries over to the next step.
-        let total = cycles as u128 * self.ns_per_cycle_fp as u128 + cpu.cycle_rem as u128;
-        let dt = (total >> 32) as u64;
-        cpu.cycle_rem = (total & 0xffff_ffff) as u64;
-        let start = cpu.hw.now;
-        cpu.hw.now += dt;
-        if self.tasks[t0].is_idle {
-            cpu.times.idle_ns += dt;
-        } else {
-            cpu.times.sys_ns += dt;
-            self.tasks[t0].sys_ns += dt;
-        }
-        self.steps += 1;
+        let start = self.spend_step(c, t0, cycles);
 
+        let cpu = &mut self.cpus[c];
         if cpu.hw.kicks != 0 {
             let kicks = std::mem::take(&mut cpu.hw.kicks);
             for target in 0..self.cpus.len() {
@@ -1447,19 +1434,7 @@ impl Machine {
             crate::trace::transitions(self, c, t0, &transitions, start, ct_before);
         }
         if self.monitor.record_history {
-            let cpu = &mut self.cpus[c];
-            let ct = &cpu.pcpu.ct;
-            let entry = self.tasks[t0].entries.last().map_or(0, |e| e.seq);
-            cpu.history.push(HistEntry {
-                entry,
-                time_ns: start,
-                pid: self.tasks[t0].pid,
-                path: path.name,
-                step: step.name,
-                ct_state: ct.ct_state_bits(),
-                irqs_on: cpu.hw.irqs_on,
-                watching: ct.rcu_is_watching(),
-            });
+            self.record_step(c, t0, start, path.name, step.name);
         }
         if self.monitor.enabled || self.cpus[c].pcpu.local.warn.count != warn_before {
             crate::monitor::after_step(self, c, vtime_before, warn_before);
@@ -1469,37 +1444,65 @@ impl Machine {
         }
     }
 
+    /// Runs `cycles` of a step on CPU `c` for task `t0`: the clock advances (ns = cycles / GHz
+    /// in 32.32 fixed point; the fraction carries over to the next step) and the time counts as
+    /// the task's system time, or idle time for an idle task. Returns when the step started.
+    #[inline(always)]
+    fn spend_step(&mut self, c: CpuId, t0: TaskId, cycles: u64) -> u64 {
+        let cpu = &mut self.cpus[c];
+        cpu.counters.kernel_cycles += cycles;
+        cpu.counters.steps += 1;
+        let total = cycles as u128 * self.ns_per_cycle_fp as u128 + cpu.cycle_rem as u128;
+        let dt = (total >> 32) as u64;
+        cpu.cycle_rem = (total & 0xffff_ffff) as u64;
+        let start = cpu.hw.now;
+        cpu.hw.now += dt;
+        if self.tasks[t0].is_idle {
+            cpu.times.idle_ns += dt;
+        } else {
+            cpu.times.sys_ns += dt;
+            self.tasks[t0].sys_ns += dt;
+        }
+        self.steps += 1;
+        start
+    }
+
+    /// Remembers a step CPU `c` ran (for violation reports), with the context it left.
+    fn record_step(
+        &mut self,
+        c: CpuId,
+        t0: TaskId,
+        start: u64,
+        path: &'static str,
+        step: &'static str,
+    ) {
+        let cpu = &mut self.cpus[c];
+        let ct = &cpu.pcpu.ct;
+        let entry = self.tasks[t0].entries.last().map_or(0, |e| e.seq);
+        cpu.history.push(HistEntry {
+            entry,
+            time_ns: start,
+            pid: self.tasks[t0].pid,
+            path,
+            step,
+            ct_state: ct.ct_state_bits(),
+            irqs_on: cpu.hw.irqs_on,
+            watching: ct.rcu_is_watching(),
+        });
+    }
+
     /// `ct_work_flush()` → `arch_context_tracking_work()`: the instruction after the entry's fully
     /// ordered add, an instruction boundary of its own (an NMI may come first). Priced as glue.
     #[cold]
     #[inline(never)]
     fn ct_work_flush_step(&mut self, c: CpuId, t0: TaskId) {
-        let glue = self.base_cost[crate::cost::CostKey::Glue as usize];
-        let cpu = &mut self.cpus[c];
-        cpu.hw.owed &= !cpu.hw.flush_pending;
-        cpu.hw.flush_pending = 0;
-        cpu.hw.flush_depth = 0;
-        let total = glue as u128 * self.ns_per_cycle_fp as u128 + cpu.cycle_rem as u128;
-        cpu.cycle_rem = (total & 0xffff_ffff) as u64;
-        let start = cpu.hw.now;
-        cpu.hw.now += (total >> 32) as u64;
-        cpu.counters.kernel_cycles += glue;
-        cpu.counters.steps += 1;
-        self.steps += 1;
+        let hw = &mut self.cpus[c].hw;
+        hw.owed &= !hw.flush_pending;
+        hw.flush_pending = 0;
+        hw.flush_depth = 0;
+        let start = self.spend_step(c, t0, self.base_cost[crate::cost::CostKey::Glue as usize]);
         if self.monitor.record_history {
-            let cpu = &mut self.cpus[c];
-            let ct = &cpu.pcpu.ct;
-            let entry = self.tasks[t0].entries.last().map_or(0, |e| e.seq);
-            cpu.history.push(HistEntry {
-                entry,
-                time_ns: start,
-                pid: self.tasks[t0].pid,
-                path: "ct_kernel_enter_state",
-                step: "ct_work_flush",
-                ct_state: ct.ct_state_bits(),
-                irqs_on: cpu.hw.irqs_on,
-                watching: ct.rcu_is_watching(),
-            });
+            self.record_step(c, t0, start, "ct_kernel_enter_state", "ct_work_flush");
         }
     }
 
