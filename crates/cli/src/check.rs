@@ -18,9 +18,7 @@ pub(crate) struct Args<'a> {
     pub max_states: u64,
     pub max_memory: u64,
     pub keep_going: u32,
-    pub ct_work: bool,
-    pub rcu_counter_torture: bool,
-    pub ct_work_nmi_flush: bool,
+    pub work: crate::CtWorkArgs,
     pub json: bool,
     pub trace_out: Option<&'a Path>,
     pub trace: Option<&'a Path>,
@@ -64,9 +62,9 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
         max_states: a.max_states,
         max_memory_mb: a.max_memory,
         keep_going: a.keep_going,
-        ct_work: a.ct_work,
-        rcu_counter_torture: a.rcu_counter_torture,
-        ct_work_nmi_flush: a.ct_work_nmi_flush,
+        ct_work: a.work.ct_work,
+        rcu_counter_torture: a.work.rcu_counter_torture,
+        ct_work_nmi_flush: a.work.ct_work_nmi_flush,
         ..CheckConfig::new(d)
     };
     // Validate once before any work, so a bad option never leaves partial output.

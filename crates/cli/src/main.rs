@@ -113,17 +113,9 @@ enum Cmd {
         /// ones that lie behind a violation every path hits.
         #[arg(long, default_value_t = 1, value_name = "N")]
         keep_going: u32,
-        /// Deferred IPIs (CT_WORK): a work field in the state word, and the housekeeping CPU's
-        /// ct_set_cpu_work() (its read, its cmpxchg) as actions at every step boundary.
-        #[arg(long = "ct-work")]
-        ct_work: bool,
-        /// CONFIG_RCU_DYNTICKS_TORTURE: a 2-bit RCU watching counter.
-        #[arg(long = "rcu-counter-torture")]
-        rcu_counter_torture: bool,
-        /// With --ct-work: NMIs that find RCU watching flush the word's work bits too (a
-        /// mitigation of the add-to-flush window; not in the series).
-        #[arg(long = "ct-work-nmi-flush")]
-        ct_work_nmi_flush: bool,
+        /// The state word's CT_WORK options.
+        #[command(flatten)]
+        work: CtWorkArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -284,6 +276,23 @@ pub(crate) enum WorkloadCmd {
 }
 
 /// Options every workload takes.
+/// Deferred IPIs and the RCU counter's width, shared by run, compare and check.
+#[derive(Args, Clone, Copy)]
+pub(crate) struct CtWorkArgs {
+    /// Deferred IPIs (the CT_WORK series): a work field in the state word, and senders that
+    /// defer to nohz_full CPUs RCU does not watch instead of interrupting them (in check: the
+    /// housekeeping CPU's ct_set_cpu_work(), its read and its cmpxchg, at every step boundary).
+    #[arg(long = "ct-work")]
+    pub ct_work: bool,
+    /// CONFIG_RCU_DYNTICKS_TORTURE: a 2-bit RCU watching counter (wraps after two round trips).
+    #[arg(long = "rcu-counter-torture")]
+    pub rcu_counter_torture: bool,
+    /// With --ct-work: an NMI that finds RCU watching flushes the word's work bits too (a
+    /// mitigation of the window between an entry's add and its flush; not in the series).
+    #[arg(long = "ct-work-nmi-flush")]
+    pub ct_work_nmi_flush: bool,
+}
+
 #[derive(Args, Clone)]
 pub(crate) struct Common {
     /// Number of CPUs (1-64).
@@ -324,17 +333,9 @@ pub(crate) struct Common {
     /// Device interrupts on every CPU at random gaps with this mean (e.g. 50us).
     #[arg(long = "irq-period", value_parser = parse_duration)]
     irq_period: Option<u64>,
-    /// Deferred IPIs (the CT_WORK series): a work field in the state word, and senders that
-    /// defer to nohz_full CPUs RCU does not watch instead of interrupting them.
-    #[arg(long = "ct-work")]
-    ct_work: bool,
-    /// CONFIG_RCU_DYNTICKS_TORTURE: a 2-bit RCU watching counter (wraps after two round trips).
-    #[arg(long = "rcu-counter-torture")]
-    rcu_counter_torture: bool,
-    /// With --ct-work: an NMI that finds RCU watching flushes the word's work bits too (a
-    /// mitigation of the window between an entry's add and its flush; not in the series).
-    #[arg(long = "ct-work-nmi-flush")]
-    ct_work_nmi_flush: bool,
+    /// The state word's CT_WORK options.
+    #[command(flatten)]
+    work: CtWorkArgs,
     /// CPU 0 patches kernel text (every CPU must sync_core()) with this period (e.g. 1ms).
     #[arg(long = "text-poke-period", value_parser = parse_duration)]
     text_poke_period: Option<u64>,
@@ -460,9 +461,9 @@ pub(crate) fn build_config(w: &Workload, o: &Common) -> Result<Config, String> {
     cfg.preempt = o.preempt;
     cfg.nmi_period_ns = o.nmi_period;
     cfg.irq_period_ns = o.irq_period;
-    cfg.ct_work = o.ct_work;
-    cfg.rcu_counter_torture = o.rcu_counter_torture;
-    cfg.ct_work_nmi_flush = o.ct_work_nmi_flush;
+    cfg.ct_work = o.work.ct_work;
+    cfg.rcu_counter_torture = o.work.rcu_counter_torture;
+    cfg.ct_work_nmi_flush = o.work.ct_work_nmi_flush;
     cfg.text_poke_period_ns = o.text_poke_period;
     cfg.tlbi_period_ns = o.tlbi_period;
     cfg.monitor = !o.no_monitor;
@@ -630,18 +631,14 @@ fn main() -> ExitCode {
             max_states,
             max_memory,
             keep_going,
-            ct_work,
-            rcu_counter_torture,
-            ct_work_nmi_flush,
+            work,
             json,
             trace_out,
             trace,
             chrome_trace,
             quiet,
         } => check::run(check::Args {
-            ct_work: *ct_work,
-            rcu_counter_torture: *rcu_counter_torture,
-            ct_work_nmi_flush: *ct_work_nmi_flush,
+            work: *work,
             design: design.as_deref(),
             all: *all,
             design_files: design_file,
