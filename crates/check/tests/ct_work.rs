@@ -42,19 +42,9 @@ fn generic() -> &'static Design {
     ctxtrack_sim::design::by_name("generic-entry").unwrap()
 }
 
-/// The shipped generic-entry text with its header pasted in and `from` (once) replaced by `to`.
+/// The shipped generic-entry text with `from` (once) replaced by `to`.
 fn mutant(name: &str, from: &str, to: &str) -> &'static Design {
-    let text = lang::shipped_text("generic-entry.c")
-        .unwrap()
-        .replace(
-            "#include \"nmi-idle.h\"",
-            lang::shipped_text("nmi-idle.h").unwrap(),
-        )
-        .replace("#design  \"generic-entry\"", &format!("#design \"{name}\""));
-    assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
-    lang::analyze(name, &text.replace(from, to), &lang::include_shipped)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .leak()
+    lang::shipped_mutant("generic-entry.c", name, from, to).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -14,27 +14,12 @@ use ctxtrack_sim::design::{lang, Design};
 /// generic-entry.c with its header pasted in place of the `#include` (one text to edit, as a
 /// kernel engineer would edit a copy).
 fn shipped() -> String {
-    lang::shipped_text("generic-entry.c")
-        .expect("shipped")
-        .replace(
-            "#include \"nmi-idle.h\"",
-            lang::shipped_text("nmi-idle.h").expect("shipped"),
-        )
+    lang::shipped_flat("generic-entry.c").expect("shipped")
 }
 
 /// The shipped generic-entry text with `from` (which must occur once) replaced by `to`.
 fn mutant(name: &str, from: &str, to: &str) -> &'static Design {
-    assert_eq!(
-        shipped().matches(from).count(),
-        1,
-        "{from:?} must occur once"
-    );
-    let text = shipped()
-        .replace(from, to)
-        .replace("#design  \"generic-entry\"", &format!("#design \"{name}\""));
-    lang::analyze(name, &text, &lang::include_shipped)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .leak()
+    lang::shipped_mutant("generic-entry.c", name, from, to).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn invariants(r: &DesignResult) -> Vec<&str> {

@@ -179,12 +179,7 @@ fn strip_names(v: &mut serde_json::Value) {
 }
 
 fn shipped() -> String {
-    lang::shipped_text("generic-entry.c")
-        .expect("shipped")
-        .replace(
-            "#include \"nmi-idle.h\"",
-            lang::shipped_text("nmi-idle.h").expect("shipped"),
-        )
+    lang::shipped_flat("generic-entry.c").expect("shipped")
 }
 
 fn edit(from: &str, to: &str) -> String {
@@ -370,4 +365,28 @@ fn compiled_designs_have_no_jump_to_the_next_statement() {
             }
         }
     }
+}
+
+/// `shipped_flat` expands headers that include headers; `shipped_mutant` refuses an edit that
+/// does not match exactly once, and renames what it loads.
+#[test]
+fn shipped_designs_flatten_and_take_one_edit() {
+    for (file, _) in lang::SHIPPED.iter().filter(|f| f.0.ends_with(".c")) {
+        let flat = lang::shipped_flat(file).unwrap();
+        assert!(!flat.contains("#include"), "{file}");
+        let inc = |n: &str| Err(format!("no file {n:?}"));
+        lang::analyze(file, &flat, &inc).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let e = lang::shipped_mutant("generic-entry.c", "m", "no such text", "x").unwrap_err();
+    assert!(e.contains("occurs 0 times"), "{e}");
+    let e = lang::shipped_mutant("generic-entry.c", "m", "\t", "x").unwrap_err();
+    assert!(e.contains("not once"), "{e}");
+    let d = lang::shipped_mutant(
+        "generic-entry.c",
+        "renamed",
+        "safe_halt();",
+        "safe_halt(); ",
+    )
+    .unwrap();
+    assert_eq!(d.name, "renamed");
 }

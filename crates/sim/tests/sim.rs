@@ -303,15 +303,13 @@ fn cpu_list_and_config_validation() {
 /// `user_enter_irqoff()` moved before the exit work (which runs with IRQs on and may schedule),
 /// written as a kernel engineer would edit a copy of the file.
 fn broken() -> &'static Design {
-    let shipped = lang::shipped_text("generic-entry.c").unwrap();
-    let from = "\texit_to_user_mode_prepare(regs);\n\tinstrumentation_end();\n\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();";
-    assert_eq!(shipped.matches(from).count(), 1);
-    let text = shipped
-        .replace(from, "\tuser_enter_moved_up: user_enter_irqoff();\n\texit_to_user_mode_prepare(regs);\n\tinstrumentation_end();\n\tsysretq();")
-        .replace("#design  \"generic-entry\"", "#design \"broken\"");
-    lang::analyze("broken.c", &text, &lang::include_shipped)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .leak()
+    lang::shipped_mutant(
+        "generic-entry.c",
+        "broken",
+        "\texit_to_user_mode_prepare(regs);\n\tinstrumentation_end();\n\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();",
+        "\tuser_enter_moved_up: user_enter_irqoff();\n\texit_to_user_mode_prepare(regs);\n\tinstrumentation_end();\n\tsysretq();",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

@@ -2162,6 +2162,50 @@ pub fn shipped_text(name: &str) -> Option<&'static str> {
     SHIPPED.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
+/// A shipped design's text with every `#include` of a shipped header replaced by the header's
+/// text: one file to copy and edit (line numbers past an include move by the header's length).
+pub fn shipped_flat(file: &str) -> Option<String> {
+    let mut text = shipped_text(file)?.to_string();
+    // A header may include headers: one pass per shipped file expands every level.
+    for _ in SHIPPED {
+        for (header, body) in SHIPPED.iter().filter(|(n, _)| n.ends_with(".h")) {
+            text = text.replace(&format!("#include \"{header}\""), body);
+        }
+    }
+    Some(text)
+}
+
+/// A shipped design edited as a kernel engineer edits a copy: [`shipped_flat`] with `from`,
+/// which must occur exactly once, replaced by `to`, and its `#design` line naming it `name`;
+/// loaded. The error says which of those failed.
+pub fn shipped_mutant(
+    file: &str,
+    name: &str,
+    from: &str,
+    to: &str,
+) -> Result<&'static Design, String> {
+    let text = shipped_flat(file).ok_or_else(|| format!("no shipped design file {file:?}"))?;
+    let n = text.matches(from).count();
+    if n != 1 {
+        return Err(format!("{from:?} occurs {n} times in {file}, not once"));
+    }
+    let renamed: Vec<String> = text
+        .replace(from, to)
+        .lines()
+        .map(|l| {
+            if l.starts_with("#design") {
+                format!("#design \"{name}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    let text = renamed.join("\n") + "\n";
+    Ok(analyze(name, &text, &include_shipped)
+        .map_err(|e| e.to_string())?
+        .leak())
+}
+
 /// Finds `#include`d files among the shipped ones (an [`Includer`]).
 pub fn include_shipped(name: &str) -> Result<String, String> {
     shipped_text(name)
