@@ -74,6 +74,17 @@ pub fn delay_us(us: u64) {
     }
 }
 
+/// For a scenario's driver on CPU 0: spins until `f` holds, reporting CPU 0's RCU quiescent
+/// states meanwhile (grace periods need them); panics, naming `what`, after 5·10⁹ TSC cycles.
+pub fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = cpu::rdtsc() + 5_000_000_000;
+    while !f() {
+        assert!(cpu::rdtsc() < deadline, "timed out waiting until {what}");
+        rcu::rcu_all_qs();
+        core::hint::spin_loop();
+    }
+}
+
 /// A test kernel (or the general image's workload).
 pub struct Scenario {
     /// Printed at boot.

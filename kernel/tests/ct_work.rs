@@ -13,7 +13,7 @@ use ctxtrack_kernel::cmdline::Options;
 use ctxtrack_kernel::cpu::rdtsc;
 use ctxtrack_kernel::percpu::{cpu, Counters};
 use ctxtrack_kernel::syscall::{exit, nr, syscall};
-use ctxtrack_kernel::{println, rcu, sched, text_poke, CpuReport, Scenario};
+use ctxtrack_kernel::{println, sched, text_poke, wait_until, CpuReport, Scenario};
 
 /// Pokes per phase.
 const POKES: u64 = 20;
@@ -44,15 +44,6 @@ fn setup(o: &Options) {
 
 fn get(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
-}
-
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = rdtsc() + 5_000_000_000;
-    while !f() {
-        assert!(rdtsc() < deadline, "timed out waiting until {what}");
-        rcu::rcu_all_qs();
-        core::hint::spin_loop();
-    }
 }
 
 fn spinning(n: usize) -> bool {

@@ -15,7 +15,7 @@ use ctxtrack_kernel::cmdline::Options;
 use ctxtrack_kernel::cpu::rdtsc;
 use ctxtrack_kernel::percpu::{cpu, Counters, Hit};
 use ctxtrack_kernel::syscall::{exit, nr, syscall};
-use ctxtrack_kernel::{println, rcu, sched, CpuReport, Scenario};
+use ctxtrack_kernel::{println, rcu, sched, wait_until, CpuReport, Scenario};
 
 /// 0: spin; 1: CPU 2 does one long syscall then spins again; 2: exit.
 static PHASE: AtomicU32 = AtomicU32::new(0);
@@ -43,15 +43,6 @@ fn setup(o: &Options) {
 
 fn get(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
-}
-
-fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = rdtsc() + 5_000_000_000;
-    while !f() {
-        assert!(rdtsc() < deadline, "timed out waiting until {what}");
-        rcu::rcu_all_qs();
-        core::hint::spin_loop();
-    }
 }
 
 fn cpu0_ticks() -> u64 {
