@@ -88,6 +88,17 @@ pub struct DesignResult {
     pub violations: Vec<Counterexample>,
 }
 
+impl DesignResult {
+    /// The length of the shortest counterexample found for invariant `inv`, if any.
+    pub fn shortest(&self, inv: &str) -> Option<usize> {
+        self.violations
+            .iter()
+            .filter(|v| v.invariant == inv)
+            .map(|v| v.length)
+            .min()
+    }
+}
+
 /// Checks one design: builds the model, explores it and replays each counterexample into a
 /// readable trace.
 pub fn check(

@@ -30,14 +30,6 @@ fn run(d: &'static Design, setter: Setter, torture: bool) -> DesignResult {
     run_with(d, setter, torture, true)
 }
 
-fn shortest(r: &DesignResult, inv: &str) -> Option<usize> {
-    r.violations
-        .iter()
-        .filter(|v| v.invariant == inv)
-        .map(|v| v.length)
-        .min()
-}
-
 fn generic() -> &'static Design {
     ctxtrack_sim::design::by_name("generic-entry").unwrap()
 }
@@ -99,14 +91,10 @@ fn a_setter_that_ignores_watching_is_refuted() {
     assert_eq!(r.verdict, "violated");
     // Read and cmpxchg at boot, while the idle loop runs in the kernel: the bit lands on a
     // watching CPU ...
-    assert_eq!(
-        shortest(&r, "ct_work_set_while_watching"),
-        Some(2),
-        "{r:#?}"
-    );
+    assert_eq!(r.shortest("ct_work_set_while_watching"), Some(2), "{r:#?}");
     // ... whose next instrumentable step runs with the work owed (its entry flushed long ago;
     // the next exit clears the bit unflushed).
-    assert_eq!(shortest(&r, "ct_work_unflushed"), Some(3), "{r:#?}");
+    assert_eq!(r.shortest("ct_work_unflushed"), Some(3), "{r:#?}");
 }
 
 #[test]
@@ -120,9 +108,9 @@ fn an_nmi_handler_before_ct_nmi_enter_is_refuted() {
     assert_eq!(r.verdict, "violated");
     // Work deferred to the CPU in user mode (read, cmpxchg), an NMI, its delivery, its
     // `__nmi_enter()` step, then the handler.
-    assert_eq!(shortest(&r, "ct_work_unflushed"), Some(6), "{r:#?}");
+    assert_eq!(r.shortest("ct_work_unflushed"), Some(6), "{r:#?}");
     // The same handler without deferred work is an RCU bug first.
-    assert_eq!(shortest(&r, "rcu_watching_in_kernel"), Some(4), "{r:#?}");
+    assert_eq!(r.shortest("rcu_watching_in_kernel"), Some(4), "{r:#?}");
 }
 
 #[test]
@@ -139,8 +127,8 @@ fn a_traced_irq_disable_before_ct_idle_exit_is_refuted() {
     // The worker blocks, the CPU idles, a wakeup brings it out of `hlt`: 19 transitions to the
     // traced call in the EQS (an RCU bug, as in 6.1), two more with work deferred to the idle
     // EQS first (read, cmpxchg).
-    assert_eq!(shortest(&r, "rcu_watching_in_kernel"), Some(19), "{r:#?}");
-    assert_eq!(shortest(&r, "ct_work_unflushed"), Some(21), "{r:#?}");
+    assert_eq!(r.shortest("rcu_watching_in_kernel"), Some(19), "{r:#?}");
+    assert_eq!(r.shortest("ct_work_unflushed"), Some(21), "{r:#?}");
 }
 
 #[test]

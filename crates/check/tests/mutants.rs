@@ -40,14 +40,6 @@ fn run(d: &'static Design, depth: u32) -> DesignResult {
     r
 }
 
-fn shortest(r: &DesignResult, inv: &str) -> Option<usize> {
-    r.violations
-        .iter()
-        .filter(|v| v.invariant == inv)
-        .map(|v| v.length)
-        .min()
-}
-
 #[test]
 fn the_shipped_file_holds_at_depth_3() {
     let d = lang::load_shipped("generic-entry.c").unwrap();
@@ -67,7 +59,7 @@ fn user_enter_before_the_work_loop_is_refuted() {
     assert_eq!(r.verdict, "violated");
     // A woken read returns and the work loop's first step runs in the EQS (after the
     // syscall's entry, tracepoint and body steps).
-    assert_eq!(shortest(&r, "rcu_watching_in_kernel"), Some(24), "{r:#?}");
+    assert_eq!(r.shortest("rcu_watching_in_kernel"), Some(24), "{r:#?}");
 }
 
 #[test]
@@ -81,11 +73,8 @@ fn forgotten_exit_rcu_is_refuted() {
     assert_eq!(r.verdict, "violated");
     // An IRQ on the idle task before its EQS; the iretq finds the
     // nesting raised, and the idle EQS entry later warns.
-    assert_eq!(shortest(&r, "entry_exit_state"), Some(8), "{r:#?}");
-    assert!(
-        shortest(&r, "ct_kernel_exit_nmi_nesting").is_some(),
-        "{r:#?}"
-    );
+    assert_eq!(r.shortest("entry_exit_state"), Some(8), "{r:#?}");
+    assert!(r.shortest("ct_kernel_exit_nmi_nesting").is_some(), "{r:#?}");
 }
 
 #[test]
@@ -97,7 +86,7 @@ fn nmi_nesting_not_restored_is_refuted() {
     );
     let r = run(d, 2);
     assert_eq!(r.verdict, "violated");
-    assert_eq!(shortest(&r, "entry_exit_state"), Some(6), "{r:#?}");
+    assert_eq!(r.shortest("entry_exit_state"), Some(6), "{r:#?}");
 }
 
 /// The syscall entry with IRQs enabled before `enter_from_user_mode()`, wrapped in
@@ -134,8 +123,8 @@ fn irq_enable_before_enter_from_user_mode_is_refuted() {
     let d = irq_enable_before_user_exit();
     let r = run(d, 2);
     assert_eq!(r.verdict, "violated");
-    assert_eq!(shortest(&r, "rcu_watching_in_kernel"), Some(3), "{r:#?}");
-    assert_eq!(shortest(&r, "ct_kernel_with_irqs_on"), Some(4), "{r:#?}");
+    assert_eq!(r.shortest("rcu_watching_in_kernel"), Some(3), "{r:#?}");
+    assert_eq!(r.shortest("ct_kernel_with_irqs_on"), Some(4), "{r:#?}");
 }
 
 /// A check's findings as one line: verdict, completeness, and the sorted (invariant, shortest
@@ -179,9 +168,9 @@ fn the_2015_designs_show_what_the_thread_argued_about() {
     let d = ctxtrack_sim::design::by_name("linux-4.3").unwrap();
     let r = run(d, 2);
     // Lutomirski's "single remaining exception": 4.3's syscall entry enables IRQs in USER.
-    assert_eq!(shortest(&r, "ct_kernel_with_irqs_on"), Some(4), "{r:#?}");
+    assert_eq!(r.shortest("ct_kernel_with_irqs_on"), Some(4), "{r:#?}");
     // ... and an IRQ in that window can preempt into schedule() while still in USER.
-    assert_eq!(shortest(&r, "schedule_in_user"), Some(11), "{r:#?}");
+    assert_eq!(r.shortest("schedule_in_user"), Some(11), "{r:#?}");
 
     let d = ctxtrack_sim::design::by_name("weisbecker-2015").unwrap();
     let r = run(d, 2);
