@@ -1419,9 +1419,9 @@ impl Machine {
             cpu.counters.entry_cycles[kind] += cycles - extra;
             cpu.counters.ct_cycles[kind] += ct_cycles;
         }
-        let start = self.spend_step(c, t0, cycles);
+        let start = Self::spend_step(cpu, &mut self.tasks[t0], self.ns_per_cycle_fp, cycles);
+        self.steps += 1;
 
-        let cpu = &mut self.cpus[c];
         if cpu.hw.kicks != 0 {
             let kicks = std::mem::take(&mut cpu.hw.kicks);
             for target in 0..self.cpus.len() {
@@ -1444,26 +1444,25 @@ impl Machine {
         }
     }
 
-    /// Runs `cycles` of a step on CPU `c` for task `t0`: the clock advances (ns = cycles / GHz
-    /// in 32.32 fixed point; the fraction carries over to the next step) and the time counts as
-    /// the task's system time, or idle time for an idle task. Returns when the step started.
+    /// Runs `cycles` of a step on `cpu` for `task`: the clock advances (ns = cycles / GHz in
+    /// 32.32 fixed point at `ns_per_cycle_fp`; the fraction carries over to the next step) and
+    /// the time counts as the task's system time, or idle time for an idle task. Returns when
+    /// the step started. (The caller counts the step in `Machine::steps`.)
     #[inline(always)]
-    fn spend_step(&mut self, c: CpuId, t0: TaskId, cycles: u64) -> u64 {
-        let cpu = &mut self.cpus[c];
+    fn spend_step(cpu: &mut Cpu, task: &mut Task, ns_per_cycle_fp: u64, cycles: u64) -> u64 {
         cpu.counters.kernel_cycles += cycles;
         cpu.counters.steps += 1;
-        let total = cycles as u128 * self.ns_per_cycle_fp as u128 + cpu.cycle_rem as u128;
+        let total = cycles as u128 * ns_per_cycle_fp as u128 + cpu.cycle_rem as u128;
         let dt = (total >> 32) as u64;
         cpu.cycle_rem = (total & 0xffff_ffff) as u64;
         let start = cpu.hw.now;
         cpu.hw.now += dt;
-        if self.tasks[t0].is_idle {
+        if task.is_idle {
             cpu.times.idle_ns += dt;
         } else {
             cpu.times.sys_ns += dt;
-            self.tasks[t0].sys_ns += dt;
+            task.sys_ns += dt;
         }
-        self.steps += 1;
         start
     }
 
@@ -1500,7 +1499,10 @@ impl Machine {
         hw.owed &= !hw.flush_pending;
         hw.flush_pending = 0;
         hw.flush_depth = 0;
-        let start = self.spend_step(c, t0, self.base_cost[crate::cost::CostKey::Glue as usize]);
+        let glue = self.base_cost[crate::cost::CostKey::Glue as usize];
+        let cpu = &mut self.cpus[c];
+        let start = Self::spend_step(cpu, &mut self.tasks[t0], self.ns_per_cycle_fp, glue);
+        self.steps += 1;
         if self.monitor.record_history {
             self.record_step(c, t0, start, "ct_kernel_enter_state", "ct_work_flush");
         }
