@@ -275,7 +275,6 @@ pub(crate) enum WorkloadCmd {
     },
 }
 
-/// Options every workload takes.
 /// Deferred IPIs and the RCU counter's width, shared by run, compare and check.
 #[derive(Args, Clone, Copy)]
 pub(crate) struct CtWorkArgs {
@@ -293,6 +292,7 @@ pub(crate) struct CtWorkArgs {
     pub ct_work_nmi_flush: bool,
 }
 
+/// Options every workload takes.
 #[derive(Args, Clone)]
 pub(crate) struct Common {
     /// Number of CPUs (1-64).
