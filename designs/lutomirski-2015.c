@@ -39,7 +39,9 @@ static noinstr void prepare_exit_to_usermode(struct pt_regs *regs)
 		local_irq_enable(), exit_to_usermode_loop_work(regs);
 		local_irq_disable();
 	}
-	user_enter_irqoff();
+	/* 4.4's user_enter() -> rcu_user_enter() -> rcu_eqs_enter_common() flushed a deferred
+	 * rcuog wakeup first; user_enter_irqoff() is the 6.x primitive, so the flush is written. */
+	user_enter_irqoff: do_nocb_deferred_wakeup(), user_enter_irqoff();
 }
 
 /* entry_SYSCALL_64 -> a do_syscall_64-style C entry with context tracking before IRQs go on. */

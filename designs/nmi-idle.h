@@ -16,15 +16,26 @@ noinstr void asm_exc_nmi(struct pt_regs *regs)
 	iretq();
 }
 
-/* default_idle_call() -> arch_cpu_idle() without a cpuidle driver (as under QEMU). */
+/*
+ * default_idle_call() -> arch_cpu_idle() without a cpuidle driver (as under QEMU).
+ * trace_cpu_idle() runs its probes under rcu_read_lock_sched_notrace(): a read-side
+ * section in idle, legal only while RCU watches (before ct_idle_enter(), after
+ * ct_idle_exit()). One step each: a probe is a short atomic section.
+ */
 static noinstr void default_idle_call(void)
 {
+	instrumentation_begin();
+	trace_cpu_idle: rcu_read_lock(), rcu_read_unlock();
+	instrumentation_end();
 	ct_idle_enter();
 	arch_cpu_idle: safe_halt();
 	/* Linux >= 6.3 disables IRQs before leaving the EQS (6.1 left them on across
 	 * ct_idle_exit(), which saved/restored them itself). */
 	raw_local_irq_disable();
 	ct_idle_exit();
+	instrumentation_begin();
+	trace_cpu_idle_exit: rcu_read_lock(), rcu_read_unlock();
+	instrumentation_end();
 }
 
 /* do_idle(): the idle task runs this forever. */
@@ -32,7 +43,11 @@ void do_idle(void)
 {
 	while (true) {
 		while (!need_resched()) {
-			local_irq_disable();
+			/* 5.12+: a deferred rcuog wakeup is done before cpuidle_idle_call()'s
+			 * last need_resched() check, not in the EQS entry after it (one step:
+			 * with IRQs off, only an NMI could come between, and NMIs queue no
+			 * callbacks). */
+			local_irq_disable(), rcu_nocb_flush_deferred_wakeup();
 			tick_nohz_idle_stop_tick();
 			/* current_clr_polling_and_test() */
 			if (!need_resched())

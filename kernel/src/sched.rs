@@ -452,7 +452,9 @@ pub fn tick_sched_timer(at: Hit) {
     if !c.rq.lock().is_empty() {
         c.set_need_resched();
     }
-    if at != Hit::Kernel {
+    // rcu_sched_clock_irq(user): a tick from user mode, or one that interrupted the idle loop at
+    // the first interrupt level while RCU was not watching, is a quiescent state.
+    if at == Hit::User || ctxtrack_core::rcu::rcu_is_cpu_rrupt_from_idle(&c.ct) {
         crate::rcu::rcu_qs();
     }
     if c.id == 0 {

@@ -144,6 +144,15 @@ pub fn check(
             if model.cfg.rcu_counter_torture {
                 e.push_str(",rcu_counter_torture");
             }
+            if model.cfg.softirq {
+                e.push_str(",softirq");
+            }
+            if model.cfg.nocb {
+                e.push_str(",nocb");
+            }
+            if model.cfg.gp_in_hardirq {
+                e.push_str(",gp_in_hardirq");
+            }
             e
         },
         states: o.states,

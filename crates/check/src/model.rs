@@ -20,7 +20,9 @@
 use ctxtrack_sim::design::Design;
 use ctxtrack_sim::inject::Exception;
 use ctxtrack_sim::ipc::ChanKind;
-use ctxtrack_sim::machine::{tif, ChanId, CpuId, Machine, Mode, TaskId, TaskState, Vector, NEVER};
+use ctxtrack_sim::machine::{
+    preempt, tif, ChanId, CpuId, Machine, Mode, TaskId, TaskState, Vector, NEVER,
+};
 use ctxtrack_sim::program::{Program, Syscall, Then};
 use ctxtrack_sim::{Config, CpuSet};
 use std::hash::{Hash, Hasher};
@@ -172,6 +174,27 @@ pub struct CheckConfig {
     /// With `ct_work`: NMIs that find RCU watching flush the word's work bits too (a
     /// mitigation of the window between an entry's add and its flush; not in the series).
     pub ct_work_nmi_flush: bool,
+    /// Rounds one `__do_softirq()` may run before it wakes `ksoftirqd`
+    /// ([`ctxtrack_sim::Config::softirq_max_restart`]): 1 by default, where Linux has 10 and a
+    /// time budget. A restarted round starts from the state the first one started from (IRQs
+    /// off, `SOFTIRQ_OFFSET` held, the same vectors pending) and ends the same two ways (done,
+    /// or deferred to `ksoftirqd`), so more rounds reach no other state but the count; a
+    /// higher bound shows restarts in traces.
+    pub softirq_max_restart: u8,
+    /// Softirqs ([`ctxtrack_sim::Config::softirq`]): `NET_RX` raised by the device interrupt,
+    /// run by `irq_exit_rcu()` with IRQs on, or by `ksoftirqd`. Off by default: it multiplies the
+    /// state space (README, "Softirqs, readers and deferred wakeups").
+    pub softirq: bool,
+    /// Callback offloading ([`ctxtrack_sim::Config::nocb`]): the device interrupt's
+    /// `call_rcu()` defers its rcuog wakeup (IRQs are off), to be flushed before the next return
+    /// to user or halt. The rcuog kthread runs on the checked CPU
+    /// ([`ctxtrack_sim::Config::rcuog_local`]), so a flush after the last `need_resched()`
+    /// check loses the reschedule it needs. Off by default (README, "Softirqs, readers and
+    /// deferred wakeups").
+    pub nocb: bool,
+    /// The observer may also start a grace period inside an IRQ or NMI handler's read-side
+    /// section (off by default, for the same reason).
+    pub gp_in_hardirq: bool,
 }
 
 impl CheckConfig {
@@ -191,6 +214,10 @@ impl CheckConfig {
             work_setter: ctxtrack_sim::ct_work::Setter::Linux,
             rcu_counter_torture: false,
             ct_work_nmi_flush: false,
+            softirq_max_restart: 1,
+            softirq: false,
+            nocb: false,
+            gp_in_hardirq: false,
         }
     }
 
@@ -336,6 +363,12 @@ impl Model {
         sc.ct_work = cfg.ct_work;
         sc.rcu_counter_torture = cfg.rcu_counter_torture;
         sc.ct_work_nmi_flush = cfg.ct_work_nmi_flush;
+        sc.softirq_max_restart = cfg.softirq_max_restart;
+        sc.softirq = cfg.softirq;
+        sc.nocb = cfg.nocb;
+        // rcuog on the checked CPU itself: its wakeup needs a reschedule there, which is where
+        // a late flush loses it (remote, a wakeup changes nothing this CPU can see).
+        sc.rcuog_local = cfg.nocb;
         sc.validate()?;
         let mut m = Machine::new(sc);
         let cpus: Vec<CpuId> = (1..=n).collect();
@@ -428,7 +461,8 @@ impl Model {
 
     /// Entries on CPU `c`'s current task.
     fn entries(m: &Machine, c: CpuId) -> usize {
-        m.tasks[m.cpus[c].current].entries.len()
+        let serving_softirq = m.cpus[c].hw.preempt_count & preempt::SOFTIRQ_OFFSET != 0;
+        m.tasks[m.cpus[c].current].entries.len() + usize::from(serving_softirq)
     }
 
     /// Whether CPU `c` has an event that has arrived and that it must take now.
@@ -521,9 +555,20 @@ impl Model {
                     out.push(Action::GpUrgent(c));
                 }
             }
-        } else if self.workers.iter().any(|&w| m.tasks[w].rcu_depth > 0) {
+        } else if self.cpus.iter().any(|&c| self.gp_may_start(m, c)) {
             out.push(Action::GpStart);
         }
+    }
+
+    /// The observer may start a grace period while CPU `c` is in a read-side section: in task,
+    /// softirq or idle context, and with [`CheckConfig::gp_in_hardirq`] in IRQ and NMI handlers
+    /// too (a reader counts on the task it interrupted, which cannot switch away before it
+    /// ends). Without that option a grace period started before a handler's reader still spans
+    /// it, and `rcu_read_lock_idle` checks that RCU watches each one.
+    fn gp_may_start(&self, m: &Machine, c: CpuId) -> bool {
+        let in_reader = m.tasks[m.cpus[c].current].rcu_depth > 0;
+        let hardirq = m.cpus[c].hw.preempt_count & (preempt::HARDIRQ_MASK | preempt::NMI_MASK) != 0;
+        in_reader && (self.cfg.gp_in_hardirq || !hardirq)
     }
 
     fn in_nmi(m: &Machine, c: CpuId) -> bool {
@@ -617,10 +662,9 @@ impl Model {
 
     /// A running grace period could still end while a reader that began before it runs.
     fn gp_can_fail(&self, m: &Machine) -> bool {
-        let start = m.rcu.gp_start_ns;
         m.tasks
             .iter()
-            .any(|t| t.rcu_depth > 0 && t.rcu_since_ns < start)
+            .any(|t| ctxtrack_sim::rcu_gp::reader_predates(t, &m.rcu))
     }
 
     /// The state's fingerprint: everything that can change what happens next, and nothing else
@@ -655,6 +699,8 @@ impl Model {
             1
         } else if self.workers.contains(&t) {
             2
+        } else if m.cpus[c].ksoftirqd == Some(t) {
+            4
         } else {
             3
         }
@@ -717,8 +763,18 @@ impl Model {
             )
                 .hash(h);
         }
-        // Tasks that belong to this CPU: its idle task and its worker.
+        // Softirqs raised and running (restarts left), a deferred rcuog wakeup.
+        (cpu.softirq, cpu.nocb_defer_wakeup).hash(h);
+        // Tasks that belong to this CPU: its idle task, its worker, its ksoftirqd while awake.
+        // Asleep, ksoftirqd waits at the top of its loop with nothing of its own that matters
+        // (no entries, no flags, no reader): the same state as before it was first spawned.
         for t in [cpu.idle_task, self.workers[i]] {
+            self.hash_task(m, i, c, t, h);
+        }
+        if let Some(t) = cpu
+            .ksoftirqd
+            .filter(|&t| m.tasks[t].state != TaskState::Sleeping)
+        {
             self.hash_task(m, i, c, t, h);
         }
         let ch = &m.chans[self.rx[i] as usize];
@@ -751,7 +807,7 @@ impl Model {
         task.rcu_depth.hash(h);
         // What the grace-period check compares: a reader that began before the grace period.
         let r = &m.rcu;
-        (task.rcu_depth > 0 && r.in_progress && task.rcu_since_ns < r.gp_start_ns).hash(h);
+        (r.in_progress && ctxtrack_sim::rcu_gp::reader_predates(task, r)).hash(h);
         // Pipes by role (this CPU's or the other's), so mirrored CPUs hash alike.
         let own = |ch: ChanId| ch == self.rx[i];
         let sc = |s: Option<Syscall>| match s {

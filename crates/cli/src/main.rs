@@ -113,6 +113,24 @@ enum Cmd {
         /// ones that lie behind a violation every path hits.
         #[arg(long, default_value_t = 1, value_name = "N")]
         keep_going: u32,
+        /// Softirqs: the device interrupt raises NET_RX, run by irq_exit_rcu() with IRQs on or by
+        /// ksoftirqd (off by default: IRQs on inside interrupts multiply the states).
+        #[arg(long)]
+        softirq: bool,
+        /// With --softirq: rounds one __do_softirq() may run before it wakes ksoftirqd (Linux:
+        /// 10 and a time budget; more than 1 reaches no new state, only longer traces).
+        #[arg(long, default_value_t = 1, value_name = "N", requires = "softirq")]
+        softirq_restarts: u8,
+        /// Callback offloading: the device interrupt's call_rcu() defers its rcuog wakeup (IRQs
+        /// off), which must be flushed before the next return to user or halt; rcuog runs on the
+        /// checked CPU, so a late flush loses the reschedule it needs (off by default: a
+        /// pending deferral doubles the states it lives through).
+        #[arg(long)]
+        nocb: bool,
+        /// The grace-period observer may also start a grace period inside an IRQ or NMI
+        /// handler's read-side section (by default only in task, softirq and idle context).
+        #[arg(long)]
+        gp_in_hardirq: bool,
         /// The state word's CT_WORK options.
         #[command(flatten)]
         work: CtWorkArgs,
@@ -631,6 +649,10 @@ fn main() -> ExitCode {
             max_states,
             max_memory,
             keep_going,
+            softirq,
+            softirq_restarts,
+            nocb,
+            gp_in_hardirq,
             work,
             json,
             trace_out,
@@ -638,6 +660,10 @@ fn main() -> ExitCode {
             chrome_trace,
             quiet,
         } => check::run(check::Args {
+            softirq: *softirq,
+            softirq_restarts: *softirq_restarts,
+            nocb: *nocb,
+            gp_in_hardirq: *gp_in_hardirq,
             work: *work,
             design: design.as_deref(),
             all: *all,

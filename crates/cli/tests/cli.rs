@@ -347,6 +347,16 @@ fn check_rejects_bad_options_clearly() {
     let o = ctxtrack(&["check", "--cpus", "3"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--cpus 3"), "{}", stderr(&o));
+    let o = ctxtrack(&["check", "--softirq", "--softirq-restarts", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--softirq-restarts must be at least 1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ctxtrack(&["check", "--softirq-restarts", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--softirq"), "{}", stderr(&o));
     let o = ctxtrack(&["check", "--design", "nope"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("generic-entry"), "{}", stderr(&o));

@@ -35,6 +35,17 @@ pub fn rcu_cpu_quiescent_since(remote: &ContextTracking, snap: u32) -> bool {
     rcu_watching_snap_in_eqs(snap) || rcu_watching_snap_stopped_since(remote, snap)
 }
 
+/// `rcu_is_cpu_rrupt_from_idle()`: the tick (or an IPI handler) interrupted this CPU's idle
+/// loop at the first interrupt level: `nmi_nesting` is at most 1 (one IRQ entered from an EQS,
+/// or none at all in the idle task) and process-level `nesting` is 0 (RCU was not watching).
+/// An IRQ that hit the idle task while RCU watched, or one nested in a softirq that an IRQ from
+/// idle runs, is not a quiescent state: `rcu_sched_clock_irq()` asks this, not
+/// `is_idle_task(current)`.
+#[inline]
+pub fn rcu_is_cpu_rrupt_from_idle(ct: &ContextTracking) -> bool {
+    ct.nmi_nesting() <= 1 && ct.nesting() == 0
+}
+
 /// Per-CPU RCU data touched from the entry path (`struct rcu_data` fields).
 #[derive(Debug, Default)]
 pub struct RcuCpu {
@@ -81,5 +92,31 @@ impl Eq for RcuCpu {}
 impl core::hash::Hash for RcuCpu {
     fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
         (self.urgent_qs(), self.forced_tick()).hash(h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rcu_is_cpu_rrupt_from_idle;
+    use crate::context_tracking::ContextTracking;
+    use crate::state::CT_NESTING_IRQ_NONIDLE;
+
+    fn ct(nesting: i64, nmi_nesting: i64) -> ContextTracking {
+        let ct = ContextTracking::new();
+        ct.set_nesting(nesting);
+        ct.set_nmi_nesting(nmi_nesting);
+        ct
+    }
+
+    #[test]
+    fn only_the_first_interrupt_level_from_an_eqs_is_from_idle() {
+        // The tick's IRQ entered the idle (or user) EQS: ct_irq_enter() made nmi_nesting 1.
+        assert!(rcu_is_cpu_rrupt_from_idle(&ct(0, 1)));
+        // An IRQ nested in a softirq that the first one runs with IRQs on (1 + 2).
+        assert!(!rcu_is_cpu_rrupt_from_idle(&ct(0, 3)));
+        // The idle task with RCU watching (before ct_idle_enter()): process-level nesting 1.
+        assert!(!rcu_is_cpu_rrupt_from_idle(&ct(1, CT_NESTING_IRQ_NONIDLE)));
+        // In the idle EQS with no interrupt at all (a caller outside an IRQ).
+        assert!(rcu_is_cpu_rrupt_from_idle(&ct(0, 0)));
     }
 }

@@ -137,6 +137,24 @@ pub struct Config {
     /// With [`Config::ct_work`]: an NMI that finds RCU watching flushes the word's work bits too
     /// ([`ctxtrack_core::CtLayout::with_nmi_flush`], a mitigation not in the series).
     pub ct_work_nmi_flush: bool,
+    /// Softirqs: the device interrupt raises `NET_RX`, which `irq_exit_rcu()` runs with IRQs on
+    /// (or `ksoftirqd` does, [`crate::softirq`]). Off, nothing is raised (the checker's default:
+    /// IRQs on inside an interrupt multiply its state space).
+    pub softirq: bool,
+    /// Callback offloading on nohz_full CPUs (`rcu_nocbs=`, [`crate::rcu_nocb`]): `call_rcu()`
+    /// wakes the rcuog kthread, or defers the wakeup with IRQs off. Off, callbacks stay on
+    /// their CPU and nothing is deferred (the checker's default: a deferral lives until the
+    /// next return to user or idle, and doubles every state on the way).
+    pub nocb: bool,
+    /// With [`Config::nocb`]: each offloaded CPU's rcuog kthread runs on that CPU itself (as on
+    /// a `rcu_nocbs=` CPU without kthread affinity), so waking it needs a reschedule there and
+    /// a wakeup issued after the last `need_resched()` check is lost. Off, rcuog lives on the
+    /// housekeeping CPU 0 (the nohz_full setup). The checker turns it on with `nocb`.
+    pub rcuog_local: bool,
+    /// `MAX_SOFTIRQ_RESTART`: rounds one `__do_softirq()` may run before it leaves the rest to
+    /// `ksoftirqd` (Linux: 10, also bounded by `MAX_SOFTIRQ_TIME`; the checker uses fewer, see
+    /// [`crate::softirq`]).
+    pub softirq_max_restart: u8,
     /// The housekeeping CPU patches kernel text (or flips a static key) every this many ns:
     /// `smp_text_poke_sync_each_cpu()`, every CPU must `sync_core()`.
     pub text_poke_period_ns: Option<u64>,
@@ -171,6 +189,10 @@ impl Config {
             ct_work_nmi_flush: false,
             text_poke_period_ns: None,
             tlbi_period_ns: None,
+            softirq: true,
+            nocb: true,
+            rcuog_local: false,
+            softirq_max_restart: crate::softirq::MAX_SOFTIRQ_RESTART,
         }
     }
 
@@ -220,6 +242,11 @@ impl Config {
             if p == Some(0) {
                 return Err(format!("{name} must be at least 1 ns"));
             }
+        }
+        if self.softirq_max_restart == 0 {
+            return Err(
+                "--softirq-restarts must be at least 1 (one round of __do_softirq())".into(),
+            );
         }
         if self.nohz_full.contains(0) && self.ct_on {
             return Err(

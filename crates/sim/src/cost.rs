@@ -33,6 +33,7 @@
 //! | `resched_ipi` | 100 | `sysvec_reschedule_ipi` body |
 //! | `irq_work` | 200 | `sysvec_irq_work` body (nohz kick) |
 //! | `device_irq` | 300 | a device interrupt handler (virtio completion) |
+//! | `softirq` | 400 | one softirq handler run (`net_rx_action` for one packet) |
 //! | `signal` | 1000 | `arch_do_signal_or_restart` for an ignored signal |
 //! | `notify_resume` | 150 | `resume_user_mode_work` (rseq fixup) |
 //! | `nmi_handler` | 500 | `default_do_nmi` (perf NMI) |
@@ -151,6 +152,8 @@ pub struct CostModel {
     pub irq_work: u64,
     /// Device IRQ handler.
     pub device_irq: u64,
+    /// One softirq handler run.
+    pub softirq: u64,
     /// Signal delivery.
     pub signal: u64,
     /// Notify-resume work.
@@ -197,6 +200,7 @@ impl Default for CostModel {
             resched_ipi: 100,
             irq_work: 200,
             device_irq: 300,
+            softirq: 400,
             signal: 1000,
             notify_resume: 150,
             nmi_handler: 500,
@@ -251,6 +255,7 @@ impl CostModel {
             "resched_ipi" => &mut self.resched_ipi,
             "irq_work" => &mut self.irq_work,
             "device_irq" => &mut self.device_irq,
+            "softirq" => &mut self.softirq,
             "signal" => &mut self.signal,
             "notify_resume" => &mut self.notify_resume,
             "nmi_handler" => &mut self.nmi_handler,

@@ -68,22 +68,14 @@ impl Machine {
     /// reschedule IPI if `t` is running elsewhere) or a wakeup if it sleeps.
     pub fn remote_signal(&mut self, from: CpuId, t: TaskId) {
         self.tasks[t].ti_flags |= tif::SIGPENDING;
-        let mut k = K {
-            m: self,
-            cpu: from,
-            extra_cycles: 0,
-        };
+        let mut k = K::new(self, from);
         k.signal_wake_up(t);
     }
 
     /// `write(ch, 1)` by a task on CPU `from`: a byte arrives and sleeping readers are woken
     /// (`try_to_wake_up()` → IPI to an idle target).
     pub fn remote_write(&mut self, from: CpuId, ch: ChanId) {
-        let mut k = K {
-            m: self,
-            cpu: from,
-            extra_cycles: 0,
-        };
+        let mut k = K::new(self, from);
         k.write_wake(ch, 1);
     }
 

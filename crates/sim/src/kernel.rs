@@ -28,6 +28,24 @@ pub struct K<'m> {
     pub cpu: CpuId,
     /// Cycles of bodies run by this step (syscall bodies, handlers, schedule).
     pub extra_cycles: u64,
+    /// A kernel path a primitive of this step calls once the step is done (`irq_exit_rcu()`'s
+    /// `__do_softirq()`, a handler's read-side section): the machine pushes it, whatever
+    /// statement of the design called the primitive, so the callee's steps are instruction
+    /// boundaries of their own.
+    pub then_call: Option<&'static Path>,
+}
+
+impl<'m> K<'m> {
+    /// This CPU of `m`, before a step.
+    #[inline]
+    pub fn new(m: &'m mut Machine, cpu: CpuId) -> K<'m> {
+        K {
+            m,
+            cpu,
+            extra_cycles: 0,
+            then_call: None,
+        }
+    }
 }
 
 /// The syscall body shared by all designs: `__fget_light()` looks the fd up under
@@ -185,9 +203,13 @@ impl<'m> K<'m> {
 
     // ------------------------------------------------------------- exit work
 
-    /// `tick_nohz_user_enter_prepare()`: flush deferred rcuog wakeups (none in this model: RCU
-    /// callbacks are offloaded and the grace-period kthread is not a simulated task).
-    pub fn tick_nohz_user_enter_prepare(&mut self) {}
+    /// `tick_nohz_user_enter_prepare()`: on a nohz_full CPU, flush a deferred rcuog wakeup
+    /// (`rcu_nocb_flush_deferred_wakeup()`) before the exit path's last `need_resched()` check.
+    pub fn tick_nohz_user_enter_prepare(&mut self) {
+        if self.m.cpus[self.cpu].nohz_full {
+            self.rcu_nocb_flush_deferred_wakeup();
+        }
+    }
 
     /// `arch_do_signal_or_restart()`: the only signal is SIGCHLD, ignored by default.
     pub fn arch_do_signal_or_restart(&mut self) {
@@ -215,10 +237,21 @@ impl<'m> K<'m> {
         self.m.cpus[self.cpu].hw.preempt_count += preempt::HARDIRQ_OFFSET;
     }
 
-    /// `irq_exit_rcu()`: leave hardirq context, then `tick_irq_exit()`.
+    /// `irq_exit_rcu()`: leave hardirq context; run pending softirqs (`invoke_softirq()`, with
+    /// IRQs on: [`crate::softirq::IRQ_EXIT_SOFTIRQ`], which ends with `tick_irq_exit()`), or
+    /// go straight to `tick_irq_exit()`.
     pub fn irq_exit_rcu(&mut self) {
         self.m.cpus[self.cpu].hw.preempt_count -= preempt::HARDIRQ_OFFSET;
-        // tick_irq_exit(): idle CPUs re-evaluate in the idle loop; busy nohz_full CPUs here.
+        if self.softirq_due_on_irq_exit() {
+            self.then_call = Some(&crate::softirq::IRQ_EXIT_SOFTIRQ);
+        } else {
+            self.tick_irq_exit();
+        }
+    }
+
+    /// `tick_irq_exit()`: idle CPUs re-evaluate their tick in the idle loop; busy nohz_full CPUs
+    /// here.
+    pub fn tick_irq_exit(&mut self) {
         if !self.is_idle_task() && self.m.cpus[self.cpu].nohz_full {
             self.tick_nohz_full_update_tick();
         }
@@ -252,8 +285,11 @@ impl<'m> K<'m> {
         }
     }
 
-    /// `default_do_nmi()`: a perf NMI (cost only).
-    pub fn default_do_nmi(&mut self) {}
+    /// `default_do_nmi()`: a perf NMI; its handlers run in `nmi_handle()`'s read-side section
+    /// ([`crate::softirq::NMI_HANDLER`]).
+    pub fn default_do_nmi(&mut self) {
+        self.nmi_handle();
+    }
 
     /// `iretq`: to user or to the interrupted kernel context, as the saved CS says.
     pub fn iret(&mut self) -> Flow {
@@ -283,15 +319,12 @@ impl<'m> K<'m> {
             Vector::Reschedule => self.extra_cycles += self.m.cost.resched_ipi,
             // irq_work: nohz_full_kick_func() is empty; the re-evaluation happens at irq exit.
             Vector::IrqWork => self.extra_cycles += self.m.cost.irq_work,
-            Vector::Device => self.extra_cycles += self.m.cost.device_irq,
+            // handle_irq_event(): the driver's handler, in steps of its own (it logs the exit).
+            Vector::Device => return self.handle_irq_event(),
             Vector::CallFunction => crate::ct_work::call_function_interrupt(self),
         }
         if self.m.trace.is_some() {
-            let fields = if v == Vector::Device {
-                "irq=11 ret=handled".to_string()
-            } else {
-                format!("vector={}", v.number())
-            };
+            let fields = format!("vector={}", v.number());
             crate::trace::event(self.m, self.cpu, &format!("{name}_exit"), &fields);
         }
     }
@@ -345,10 +378,9 @@ impl<'m> K<'m> {
                 resched_curr(self.m, c, c);
             }
         }
-        // rcu_sched_clock_irq(user): a tick in user mode or from idle is a quiescent state.
-        let from_idle =
-            self.m.cpus[c].pcpu.ct.nmi_nesting() == 1 || (self.is_idle_task() && !self.regs_user());
-        if user_tick || from_idle {
+        // rcu_sched_clock_irq(user): a tick from user mode, or one that interrupted the idle
+        // loop at the first interrupt level, is a quiescent state (rcu_flavor_sched_clock_irq()).
+        if user_tick || ctxtrack_core::rcu::rcu_is_cpu_rrupt_from_idle(&self.m.cpus[c].pcpu.ct) {
             crate::rcu_gp::rcu_report_qs(self.m, c);
         }
         // Re-arm the periodic tick at the next jiffy boundary.
@@ -410,11 +442,16 @@ impl<'m> K<'m> {
 
     /// `rcu_read_lock()` (non-preemptible RCU: disables preemption).
     pub fn rcu_read_lock(&mut self) {
+        if !self.m.cpus[self.cpu].pcpu.ct.rcu_is_watching() {
+            crate::monitor::fail_rcu_read_lock_idle(self.m, self.cpu);
+        }
         let now = self.now();
+        let gp = self.m.rcu.gp_seq;
         self.m.cpus[self.cpu].hw.preempt_count += 1;
         let t = self.cur();
         if t.rcu_depth == 0 {
             t.rcu_since_ns = now;
+            t.rcu_since_gp = gp;
         }
         t.rcu_depth += 1;
     }

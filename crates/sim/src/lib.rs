@@ -24,8 +24,10 @@ pub mod monitor;
 pub mod probe;
 pub mod program;
 pub mod rcu_gp;
+pub mod rcu_nocb;
 pub mod report;
 pub mod rng;
+pub mod softirq;
 pub mod trace;
 pub mod workload;
 

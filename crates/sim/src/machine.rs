@@ -46,6 +46,8 @@ pub mod tif {
 pub mod preempt {
     /// `PREEMPT_MASK`.
     pub const PREEMPT_MASK: u32 = 0xff;
+    /// `SOFTIRQ_OFFSET`: held while softirqs run.
+    pub const SOFTIRQ_OFFSET: u32 = 1 << 8;
     /// `SOFTIRQ_MASK`.
     pub const SOFTIRQ_MASK: u32 = 0xff00;
     /// `HARDIRQ_OFFSET`.
@@ -219,6 +221,8 @@ pub struct CpuCounters {
     pub wakeups: u64,
     /// RCU quiescent states reported for this CPU.
     pub rcu_qs: u64,
+    /// Wakeups of the rcuog kthread for callbacks queued on this CPU ([`crate::rcu_nocb`]).
+    pub rcuog_wakeups: u64,
     /// Cycles of entry/exit code, by entry kind ([`EntryKind`] index).
     pub entry_cycles: [u64; 6],
     /// Cycles of context-tracking primitives, by entry kind.
@@ -301,6 +305,13 @@ pub struct Cpu {
     pub history: History,
     /// Kernel entries taken so far (numbers [`Entry::seq`]).
     pub entry_seq: u32,
+    /// Softirqs raised and running ([`crate::softirq`]).
+    pub softirq: crate::softirq::Softirq,
+    /// `rdp->nocb_defer_wakeup`: a `call_rcu()` with IRQs off on this offloaded CPU left the
+    /// wakeup of its rcuog kthread to a later flush ([`crate::rcu_nocb`]).
+    pub nocb_defer_wakeup: bool,
+    /// `ksoftirqd/N`, once a `__do_softirq()` first deferred to it.
+    pub ksoftirqd: Option<TaskId>,
 }
 
 /// Task states.
@@ -502,6 +513,9 @@ pub struct Task {
     pub rcu_depth: u32,
     /// When the outermost read-side section began.
     pub rcu_since_ns: u64,
+    /// Grace periods started before the outermost read-side section began (`gp_seq` then): a
+    /// grace period with a higher number must wait for it ([`crate::rcu_gp::reader_predates`]).
+    pub rcu_since_gp: u64,
     /// Ground truth: user ns.
     pub user_ns: u64,
     /// Ground truth: kernel ns.
@@ -546,6 +560,7 @@ impl Task {
             children_alive: 0,
             rcu_depth: 0,
             rcu_since_ns: 0,
+            rcu_since_gp: 0,
             user_ns: 0,
             sys_ns: 0,
             syscalls: 0,
@@ -808,6 +823,9 @@ impl Machine {
                 times: CpuTimes::default(),
                 history: History::default(),
                 entry_seq: 0,
+                softirq: Default::default(),
+                nocb_defer_wakeup: false,
+                ksoftirqd: None,
             });
         }
         for c in 0..n {
@@ -1324,11 +1342,7 @@ impl Machine {
             if step.kind != StepKind::Branch {
                 break (path, pc, depth, step, kind);
             }
-            let mut k = K {
-                m: self,
-                cpu: c,
-                extra_cycles: 0,
-            };
+            let mut k = K::new(self, c);
             let flow = step.run.call(&mut k);
             decisions += 1;
             if decisions > MAX_DECISIONS {
@@ -1373,13 +1387,10 @@ impl Machine {
                 (ct.rcu_is_watching(), ct.nesting(), ct.nmi_nesting()),
             )
         });
-        let mut k = K {
-            m: self,
-            cpu: c,
-            extra_cycles: 0,
-        };
+        let mut k = K::new(self, c);
         let flow = step.run.call(&mut k);
         let extra = k.extra_cycles;
+        let then_call = k.then_call;
 
         // Control flow applies to the task that ran the step, even if it was switched out.
         let mut leave: Option<Flow> = None;
@@ -1400,6 +1411,16 @@ impl Machine {
                 leave = Some(Flow::Halt);
             }
             Flow::ReturnToUser | Flow::ReturnToKernel => leave = Some(flow),
+        }
+        // A primitive's kernel call runs right after the step, before whatever the step's own
+        // flow continues with (pushed last, it runs first). A step that leaves the kernel cannot
+        // call: the primitives that call (irq_exit_rcu(), handle_irq(), default_do_nmi()) are
+        // never in one, and if a design puts one there the work stays pending (a softirq runs at
+        // the next irq_exit_rcu(), as Linux leaves it to the next interrupt or ksoftirqd).
+        if let (Some(p), None) = (then_call, leave) {
+            if !self.push_frame(c, t0, Frame::new(p, kind)) {
+                return;
+            }
         }
 
         // Price the step: base + primitives the core counted + bodies the kernel reported.
@@ -1524,6 +1545,7 @@ impl Machine {
     fn leave_kernel(&mut self, c: CpuId, t0: TaskId, how: Flow) {
         match how {
             Flow::Halt => {
+                crate::monitor::on_halt(self, c);
                 self.cpus[c].mode = Mode::Halted;
             }
             Flow::ReturnToUser | Flow::ReturnToKernel => {

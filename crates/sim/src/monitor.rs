@@ -4,12 +4,15 @@
 //! |---|---|---|
 //! | `rcu_watching_in_kernel` | before every instrumentable step | RCU watches whenever kernel code that may use RCU runs |
 //! | `ct_kernel_with_irqs_on` | before every non-branch step | on a tracked CPU, kernel code with IRQs enabled runs in `CT_STATE_KERNEL` (the idle task may also be in `CT_STATE_IDLE`: `sti; hlt` returns with IRQs on into its EQS) |
-//! | `return_to_user` | every return to user mode | context tracking says USER (key on), IRQs off, and no exit work pending unless an IPI for it is already in flight |
+//! | `return_to_user` | every return to user mode | context tracking says USER (key on), IRQs off, and no exit work pending unless an IPI that re-runs it is already in flight (a reschedule IPI, or an irq_work self-IPI) |
 //! | `nesting_non_negative` | after every step | `nesting >= 0`, `nmi_nesting >= 0` |
 //! | `nesting_balanced` | every return to user mode | `nesting`/`nmi_nesting` are what user mode has: 0/0 on a tracked CPU, 1/`CT_NESTING_IRQ_NONIDLE` otherwise |
 //! | `entry_exit_state` | every end of an entry the hardware made | the CPU's context (CT state, RCU watching, `nesting`, `nmi_nesting`, `preempt_count`) is what the event found: what the interrupted code, or the next fresh entry, expects |
 //! | `vtime_conservation` | after every step that ran a vtime hook, and at the end | user + sys + guest + idle accounted == elapsed, exactly, per vtime CPU |
+//! | `user_return_deferred_wakeup` | every return to user mode (but from an NMI) | no deferred rcuog wakeup is pending ([`crate::rcu_nocb`]) |
+//! | `idle_halt_with_work` | every halt of the idle loop | neither `TIF_NEED_RESCHED` without a reschedule or irq_work IPI in flight (a lost wakeup), nor a deferred rcuog wakeup |
 //! | `rcu_gp_safety` | at every grace-period end | no read-side section that began before the grace period is still running |
+//! | `rcu_read_lock_idle` | at every `rcu_read_lock()` | RCU is watching (Linux's lockdep check "rcu_read_lock() used illegally while idle") |
 //! | `rcu_reader_schedule` | in `__schedule` | no context switch inside a (non-preemptible) read-side section |
 //! | `ct_work_unflushed` | before every patchable step (instrumentable, or `noinstr` running `static_branch_noinstr()`) | no deferred work is owed: the CPU ran the `sync_core()`/TLB flush a sender deferred to it ([`crate::ct_work`]) before any patchable code. A lost work bit, or an entry that runs patchable code before its flush, breaks it |
 //! | `ct_work_set_while_watching` | every successful `ct_set_cpu_work()` | the target was not watching (its next `ct_kernel_enter_state()` will flush the bit) |
@@ -19,7 +22,7 @@
 //! `ct_kernel_with_irqs_on` is Andy Lutomirski's "any kernel code with IRQs on is *always* tracked
 //! as kernel mode" from the seed thread, for user/guest tracking. The idle EQS is a different
 //! state: Linux runs the `cli` after `hlt` (and, in 6.1, `ct_idle_exit()` itself) with IRQs on in
-//! `CT_STATE_IDLE`, and softirqs from idle too (not modeled).
+//! `CT_STATE_IDLE`.
 
 use crate::design::{Path, Step, StepKind};
 use crate::machine::{tif, CpuId, CtSnap, EndReason, EntryKind, Machine, TaskId, Vector, NEVER};
@@ -387,10 +390,41 @@ pub fn on_return_to_user(m: &mut Machine, c: CpuId, t: TaskId, kind: EntryKind) 
     // Work set remotely comes with an IPI that will bring the task straight back; NMIs never
     // process work.
     let work = m.tasks[t].ti_flags & tif::EXIT_TO_USER_MODE_WORK;
-    let ipi_in_flight = cpu.pending[Vector::Reschedule as usize] != NEVER;
-    if work != 0 && kind != EntryKind::Nmi && !ipi_in_flight {
+    if work != 0 && kind != EntryKind::Nmi && !exit_work_ipi_in_flight(m, c) {
         let d = format!("returning to user mode with exit work pending (ti_flags {work:#x}) and no IPI in flight");
-        fail(m, c, "return_to_user", "sysret/iret: exit work", d);
+        return fail(m, c, "return_to_user", "sysret/iret: exit work", d);
+    }
+    if m.cpus[c].nocb_defer_wakeup && kind != EntryKind::Nmi {
+        let d = "returning to user mode with a deferred rcuog wakeup pending (rdp->nocb_defer_wakeup): no flush after the last call_rcu() with IRQs off".into();
+        fail(m, c, "user_return_deferred_wakeup", "sysret/iret", d);
+    }
+}
+
+/// An IPI that will bring CPU `c` back through its exit work is on its way: a reschedule IPI
+/// (a remote `resched_curr()`), or an irq_work self-IPI (`irq_work_queue()`: Linux's
+/// `rcu_irq_work_resched()` relies on it, as nohz kicks do). Nothing else counts: a timer or
+/// device interrupt may never come.
+fn exit_work_ipi_in_flight(m: &Machine, c: CpuId) -> bool {
+    let p = &m.cpus[c].pending;
+    p[Vector::Reschedule as usize] != NEVER || p[Vector::IrqWork as usize] != NEVER
+}
+
+/// Checks when CPU `c`'s idle loop halts (`sti; hlt`): nothing the idle loop must handle first
+/// is pending. A `TIF_NEED_RESCHED` with no IPI on its way is a lost wakeup (the task waits for
+/// an interrupt that may never come on a tickless CPU); a deferred rcuog wakeup must have been
+/// flushed before the last `need_resched()` check (`do_idle()`).
+pub fn on_halt(m: &mut Machine, c: CpuId) {
+    if !m.monitor.enabled {
+        return;
+    }
+    let t = m.cpus[c].current;
+    if m.tasks[t].ti_flags & tif::NEED_RESCHED != 0 && !exit_work_ipi_in_flight(m, c) {
+        let d = "halting in the idle loop with TIF_NEED_RESCHED set and no IPI in flight (a lost wakeup)".into();
+        return fail(m, c, "idle_halt_with_work", "safe_halt", d);
+    }
+    if m.cpus[c].nocb_defer_wakeup {
+        let d = "halting in the idle loop with a deferred rcuog wakeup pending (rdp->nocb_defer_wakeup)".into();
+        fail(m, c, "idle_halt_with_work", "safe_halt", d);
     }
 }
 
@@ -436,7 +470,7 @@ pub fn on_gp_end(m: &mut Machine, t: u64) {
     let bad = m
         .tasks
         .iter()
-        .position(|task| task.rcu_depth > 0 && task.rcu_since_ns < start);
+        .position(|task| crate::rcu_gp::reader_predates(task, &m.rcu));
     if let Some(i) = bad {
         let c = m.tasks[i].cpu;
         let d = format!(
@@ -445,6 +479,19 @@ pub fn on_gp_end(m: &mut Machine, t: u64) {
         );
         fail(m, c, "rcu_gp_safety", "grace period end", d);
     }
+}
+
+/// `rcu_read_lock()` while RCU is not watching (Linux's `RCU_LOCKDEP_WARN(!rcu_is_watching(),
+/// "rcu_read_lock() used illegally while idle")`): the reader is invisible to grace periods,
+/// whatever the kind of the step that takes it.
+#[cold]
+#[inline(never)]
+pub fn fail_rcu_read_lock_idle(m: &mut Machine, c: CpuId) {
+    if !m.monitor.enabled {
+        return;
+    }
+    let d = "rcu_read_lock() used illegally while idle: RCU is not watching this CPU".into();
+    fail(m, c, "rcu_read_lock_idle", "rcu_read_lock", d);
 }
 
 /// `__schedule()` inside a read-side section.

@@ -112,6 +112,14 @@ impl RcuGp {
     }
 }
 
+/// A read-side section that `task` is in began before grace period `r.gp_seq` started: that
+/// grace period may not end before it does (the one home of the rule the monitor checks and the
+/// model checker's observer relies on). Ordered by grace-period number, not by clock: a reader
+/// and a grace period may begin in the same nanosecond.
+pub fn reader_predates(task: &crate::machine::Task, r: &RcuGp) -> bool {
+    task.rcu_depth > 0 && task.rcu_since_gp < r.gp_seq
+}
+
 /// `call_rcu()` at time `now`: queue a callback; request a grace period if none runs.
 pub fn call_rcu(m: &mut Machine, now: u64) {
     let r = &mut m.rcu;

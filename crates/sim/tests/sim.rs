@@ -375,3 +375,66 @@ fn designs_registry() {
     b.sort();
     assert_eq!(a, b);
 }
+
+/// CPU-bound workers under a device interrupt every `period_ns`, softirqs bounded to
+/// `restarts` rounds: the trace and the machine.
+fn device_irqs(period_ns: u64, restarts: u8) -> (Report, ctxtrack_sim::machine::Machine, String) {
+    let buf = SharedBuf::default();
+    let mut c = cfg();
+    c.duration_ns = ms(5);
+    c.irq_period_ns = Some(period_ns);
+    c.softirq_max_restart = restarts;
+    let (r, m) = run(
+        c,
+        &Workload::CpuBound,
+        ctxtrack_sim::TraceOutputs {
+            ftrace: Some(Box::new(buf.clone())),
+            chrome: None,
+        },
+    );
+    (r, m, String::from_utf8(buf.bytes()).unwrap())
+}
+
+#[test]
+fn device_interrupts_run_net_rx_softirqs_and_wake_rcuog() {
+    let (r, m, text) = device_irqs(100_000, 10);
+    assert_eq!(r.violations, 0, "{:?}", r.violation_reports);
+    // irq_exit_rcu() ran NET_RX with IRQs on (".." in the flags column), each entry paired.
+    let entries = text.matches("softirq_entry: vec=3 [action=NET_RX]").count();
+    assert!(entries > 100, "{entries}");
+    assert_eq!(
+        entries,
+        text.matches("softirq_exit: vec=3 [action=NET_RX]").count()
+    );
+    let line = text.lines().find(|l| l.contains("softirq_entry")).unwrap();
+    assert!(line.contains("] ..s"), "{line}");
+    // Each handler's call_rcu() on a nohz_full CPU wakes rcuog (deferred with IRQs off, then
+    // flushed on the way back to user mode): every deferral was flushed.
+    for c in 1..8 {
+        assert!(m.cpus[c].counters.rcuog_wakeups > 10, "cpu {c}");
+        assert!(!m.cpus[c].nocb_defer_wakeup, "cpu {c}");
+    }
+    // One round is always enough at this rate: ksoftirqd never woke.
+    assert!(m.cpus.iter().all(|c| c.ksoftirqd.is_none()));
+}
+
+#[test]
+fn softirqs_raised_faster_than_one_round_go_to_ksoftirqd() {
+    // An interrupt every 300 ns lands in the softirq round it raised (IRQs are on there), so
+    // NET_RX is pending again at its end: restart, and once the rounds are spent, ksoftirqd.
+    let (r, m, text) = device_irqs(300, 1);
+    assert_eq!(r.violations, 0, "{:?}", r.violation_reports);
+    let woke: Vec<usize> = (1..8).filter(|&c| m.cpus[c].ksoftirqd.is_some()).collect();
+    assert!(!woke.is_empty());
+    assert!(text.contains("comm=ksoftirqd/"), "ksoftirqd never ran");
+    // More rounds per __do_softirq(): fewer deferrals to ksoftirqd for the same interrupts.
+    let (_, m10, _) = device_irqs(300, 10);
+    let runs = |m: &ctxtrack_sim::machine::Machine| -> u64 {
+        m.cpus
+            .iter()
+            .filter_map(|c| c.ksoftirqd)
+            .map(|t| m.tasks[t].sum_exec_ns)
+            .sum()
+    };
+    assert!(runs(&m10) < runs(&m), "{} vs {}", runs(&m10), runs(&m));
+}

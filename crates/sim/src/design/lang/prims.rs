@@ -169,16 +169,26 @@ pub static PRIMS: &[Prim] = &[
     p("user_exit_irqoff", &[], Void, Noinstr, C::Glue, "ct_user_exit() behind the static key, IRQs off (generic entry)", Imp::Void(|k| k.ct().user_exit_irqoff())),
     p("user_enter_irqoff", &[], Void, Noinstr, C::Glue, "ct_user_enter() behind the static key, IRQs off", Imp::Void(|k| k.ct().user_enter_irqoff())),
     p("user_exit", &[], Void, Noinstr, C::Glue, "4.x user_exit(): out-of-line call, key tested inside, irq save/restore", Imp::Void(|k| k.ct().user_exit_callable())),
-    p("user_enter", &[], Void, Noinstr, C::Glue, "4.x user_enter(): irq-saving form", Imp::Void(|k| k.ct().user_enter())),
+    p("user_enter", &[], Void, Noinstr, C::Glue, "4.x user_enter(): irq-saving form; rcu_user_enter() -> rcu_eqs_enter_common() flushes a deferred rcuog wakeup first", Imp::Void(|k| {
+        k.rcu_eqs_enter_common_4x(true);
+        k.ct().user_enter();
+    })),
     p("exception_enter", &[], Ret::CtxState, Noinstr, C::Glue, "prev_state = exception_enter(): leave USER if in it, return the previous state", Imp::Value(|k, _| ctx(k.ct().exception_enter()))),
-    p("exception_exit", &[Value], Void, Noinstr, C::Glue, "exception_exit(prev_state): back to USER if prev_state was", Imp::Value(|k, a| {
-        k.ct().exception_exit(from_ctx(a[0]));
+    p("exception_exit", &[Value], Void, Noinstr, C::Glue, "4.x exception_exit(prev_state): back to USER if prev_state was (rcu_user_enter() -> rcu_eqs_enter_common() flushes a deferred rcuog wakeup first)", Imp::Value(|k, a| {
+        let prev = from_ctx(a[0]);
+        if prev != CtState::Kernel {
+            k.rcu_eqs_enter_common_4x(true);
+        }
+        k.ct().exception_exit(prev);
         0
     })),
     p("ct_irq_enter", &[], Void, Noinstr, C::Glue, "ct_irq_enter(): make RCU watch in an IRQ from idle/EQS", Imp::Void(|k| k.ct().ct_irq_enter())),
     p("ct_irq_exit", &[], Void, Noinstr, C::Glue, "ct_irq_exit()", Imp::Void(|k| k.ct().ct_irq_exit())),
     p("rcu_irq_enter", &[], Void, Noinstr, C::Glue, "4.x rcu_irq_enter() (now ct_irq_enter())", Imp::Void(|k| k.ct().rcu_irq_enter())),
-    p("rcu_irq_exit", &[], Void, Noinstr, C::Glue, "4.x rcu_irq_exit()", Imp::Void(|k| k.ct().rcu_irq_exit())),
+    p("rcu_irq_exit", &[], Void, Noinstr, C::Glue, "4.x rcu_irq_exit(): leaving the outermost level, rcu_eqs_enter_common() flushes a deferred rcuog wakeup first", Imp::Void(|k| {
+        k.rcu_eqs_enter_common_4x(false);
+        k.ct().rcu_irq_exit();
+    })),
     p("ct_nmi_enter", &[], Void, Noinstr, C::Glue, "ct_nmi_enter() (4.x rcu_nmi_enter())", Imp::Void(|k| k.ct().ct_nmi_enter())),
     p("ct_nmi_exit", &[], Void, Noinstr, C::Glue, "ct_nmi_exit()", Imp::Void(|k| k.ct().ct_nmi_exit())),
     p("ct_idle_enter", &[], Void, Noinstr, C::Glue, "ct_idle_enter(): the idle EQS", Imp::Void(|k| k.ct().ct_idle_enter())),
@@ -205,7 +215,7 @@ pub static PRIMS: &[Prim] = &[
         }
     })),
     p("irq_enter_rcu", &[], Void, Instr, C::Glue, "irq_enter_rcu(): preempt_count += HARDIRQ_OFFSET", Imp::Void(|k| k.irq_enter_rcu())),
-    p("irq_exit_rcu", &[], Void, Instr, C::Glue, "irq_exit_rcu(): leave hardirq, tick_irq_exit()", Imp::Void(|k| k.irq_exit_rcu())),
+    p("irq_exit_rcu", &[], Void, Instr, C::Glue, "irq_exit_rcu(): leave hardirq; run pending softirqs with IRQs on (invoke_softirq() -> __do_softirq(), steps of their own) unless in_interrupt() or ksoftirqd runs them; tick_irq_exit()", Imp::Void(|k| k.irq_exit_rcu())),
     p("__nmi_enter", &[], Void, Noinstr, C::None, "__nmi_enter(): preempt_count += NMI_OFFSET + HARDIRQ_OFFSET", Imp::Void(|k| k.nmi_enter_count())),
     p("__nmi_exit", &[], Void, Noinstr, C::None, "__nmi_exit()", Imp::Void(|k| k.nmi_exit_count())),
     p("preempt_count_add", &[Value], Void, Noinstr, C::None, "preempt_count_add(n)", Imp::Value(|k, a| {
@@ -247,10 +257,18 @@ pub static PRIMS: &[Prim] = &[
         k.extra_cycles += k.m.cost.notify_resume;
         k.resume_user_mode_work();
     })),
+    // ---------------------------------------------------------------- RCU readers, offloaded callbacks
+    p("rcu_read_lock", &[], Void, Instr, C::None, "rcu_read_lock() (non-preemptible RCU; also a tracepoint's rcu_read_lock_sched_notrace()): a read-side section a grace period must wait for", Imp::Void(|k| k.rcu_read_lock())),
+    p("rcu_read_unlock", &[], Void, Instr, C::None, "rcu_read_unlock()", Imp::Void(|k| k.rcu_read_unlock())),
+    p("rcu_nocb_flush_deferred_wakeup", &[], Void, Instr, C::None, "rcu_nocb_flush_deferred_wakeup(): wake the rcuog kthread if a call_rcu() with IRQs off deferred it (6.x do_idle(), tick_nohz_user_enter_prepare())", Imp::Void(|k| k.rcu_nocb_flush_deferred_wakeup())),
+    p("do_nocb_deferred_wakeup", &[], Void, Instr, C::None, "do_nocb_deferred_wakeup(rdp): the same flush, as 4.x rcu_eqs_enter_common() calls it", Imp::Void(|k| {
+        k.do_nocb_deferred_wakeup();
+    })),
+    p("rcu_irq_work_resched", &[], Void, Noinstr, C::None, "rcu_irq_work_resched() (noinstr, instrumentation inside; 6.1 __ct_user_enter() without generic entry, 5.12 rcu_user_enter()): flush the deferred wakeup; if a reschedule is then due, queue an irq_work self-IPI", Imp::Void(|k| k.rcu_irq_work_resched())),
     // ---------------------------------------------------------------- handlers
-    p("handle_irq", &[Regs], Void, Work, C::None, "the vector's handler (sysvec_apic_timer_interrupt, reschedule, irq_work, device)", Imp::Void(|k| k.handle_irq_vector())),
+    p("handle_irq", &[Regs], Void, Work, C::None, "the vector's handler (sysvec_apic_timer_interrupt, reschedule, irq_work, call-function; a device's handle_irq_event() runs in steps of its own, in a read-side section, and raises NET_RX)", Imp::Void(|k| k.handle_irq_vector())),
     p("handle_mm_fault", &[Regs], Void, Work, C::PageFault, "exc_page_fault → handle_mm_fault (a minor fault)", Imp::Void(|k| k.handle_exception())),
-    p("default_do_nmi", &[Regs], Void, Work, C::NmiHandler, "default_do_nmi() (a perf NMI)", Imp::Void(|k| k.default_do_nmi())),
+    p("default_do_nmi", &[Regs], Void, Work, C::NmiHandler, "default_do_nmi() (a perf NMI; nmi_handle() runs the handlers in a read-side section, steps of their own)", Imp::Void(|k| k.default_do_nmi())),
     p("do_int3", &[Regs], Void, Work, C::Glue, "do_int3(): a breakpoint nobody owns", Imp::Void(|k| k.do_int3())),
         p("call_sys_call_table", &[Regs], Void, Work, C::None, "4.x asm fast path `call *sys_call_table(,%rax,8)`: a work step of its own that enters the syscall table", Imp::Flow(|_| Flow::Call(&SYSCALL_BODY))),
     p("retint_kernel", &[Regs], Void, Noinstr, C::Glue, "4.x asm retint_kernel: with CONFIG_PREEMPT, preempt_schedule_irq() when the interrupted kernel code had IRQs on and may be preempted (one step)", Imp::Void(|k| {

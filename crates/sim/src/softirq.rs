@@ -1,0 +1,268 @@
+//! Softirqs (`kernel/softirq.c`, Linux 6.1) and the read-side sections of interrupt handlers.
+//!
+//! `irq_exit_rcu()` drops `HARDIRQ_OFFSET` and, when softirqs are pending and the CPU is not in
+//! an interrupt any more, runs [`DO_SOFTIRQ`] **with IRQs enabled**, still inside the IRQ entry:
+//! another interrupt may land in a softirq handler, including on the idle task between
+//! `ct_irq_enter()` and `ct_irq_exit()` (where the tick must use `rcu_is_cpu_rrupt_from_idle()`,
+//! not `is_idle_task()`). After [`MAX_SOFTIRQ_RESTART`] rounds, or when a reschedule is due with
+//! work left, `__do_softirq()` wakes the CPU's `ksoftirqd` kthread ([`KSOFTIRQD`], spawned the
+//! first time it is needed) and `invoke_softirq()` leaves everything to it while it is runnable.
+//!
+//! The only softirq raised is `NET_RX` by the device interrupt (virtio-net): the simulated tick
+//! reports quiescent states itself (no `RCU_SOFTIRQ`) and there is no timer wheel (no
+//! `TIMER_SOFTIRQ`). `net_rx_action()`, the device handler (`handle_irq_event()`) and the NMI
+//! handler (`nmi_handle()`) each run a read-side section spanning steps, so a grace period can
+//! begin and be checked inside them.
+
+use crate::cost::CostKey as C;
+use crate::design::{Flow, Path, Step};
+use crate::kernel::K;
+use crate::machine::{preempt, EntryKind, Machine, Regs, Task, TaskState};
+use crate::program::Program;
+
+/// `NET_RX_SOFTIRQ`.
+pub const NET_RX_SOFTIRQ: u16 = 1 << 3;
+/// `MAX_SOFTIRQ_RESTART`.
+pub const MAX_SOFTIRQ_RESTART: u8 = 10;
+
+/// A CPU's softirq state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Softirq {
+    /// `local_softirq_pending()`: raised vectors (bit = softirq number).
+    pub pending: u16,
+    /// Vectors the running `__do_softirq()` round took (what its handler steps run).
+    pub running: u16,
+    /// Rounds the running `__do_softirq()` may still restart.
+    pub restarts: u8,
+}
+
+impl K<'_> {
+    /// `raise_softirq_irqoff(nr)`. Without [`Config::softirq`] nothing is raised: the softirq
+    /// work counts as done in the handler (the checker's default, cheaper model).
+    ///
+    /// [`Config::softirq`]: crate::config::Config::softirq
+    pub fn raise_softirq_irqoff(&mut self, vec: u16) {
+        if !self.m.cfg.softirq {
+            return;
+        }
+        self.m.cpus[self.cpu].softirq.pending |= vec;
+    }
+
+    /// `invoke_softirq()`'s decision at `irq_exit_rcu()`: softirqs are pending, this is not a
+    /// nested interrupt (`!in_interrupt()`), and `ksoftirqd` is not already runnable for them.
+    pub fn softirq_due_on_irq_exit(&self) -> bool {
+        let cpu = &self.m.cpus[self.cpu];
+        let in_interrupt = cpu.hw.preempt_count
+            & (preempt::SOFTIRQ_MASK | preempt::HARDIRQ_MASK | preempt::NMI_MASK)
+            != 0;
+        cpu.softirq.pending != 0 && !in_interrupt && !self.ksoftirqd_running()
+    }
+
+    /// `ksoftirqd_running()`: this CPU's `ksoftirqd` is runnable (it will handle what is pending).
+    fn ksoftirqd_running(&self) -> bool {
+        self.m.cpus[self.cpu].ksoftirqd.is_some_and(|t| {
+            matches!(
+                self.m.tasks[t].state,
+                TaskState::Runnable | TaskState::Running
+            )
+        })
+    }
+
+    /// `wakeup_softirqd()`: wake (first spawn) this CPU's `ksoftirqd`.
+    fn wakeup_softirqd(&mut self) {
+        let t = match self.m.cpus[self.cpu].ksoftirqd {
+            Some(t) => t,
+            None => spawn_ksoftirqd(self.m, self.cpu),
+        };
+        self.try_to_wake_up(t);
+    }
+}
+
+/// Creates `ksoftirqd/cpu`, asleep in `smpboot_thread_fn()`.
+fn spawn_ksoftirqd(m: &mut Machine, cpu: usize) -> usize {
+    let pid = m.alloc_pid();
+    let mut t = Task::new(pid, &format!("ksoftirqd/{cpu}"), Program::Idle, cpu);
+    t.has_mm = false;
+    t.pinned = Some(cpu);
+    t.state = TaskState::Sleeping;
+    // A kthread's base is a kernel loop, as the idle task's is.
+    t.push_entry(
+        EntryKind::Idle,
+        Regs {
+            user: false,
+            irqs_on: true,
+            vector: None,
+        },
+        &KSOFTIRQD,
+    );
+    m.tasks.push(t);
+    let id = m.tasks.len() - 1;
+    m.cpus[cpu].ksoftirqd = Some(id);
+    id
+}
+
+/// The tail of `irq_exit_rcu()` when softirqs are due: `invoke_softirq()` → `__do_softirq()`,
+/// then `tick_irq_exit()`.
+pub static IRQ_EXIT_SOFTIRQ: Path = Path {
+    name: "irq_exit_rcu",
+    steps: &[
+        Step::branch("invoke_softirq", |_| Flow::Call(&DO_SOFTIRQ)),
+        Step::work("tick_irq_exit", C::None, |k| {
+            k.tick_irq_exit();
+            Flow::Return
+        }),
+    ],
+};
+
+/// `__do_softirq()`: with `SOFTIRQ_OFFSET` held, take the pending set, run its handlers with
+/// IRQs on, and restart while more was raised (at most [`Config::softirq_max_restart`] rounds,
+/// and not when a reschedule is due): what is left goes to `ksoftirqd`.
+///
+/// [`Config::softirq_max_restart`]: crate::config::Config::softirq_max_restart
+pub static DO_SOFTIRQ: Path = Path {
+    name: "__do_softirq",
+    steps: &[
+        Step::work("__local_bh_disable_ip", C::None, |k| {
+            let max = k.m.cfg.softirq_max_restart;
+            let cpu = &mut k.m.cpus[k.cpu];
+            cpu.hw.preempt_count += preempt::SOFTIRQ_OFFSET;
+            cpu.softirq.restarts = max;
+            Flow::Next
+        }),
+        // restart:
+        Step::work("set_softirq_pending(0), local_irq_enable", C::None, |k| {
+            let s = &mut k.m.cpus[k.cpu].softirq;
+            s.running = std::mem::take(&mut s.pending);
+            k.local_irq_enable();
+            Flow::Next
+        }),
+        // net_rx_action() polls under rcu_read_lock() (napi_poll -> the driver -> the stack).
+        Step::work("net_rx_action: rcu_read_lock, napi_poll", C::None, |k| {
+            if k.m.cpus[k.cpu].softirq.running & NET_RX_SOFTIRQ != 0 {
+                k.rcu_read_lock();
+                k.extra_cycles += k.m.cost.softirq;
+                if k.m.trace.is_some() {
+                    crate::trace::event(k.m, k.cpu, "softirq_entry", "vec=3 [action=NET_RX]");
+                }
+            }
+            Flow::Next
+        }),
+        Step::work("net_rx_action: rcu_read_unlock", C::None, |k| {
+            if k.m.cpus[k.cpu].softirq.running & NET_RX_SOFTIRQ != 0 {
+                k.rcu_read_unlock();
+                if k.m.trace.is_some() {
+                    crate::trace::event(k.m, k.cpu, "softirq_exit", "vec=3 [action=NET_RX]");
+                }
+            }
+            Flow::Next
+        }),
+        // local_irq_disable(); pending = local_softirq_pending(); restart, or wakeup_softirqd();
+        // then __local_bh_enable(SOFTIRQ_OFFSET).
+        Step::work(
+            "local_irq_disable, local_softirq_pending, __local_bh_enable",
+            C::None,
+            |k| {
+                k.local_irq_disable();
+                let s = &mut k.m.cpus[k.cpu].softirq;
+                s.running = 0;
+                if s.pending != 0 {
+                    s.restarts = s.restarts.saturating_sub(1);
+                    if s.restarts > 0 && !k.need_resched() {
+                        return Flow::Jump(1);
+                    }
+                    k.wakeup_softirqd();
+                }
+                let cpu = &mut k.m.cpus[k.cpu];
+                cpu.hw.preempt_count -= preempt::SOFTIRQ_OFFSET;
+                cpu.softirq.restarts = 0;
+                Flow::Return
+            },
+        ),
+    ],
+};
+
+/// `smpboot_thread_fn()` running `run_ksoftirqd()`: sleep until softirqs are pending, run them
+/// with IRQs off around `__do_softirq()`, report a quiescent state (`rcu_softirq_qs()`), then
+/// `cond_resched()`.
+pub static KSOFTIRQD: Path = Path {
+    name: "run_ksoftirqd",
+    steps: &[
+        Step::work("smpboot_thread_fn: ksoftirqd_should_run", C::None, |k| {
+            if k.m.cpus[k.cpu].softirq.pending == 0 {
+                let t = k.current();
+                k.m.tasks[t].state = TaskState::Sleeping;
+                k.schedule();
+                return Flow::Retry;
+            }
+            Flow::Next
+        }),
+        Step::work("run_ksoftirqd: local_irq_disable", C::None, |k| {
+            k.local_irq_disable();
+            if k.m.cpus[k.cpu].softirq.pending == 0 {
+                k.local_irq_enable();
+                return Flow::Jump(0);
+            }
+            Flow::Call(&DO_SOFTIRQ)
+        }),
+        Step::work(
+            "rcu_softirq_qs, local_irq_enable, cond_resched",
+            C::None,
+            |k| {
+                crate::rcu_gp::rcu_report_qs(k.m, k.cpu);
+                k.local_irq_enable();
+                if k.need_resched() {
+                    k.schedule();
+                }
+                Flow::Jump(0)
+            },
+        ),
+    ],
+};
+
+/// The rest of the device interrupt's `handle_irq_event()`: the driver's handler (virtio-net:
+/// complete the transfer, raise `NET_RX`, free a buffer with `call_rcu()`) ran inside a read-side
+/// section, as handlers that look up RCU-protected data do ([`K::handle_irq_event`]); here it
+/// ends, a step later, so that a grace period can begin inside it. A `call_rcu()` with IRQs off
+/// on an offloaded CPU defers the rcuog wakeup ([`crate::rcu_nocb`]).
+pub static DEVICE_HANDLER: Path = Path {
+    name: "handle_irq_event",
+    steps: &[Step::work(
+        "handle_irq_event: rcu_read_unlock",
+        C::None,
+        |k| {
+            k.rcu_read_unlock();
+            if k.m.trace.is_some() {
+                crate::trace::event(k.m, k.cpu, "irq_handler_exit", "irq=11 ret=handled");
+            }
+            Flow::Return
+        },
+    )],
+};
+
+/// The end of `nmi_handle()`'s read-side section (the registered NMI handlers, perf, run in it:
+/// [`K::nmi_handle`]).
+pub static NMI_HANDLER: Path = Path {
+    name: "nmi_handle",
+    steps: &[Step::work("nmi_handle: rcu_read_unlock", C::None, |k| {
+        k.rcu_read_unlock();
+        Flow::Return
+    })],
+};
+
+impl K<'_> {
+    /// `handle_irq_event()` of the device interrupt, up to its handler's end: `rcu_read_lock()`,
+    /// `vp_interrupt()` (raise `NET_RX`, `call_rcu()`); [`DEVICE_HANDLER`] unlocks a step later.
+    pub fn handle_irq_event(&mut self) {
+        self.rcu_read_lock();
+        self.extra_cycles += self.m.cost.device_irq;
+        self.raise_softirq_irqoff(NET_RX_SOFTIRQ);
+        self.call_rcu();
+        self.then_call = Some(&DEVICE_HANDLER);
+    }
+
+    /// `nmi_handle()`: `rcu_read_lock()` and the handlers; [`NMI_HANDLER`] unlocks a step later.
+    pub fn nmi_handle(&mut self) {
+        self.rcu_read_lock();
+        self.then_call = Some(&NMI_HANDLER);
+    }
+}
