@@ -1413,11 +1413,19 @@ impl Machine {
             Flow::ReturnToUser | Flow::ReturnToKernel => leave = Some(flow),
         }
         // A primitive's kernel call runs right after the step, before whatever the step's own
-        // flow continues with (pushed last, it runs first). A step that leaves the kernel cannot
-        // call: the primitives that call (irq_exit_rcu(), handle_irq(), default_do_nmi()) are
-        // never in one, and if a design puts one there the work stays pending (a softirq runs at
-        // the next irq_exit_rcu(), as Linux leaves it to the next interrupt or ksoftirqd).
-        if let (Some(p), None) = (then_call, leave) {
+        // flow continues with (pushed last, it runs first). A step that also leaves the kernel
+        // (`handle_irq(regs), iretq()` in one statement) has nowhere to run it: the model cannot
+        // say what Linux would do, so the run ends with `model_limit` naming the step, never
+        // with a reader left open or a softirq silently dropped.
+        if let Some(p) = then_call {
+            if leave.is_some() {
+                let what = format!(
+                    "step `{}` calls {} and leaves the kernel in the same step: split the statement",
+                    step.name, p.name
+                );
+                self.monitor.fail_limit(c, &what, &mut self.end);
+                return;
+            }
             if !self.push_frame(c, t0, Frame::new(p, kind)) {
                 return;
             }

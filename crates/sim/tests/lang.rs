@@ -286,6 +286,30 @@ fn pathological_files_are_refused_or_stopped() {
         "{:?}",
         r.violation_reports
     );
+    // A primitive that calls kernel code after its step (default_do_nmi(): nmi_handle()'s
+    // reader ends a step later) written in the same statement as the return from the entry:
+    // nowhere to run it. Stopped with model_limit naming the step, never a reader left open.
+    let both = edit(
+        "\tinstrumentation_begin();\n\tdefault_do_nmi(regs);\n\tinstrumentation_end();\n\tirqentry_nmi_exit: ct_nmi_exit(), __nmi_exit();\n\tiretq();",
+        "\tinstrumentation_begin();\n\tlast: default_do_nmi(regs), ct_nmi_exit(), __nmi_exit(), iretq();\n\tinstrumentation_end();",
+    );
+    let d = lang::analyze("both.c", &both, &inc)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .leak();
+    let mut c = Config::new(d);
+    c.duration_ns = Some(5_000_000);
+    c.nmi_period_ns = Some(100_000);
+    let (r, _) = run(c, &Workload::CpuBound, TraceOutputs::none());
+    let limit = r
+        .violation_reports
+        .iter()
+        .find(|v| v.invariant == "model_limit")
+        .unwrap_or_else(|| panic!("{:?}", r.violation_reports));
+    assert!(
+        limit.site.contains("step `last` calls nmi_handle"),
+        "{}",
+        limit.site
+    );
     // Inline functions calling inline functions twice over grow exponentially: refused by size
     // before anything is built.
     let mut chain = String::from("static inline void f0(void) { a0: local_irq_enable(); }\n");
