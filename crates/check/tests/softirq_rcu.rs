@@ -271,15 +271,42 @@ fn softirqs_on_irq_exit_from_user_run_in_user_context_in_4_3() {
         .filter(|v| v.site.starts_with("__do_softirq:"))
         .map(|v| (v.invariant.as_str(), v.length))
         .collect();
+    assert_eq!(softirq, [("ct_kernel_with_irqs_on", 12)]);
+    // ksoftirqd is a second task to switch to: 4.3's preemption in USER (schedule_in_user)
+    // now runs a kthread with RCU not watching, a consequence of the same bug.
     assert_eq!(
-        softirq,
-        [
-            ("ct_kernel_with_irqs_on", 13),
-            ("ct_kernel_with_irqs_on", 14)
-        ]
+        r.violations
+            .iter()
+            .find(|v| v.site.starts_with("run_ksoftirqd:"))
+            .map(|v| (v.invariant.as_str(), v.length)),
+        Some(("rcu_watching_in_kernel", 46))
     );
     let d = ctxtrack_sim::design::by_name("lutomirski-2015").unwrap();
     assert_clean(&run(d, 2, SOFTIRQ));
+}
+
+/// `irqentry_enter()` on the idle task calls `ct_irq_enter()` "whether RCU is watching or not":
+/// an IRQ nested in the softirq that an IRQ from idle runs must raise `nmi_nesting`, or the
+/// tick in it passes `rcu_is_cpu_rrupt_from_idle()` as a first-level interrupt and ends a grace
+/// period under the softirq's reader (the comment in Linux's `irqentry_enter()`). Depth 3
+/// (idle, its IRQ, the nested tick) with only IRQ events is enough, and cheap.
+#[test]
+fn ct_irq_enter_only_when_rcu_is_not_watching_ends_a_grace_period_early() {
+    let cfg = |d| CheckConfig {
+        depth: 3,
+        events: Events::NONE.with(ctxtrack_check::model::Event::Irq),
+        softirq: true,
+        ..CheckConfig::new(d)
+    };
+    let d = mutant(
+        "mutant-idle-ct-irq-enter-if-not-watching",
+        "\tif (is_idle_task(current)) {\n\t\tct_irq_enter();",
+        "\tif (is_idle_task(current) && !rcu_is_watching()) {\n\t\tct_irq_enter();",
+    );
+    let r = check(cfg(d), &mut |_| {}).expect("check runs");
+    assert_eq!(r.shortest("rcu_gp_safety"), Some(27), "{r:#?}");
+    let shipped = lang::load_shipped("generic-entry.c").unwrap();
+    assert_clean(&check(cfg(shipped), &mut |_| {}).expect("check runs"));
 }
 
 // ----------------------------------------------------------------- the tick's idle test

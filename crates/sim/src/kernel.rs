@@ -238,12 +238,13 @@ impl<'m> K<'m> {
     }
 
     /// `irq_exit_rcu()`: leave hardirq context; run pending softirqs (`invoke_softirq()`, with
-    /// IRQs on: [`crate::softirq::IRQ_EXIT_SOFTIRQ`], which ends with `tick_irq_exit()`), or
-    /// go straight to `tick_irq_exit()`.
+    /// IRQs on: [`crate::softirq::DO_SOFTIRQ`], which ends with `tick_irq_exit()`), or go
+    /// straight to `tick_irq_exit()`.
     pub fn irq_exit_rcu(&mut self) {
         self.m.cpus[self.cpu].hw.preempt_count -= preempt::HARDIRQ_OFFSET;
         if self.softirq_due_on_irq_exit() {
-            self.then_call = Some(&crate::softirq::IRQ_EXIT_SOFTIRQ);
+            self.local_bh_disable_for_softirq(true);
+            self.then_call = Some(&crate::softirq::DO_SOFTIRQ);
         } else {
             self.tick_irq_exit();
         }

@@ -1,7 +1,8 @@
 //! Softirqs (`kernel/softirq.c`, Linux 6.1) and the read-side sections of interrupt handlers.
 //!
 //! `irq_exit_rcu()` drops `HARDIRQ_OFFSET` and, when softirqs are pending and the CPU is not in
-//! an interrupt any more, runs [`DO_SOFTIRQ`] **with IRQs enabled**, still inside the IRQ entry:
+//! an interrupt any more, runs [`DO_SOFTIRQ`] **with IRQs enabled**, still inside the IRQ entry
+//! (then `tick_irq_exit()`):
 //! another interrupt may land in a softirq handler, including on the idle task between
 //! `ct_irq_enter()` and `ct_irq_exit()` (where the tick must use `rcu_is_cpu_rrupt_from_idle()`,
 //! not `is_idle_task()`). After [`MAX_SOFTIRQ_RESTART`] rounds, or when a reschedule is due with
@@ -34,6 +35,9 @@ pub struct Softirq {
     pub running: u16,
     /// Rounds the running `__do_softirq()` may still restart.
     pub restarts: u8,
+    /// The running `__do_softirq()` was called by `irq_exit_rcu()`, which ends with
+    /// `tick_irq_exit()` (not by `ksoftirqd`).
+    pub on_irq_exit: bool,
 }
 
 impl K<'_> {
@@ -66,6 +70,17 @@ impl K<'_> {
                 TaskState::Runnable | TaskState::Running
             )
         })
+    }
+
+    /// `__do_softirq()`'s `__local_bh_disable_ip(SOFTIRQ_OFFSET)` and its restart budget, done
+    /// by the step that calls [`DO_SOFTIRQ`]; `on_irq_exit` when `irq_exit_rcu()` calls it (it
+    /// ends with `tick_irq_exit()`).
+    pub fn local_bh_disable_for_softirq(&mut self, on_irq_exit: bool) {
+        let max = self.m.cfg.softirq_max_restart;
+        let cpu = &mut self.m.cpus[self.cpu];
+        cpu.hw.preempt_count += preempt::SOFTIRQ_OFFSET;
+        cpu.softirq.restarts = max;
+        cpu.softirq.on_irq_exit = on_irq_exit;
     }
 
     /// `wakeup_softirqd()`: wake (first spawn) this CPU's `ksoftirqd`.
@@ -101,80 +116,71 @@ fn spawn_ksoftirqd(m: &mut Machine, cpu: usize) -> usize {
     id
 }
 
-/// The tail of `irq_exit_rcu()` when softirqs are due: `invoke_softirq()` → `__do_softirq()`,
-/// then `tick_irq_exit()`.
-pub static IRQ_EXIT_SOFTIRQ: Path = Path {
-    name: "irq_exit_rcu",
-    steps: &[
-        Step::branch("invoke_softirq", |_| Flow::Call(&DO_SOFTIRQ)),
-        Step::work("tick_irq_exit", C::None, |k| {
-            k.tick_irq_exit();
-            Flow::Return
-        }),
-    ],
-};
-
-/// `__do_softirq()`: with `SOFTIRQ_OFFSET` held, take the pending set, run its handlers with
-/// IRQs on, and restart while more was raised (at most [`Config::softirq_max_restart`] rounds,
-/// and not when a reschedule is due): what is left goes to `ksoftirqd`.
+/// `__do_softirq()` in two steps, split where an interrupt can land: IRQs are on between them,
+/// inside `net_rx_action()`'s read-side section. What lies between Linux's statements with IRQs
+/// off (`set_softirq_pending(0)`; the restart test, `__local_bh_enable()`, and
+/// `irq_exit_rcu()`'s `tick_irq_exit()` after it) cannot be interleaved with an IRQ, so it
+/// shares a step; `__local_bh_disable_ip()` is done by the caller's step
+/// ([`K::local_bh_disable_for_softirq`]), so that a fault or NMI before the first step already
+/// finds `in_interrupt()`, as anything inside `__do_softirq()` does in Linux; an IRQ between `local_irq_enable()` and
+/// `rcu_read_lock()` (or between the unlock and `local_irq_disable()`) sees what one inside the
+/// section sees minus a reader, which can hold up no grace period, so nothing is lost. Restarts
+/// (at most [`Config::softirq_max_restart`] rounds, and not when a reschedule is due) jump back
+/// to the first step with `SOFTIRQ_OFFSET` still held; what is left goes to `ksoftirqd`.
 ///
 /// [`Config::softirq_max_restart`]: crate::config::Config::softirq_max_restart
 pub static DO_SOFTIRQ: Path = Path {
     name: "__do_softirq",
     steps: &[
-        Step::work("__local_bh_disable_ip", C::None, |k| {
-            let max = k.m.cfg.softirq_max_restart;
-            let cpu = &mut k.m.cpus[k.cpu];
-            cpu.hw.preempt_count += preempt::SOFTIRQ_OFFSET;
-            cpu.softirq.restarts = max;
-            Flow::Next
-        }),
-        // restart:
-        Step::work("set_softirq_pending(0), local_irq_enable", C::None, |k| {
-            let s = &mut k.m.cpus[k.cpu].softirq;
-            s.running = std::mem::take(&mut s.pending);
-            k.local_irq_enable();
-            Flow::Next
-        }),
-        // net_rx_action() polls under rcu_read_lock() (napi_poll -> the driver -> the stack).
-        Step::work("net_rx_action: rcu_read_lock, napi_poll", C::None, |k| {
-            if k.m.cpus[k.cpu].softirq.running & NET_RX_SOFTIRQ != 0 {
-                k.rcu_read_lock();
-                k.extra_cycles += k.m.cost.softirq;
-                if k.m.trace.is_some() {
-                    crate::trace::event(k.m, k.cpu, "softirq_entry", "vec=3 [action=NET_RX]");
-                }
-            }
-            Flow::Next
-        }),
-        Step::work("net_rx_action: rcu_read_unlock", C::None, |k| {
-            if k.m.cpus[k.cpu].softirq.running & NET_RX_SOFTIRQ != 0 {
-                k.rcu_read_unlock();
-                if k.m.trace.is_some() {
-                    crate::trace::event(k.m, k.cpu, "softirq_exit", "vec=3 [action=NET_RX]");
-                }
-            }
-            Flow::Next
-        }),
-        // local_irq_disable(); pending = local_softirq_pending(); restart, or wakeup_softirqd();
-        // then __local_bh_enable(SOFTIRQ_OFFSET).
+        // (__local_bh_disable_ip() was the caller's: K::local_bh_disable_for_softirq.)
+        // restart: set_softirq_pending(0); local_irq_enable(); net_rx_action() polls under
+        // rcu_read_lock() (napi_poll -> the driver -> the stack).
         Step::work(
-            "local_irq_disable, local_softirq_pending, __local_bh_enable",
+            "local_irq_enable, net_rx_action: rcu_read_lock, napi_poll",
             C::None,
             |k| {
+                let s = &mut k.m.cpus[k.cpu].softirq;
+                s.running = std::mem::take(&mut s.pending);
+                k.local_irq_enable();
+                if k.m.cpus[k.cpu].softirq.running & NET_RX_SOFTIRQ != 0 {
+                    k.rcu_read_lock();
+                    k.extra_cycles += k.m.cost.softirq;
+                    if k.m.trace.is_some() {
+                        crate::trace::event(k.m, k.cpu, "softirq_entry", "vec=3 [action=NET_RX]");
+                    }
+                }
+                Flow::Next
+            },
+        ),
+        // rcu_read_unlock(); local_irq_disable(); pending = local_softirq_pending(); restart,
+        // or wakeup_softirqd(); __local_bh_enable(SOFTIRQ_OFFSET); then, on IRQ exit,
+        // tick_irq_exit().
+        Step::work(
+            "net_rx_action: rcu_read_unlock, local_irq_disable, __local_bh_enable",
+            C::None,
+            |k| {
+                if k.m.cpus[k.cpu].softirq.running & NET_RX_SOFTIRQ != 0 {
+                    k.rcu_read_unlock();
+                    if k.m.trace.is_some() {
+                        crate::trace::event(k.m, k.cpu, "softirq_exit", "vec=3 [action=NET_RX]");
+                    }
+                }
                 k.local_irq_disable();
                 let s = &mut k.m.cpus[k.cpu].softirq;
                 s.running = 0;
                 if s.pending != 0 {
                     s.restarts = s.restarts.saturating_sub(1);
                     if s.restarts > 0 && !k.need_resched() {
-                        return Flow::Jump(1);
+                        return Flow::Jump(0);
                     }
                     k.wakeup_softirqd();
                 }
                 let cpu = &mut k.m.cpus[k.cpu];
                 cpu.hw.preempt_count -= preempt::SOFTIRQ_OFFSET;
                 cpu.softirq.restarts = 0;
+                if std::mem::take(&mut cpu.softirq.on_irq_exit) {
+                    k.tick_irq_exit();
+                }
                 Flow::Return
             },
         ),
@@ -202,6 +208,7 @@ pub static KSOFTIRQD: Path = Path {
                 k.local_irq_enable();
                 return Flow::Jump(0);
             }
+            k.local_bh_disable_for_softirq(false);
             Flow::Call(&DO_SOFTIRQ)
         }),
         Step::work(
