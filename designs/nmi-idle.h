@@ -38,7 +38,14 @@ static noinstr void default_idle_call(void)
 	instrumentation_end();
 }
 
-/* do_idle(): the idle task runs this forever. */
+/*
+ * do_idle(): the idle task runs this forever. While it polls TIF_NEED_RESCHED
+ * (__current_set_polling()), a remote wakeup sets the flag without an IPI; so
+ * the last need_resched() test before the halt is current_clr_polling_and_test(),
+ * after which wakers send IPIs again. Linux sets polling on entry to do_idle();
+ * here the first iteration sets it with IRQs off (a wakeup just before that sends
+ * an IPI Linux would skip, no more).
+ */
 void do_idle(void)
 {
 	while (true) {
@@ -47,14 +54,14 @@ void do_idle(void)
 			 * last need_resched() check, not in the EQS entry after it (one step:
 			 * with IRQs off, only an NMI could come between, and NMIs queue no
 			 * callbacks). */
-			local_irq_disable(), rcu_nocb_flush_deferred_wakeup();
+			local_irq_disable(), __current_set_polling(), rcu_nocb_flush_deferred_wakeup();
 			tick_nohz_idle_stop_tick();
-			/* current_clr_polling_and_test() */
-			if (!need_resched())
+			if (!current_clr_polling_and_test())
 				default_idle_call();
-			local_irq_enable();
+			/* cpuidle_idle_call()'s exit_idle */
+			local_irq_enable: __current_set_polling(), local_irq_enable();
 		}
-		tick_nohz_idle_exit();
+		tick_nohz_idle_exit: tick_nohz_idle_exit(), __current_clr_polling();
 		schedule_idle();
 	}
 }

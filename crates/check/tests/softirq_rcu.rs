@@ -181,8 +181,8 @@ fn the_2015_designs_lose_the_late_wakeup_and_the_fix_holds() {
 fn no_flush_in_do_idle_is_refuted() {
     let d = mutant(
         "mutant-no-flush-in-do-idle",
-        "local_irq_disable(), rcu_nocb_flush_deferred_wakeup();",
-        "local_irq_disable();",
+        "local_irq_disable(), __current_set_polling(), rcu_nocb_flush_deferred_wakeup();",
+        "local_irq_disable(), __current_set_polling();",
     );
     let r = run(d, 2, NOCB);
     // A device IRQ on the idle task queues a callback; the idle loop halts with it deferred.
@@ -198,7 +198,7 @@ fn a_flush_in_the_idle_eqs_entry_loses_the_wakeup() {
         "generic-entry.c",
         "mutant-flush-in-idle-eqs-entry",
         &[
-            ("local_irq_disable(), rcu_nocb_flush_deferred_wakeup();", "local_irq_disable();", 1),
+            ("local_irq_disable(), __current_set_polling(), rcu_nocb_flush_deferred_wakeup();", "local_irq_disable(), __current_set_polling();", 1),
             (
                 "\ttrace_cpu_idle: rcu_read_lock(), rcu_read_unlock();\n",
                 "\ttrace_cpu_idle: rcu_read_lock(), rcu_read_unlock();\n\trcu_nocb_flush_deferred_wakeup();\n",
@@ -213,19 +213,24 @@ fn a_flush_in_the_idle_eqs_entry_loses_the_wakeup() {
 
 #[test]
 fn halting_with_need_resched_set_is_refuted() {
-    // do_idle() without current_clr_polling_and_test(): a wakeup between the loop's
-    // need_resched() and the halt is lost.
+    // do_idle() without current_clr_polling_and_test(): the idle task still polls, so the
+    // housekeeping CPU's wakeup sets TIF_NEED_RESCHED without an IPI, and the halt loses it.
     let d = mutant(
         "mutant-idle-halts-without-need-resched-check",
-        "\t\t\tif (!need_resched())\n\t\t\t\tdefault_idle_call();",
+        "\t\t\tif (!current_clr_polling_and_test())\n\t\t\t\tdefault_idle_call();",
         "\t\t\tdefault_idle_call();",
     );
-    // Without offloading nothing sets TIF_NEED_RESCHED without an IPI on its way (the
-    // housekeeping CPU's wakeups send one), so the idle loop may halt with it.
-    assert_clean(&run(d, 2, Mech::default()));
-    // With rcuog on this CPU, do_idle()'s own flush sets it: the halt loses the wakeup.
-    let r = run(d, 2, NOCB);
-    assert_eq!(r.shortest("idle_halt_with_work"), Some(22), "{r:#?}");
+    let r = run(d, 2, Mech::default());
+    assert_eq!(r.shortest("idle_halt_with_work"), Some(14), "{r:#?}");
+    assert_eq!(invariants(&r), ["idle_halt_with_work"]);
+    // Testing need_resched() without clearing the polling flag first leaves the same window.
+    let d = mutant(
+        "mutant-idle-tests-without-clearing-polling",
+        "\t\t\tif (!current_clr_polling_and_test())",
+        "\t\t\tif (!need_resched())",
+    );
+    let r = run(d, 2, Mech::default());
+    assert_eq!(r.shortest("idle_halt_with_work"), Some(14), "{r:#?}");
 }
 
 // ----------------------------------------------------------------- readers in every context

@@ -149,6 +149,24 @@ impl<'m> K<'m> {
         self.read_thread_flags() & tif::NEED_RESCHED != 0
     }
 
+    /// `__current_set_polling()`: the idle task will notice `TIF_NEED_RESCHED` without an IPI.
+    pub fn current_set_polling(&mut self) {
+        self.cur().ti_flags |= tif::POLLING_NRFLAG;
+    }
+
+    /// `__current_clr_polling()`: from now on a wakeup must send an IPI.
+    pub fn current_clr_polling(&mut self) {
+        self.cur().ti_flags &= !tif::POLLING_NRFLAG;
+    }
+
+    /// `current_clr_polling_and_test()`: stop polling, then test `need_resched()` (the barrier
+    /// between them orders the wakers' flag against our test: a waker that saw us polling set
+    /// the flag before we look, one that did not sends an IPI).
+    pub fn current_clr_polling_and_test(&mut self) -> bool {
+        self.current_clr_polling();
+        self.need_resched()
+    }
+
     /// `_TIF_SIGPENDING`.
     pub fn signal_pending(&mut self) -> bool {
         self.read_thread_flags() & tif::SIGPENDING != 0
@@ -981,8 +999,19 @@ pub(crate) fn resched_curr(m: &mut Machine, from: CpuId, target: CpuId) {
     if m.tasks[cur].ti_flags & tif::NEED_RESCHED != 0 {
         return;
     }
+    // set_nr_and_not_polling(): a polling idle task sees the flag without an IPI.
+    let polling = m.tasks[cur].ti_flags & tif::POLLING_NRFLAG != 0;
     m.tasks[cur].ti_flags |= tif::NEED_RESCHED;
-    if target != from {
+    if target != from && polling {
+        if m.trace.is_some() {
+            crate::trace::event(
+                m,
+                from,
+                "sched_wake_idle_without_ipi",
+                &format!("cpu={target}"),
+            );
+        }
+    } else if target != from {
         send_ipi(m, from, target, Vector::Reschedule);
     }
 }

@@ -38,6 +38,10 @@ pub mod tif {
     pub const NEED_RESCHED: u32 = 1 << 3;
     /// `_TIF_USER_RETURN_NOTIFY`.
     pub const USER_RETURN_NOTIFY: u32 = 1 << 11;
+    /// `_TIF_POLLING_NRFLAG`: the idle task polls `TIF_NEED_RESCHED` (set in `do_idle()` until
+    /// `current_clr_polling_and_test()` before the halt), so a remote `resched_curr()` sets the
+    /// flag and sends no IPI (`set_nr_and_not_polling()`).
+    pub const POLLING_NRFLAG: u32 = 1 << 21;
     /// `EXIT_TO_USER_MODE_WORK` (the flags `exit_to_user_mode_loop` handles).
     pub const EXIT_TO_USER_MODE_WORK: u32 = NOTIFY_RESUME | SIGPENDING | NEED_RESCHED;
 }

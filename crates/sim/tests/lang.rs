@@ -201,23 +201,23 @@ fn load_err(text: &str) -> lang::Error {
 #[test]
 fn loader_errors_name_the_place_and_suggest() {
     let cases: Vec<(String, &str, (u32, u32))> = vec![
-        (edit("\tlocal_irq_enable();\n\tsyscall_enter", "\tlocal_irq_enabel();\n\tsyscall_enter"), "unknown function or primitive `local_irq_enabel` (did you mean `local_irq_enable`?)", (121, 2)),
-        (edit("if (user_mode(regs)) {\n\t\tirqentry_enter_from", "if (user_mod(regs)) {\n\t\tirqentry_enter_from"), "unknown test `user_mod` (did you mean `user_mode`?)", (149, 6)),
-        (edit("\tirqentry_exit(regs, state);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW", "\tirqentry_exit(regs, stat);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW"), "unknown variable or constant `stat` (did you mean `state`?)", (202, 22)),
-        (edit("\tirqentry_exit(regs, state);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW", "\tirqentry_exit(regs);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW"), "`irqentry_exit` takes 2 argument(s), 1 given", (202, 2)),
-        (edit("\tirqentry_state_t state = irqentry_enter(regs);\n\tinstrumentation_begin();\n\tirq_enter_rcu();", "\tirqentry_enter(regs);\n\tinstrumentation_begin();\n\tirq_enter_rcu();"), "the value `irqentry_enter()` returns is discarded", (196, 2)),
+        (edit("\tlocal_irq_enable();\n\tsyscall_enter", "\tlocal_irq_enabel();\n\tsyscall_enter"), "unknown function or primitive `local_irq_enabel` (did you mean `local_irq_enable`?)", (128, 2)),
+        (edit("if (user_mode(regs)) {\n\t\tirqentry_enter_from", "if (user_mod(regs)) {\n\t\tirqentry_enter_from"), "unknown test `user_mod` (did you mean `user_mode`?)", (156, 6)),
+        (edit("\tirqentry_exit(regs, state);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW", "\tirqentry_exit(regs, stat);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW"), "unknown variable or constant `stat` (did you mean `state`?)", (209, 22)),
+        (edit("\tirqentry_exit(regs, state);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW", "\tirqentry_exit(regs);\n\tiretq();\n}\n\n/* DEFINE_IDTENTRY_RAW"), "`irqentry_exit` takes 2 argument(s), 1 given", (209, 2)),
+        (edit("\tirqentry_state_t state = irqentry_enter(regs);\n\tinstrumentation_begin();\n\tirq_enter_rcu();", "\tirqentry_enter(regs);\n\tinstrumentation_begin();\n\tirq_enter_rcu();"), "the value `irqentry_enter()` returns is discarded", (203, 2)),
         (edit("#entry nmi            asm_exc_nmi\n", ""), "missing entry point: `#entry nmi FUNCTION`", (1, 1)),
-        (edit("#entry nmi            asm_exc_nmi", "#entry nmi            asm_exc_nmmi"), "entry `nmi`: no function `asm_exc_nmmi` (did you mean `asm_exc_nmi`?)", (85, 23)),
-        (edit("#entry nmi ", "#entry nmii"), "unknown entry kind `nmii` (did you mean `nmi`?)", (85, 8)),
-        (edit("\tct_irq_exit();\n\t\t\treturn;", "\tct_irq_exit();\n\t\t\treturn state;"), "`irqentry_exit` is void: `return` takes no value here", (179, 4)),
-        (edit("\tinstrumentation_end();\n\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();", "\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();"), "`do_syscall_64` ends inside instrumentation_begin()", (116, 14)),
+        (edit("#entry nmi            asm_exc_nmi", "#entry nmi            asm_exc_nmmi"), "entry `nmi`: no function `asm_exc_nmmi` (did you mean `asm_exc_nmi`?)", (92, 23)),
+        (edit("#entry nmi ", "#entry nmii"), "unknown entry kind `nmii` (did you mean `nmi`?)", (92, 8)),
+        (edit("\tct_irq_exit();\n\t\t\treturn;", "\tct_irq_exit();\n\t\t\treturn state;"), "`irqentry_exit` is void: `return` takes no value here", (186, 4)),
+        (edit("\tinstrumentation_end();\n\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();", "\texit_to_user_mode: user_enter_irqoff();\n\tsysretq();"), "`do_syscall_64` ends inside instrumentation_begin()", (123, 14)),
         (edit("\tct_idle_enter();\n", "\tct_idle_enter();\n\tschedule();\n"), "`schedule` is instrumentable but `default_idle_call` is noinstr", (50, 2)),
-        (edit("\tct_idle_enter();\n", "\tct_idle_enter();\n\tinstrumentation_begin();\n\tdo_idle();\n\tinstrumentation_end();\n"), "recursive call: `do_idle` calls `default_idle_call`, which is already on the call chain", (76, 5)),
-        (edit("\t\ttick_nohz_idle_exit();\n", "\t\twhile (need_resched()) {\n\t\t}\n\t\ttick_nohz_idle_exit();\n"), "has no step in its body", (76, 3)),
+        (edit("\tct_idle_enter();\n", "\tct_idle_enter();\n\tinstrumentation_begin();\n\tdo_idle();\n\tinstrumentation_end();\n"), "recursive call: `do_idle` calls `default_idle_call`, which is already on the call chain", (82, 5)),
+        (edit("\t\ttick_nohz_idle_exit: ", "\t\twhile (need_resched()) {\n\t\t}\n\t\ttick_nohz_idle_exit: "), "has no step in its body", (83, 3)),
         (edit("#design  \"generic-entry\"", "#desing \"x\""), "unknown directive `#desing` (did you mean `#design`?)", (17, 1)),
         (shipped().replace("#design  \"generic-entry\"", "#design \"x\"\n#include \"nope.h\""), "#include \"nope.h\": no file \"nope.h\" here", (18, 1)),
         (edit("\tinstrumentation_begin();\n\tdefault_do_nmi", "\tinstrumentation_begin();\n\tCT_WARN_ON(need_resched());\n\tdefault_do_nmi"), "CT_WARN_ON takes `ct_state() != CT_STATE_USER`", (32, 13)),
-        (edit("ret.exit_rcu = true;", "ret.exit_rc = true;"), "only `irqentry_state_t` has a field, `exit_rcu` (did you mean `exit_rcu`?)", (156, 3)),
+        (edit("ret.exit_rcu = true;", "ret.exit_rc = true;"), "only `irqentry_state_t` has a field, `exit_rcu` (did you mean `exit_rcu`?)", (163, 3)),
         (edit("\tarch_cpu_idle: safe_halt();", "\tarch_cpu_idle: safe_halt(;"), "expected an expression, found `;`", (50, 27)),
     ];
     let mut bad = Vec::new();
@@ -267,7 +267,7 @@ fn pathological_files_are_refused_or_stopped() {
     // A loop whose only statement is a call of a function without steps loads (the call is
     // progress as far as the loader can tell) and is stopped at run time with model_limit.
     let spin = edit(
-        "\t\ttick_nohz_idle_exit();\n\t\tschedule_idle();",
+        "\t\ttick_nohz_idle_exit: tick_nohz_idle_exit(), __current_clr_polling();\n\t\tschedule_idle();",
         "\t\twhile (true)\n\t\t\tnothing();\n\t\tschedule_idle();",
     ) + "\nstatic void nothing(void)\n{\n}\n";
     let d = lang::analyze("spin.c", &spin, &inc)
@@ -321,8 +321,8 @@ fn pathological_files_are_refused_or_stopped() {
         ));
     }
     let exp = edit(
-        "\t\ttick_nohz_idle_exit();\n",
-        "\t\tf39();\n\t\ttick_nohz_idle_exit();\n",
+        "\t\ttick_nohz_idle_exit: ",
+        "\t\tf39();\n\t\ttick_nohz_idle_exit: ",
     ) + &chain;
     let e = lang::analyze("t.c", &exp, &inc).unwrap_err();
     assert!(

@@ -231,6 +231,8 @@ pub static PRIMS: &[Prim] = &[
     p("trace_sys_exit", &[Regs], Void, Instr, C::Glue, "syscall_exit_work(): trace_sys_exit", Imp::Void(|k| k.trace_sys_exit())),
     p("tick_nohz_user_enter_prepare", &[], Void, Instr, C::Glue, "tick_nohz_user_enter_prepare()", Imp::Void(|k| k.tick_nohz_user_enter_prepare())),
     p("tick_nohz_idle_stop_tick", &[], Void, Instr, C::Glue, "tick_nohz_idle_stop_tick()", Imp::Void(|k| k.tick_nohz_idle_stop_tick())),
+    p("__current_set_polling", &[], Void, Noinstr, C::None, "__current_set_polling(): the idle task polls TIF_NEED_RESCHED, remote wakers skip the IPI", Imp::Void(|k| k.current_set_polling())),
+    p("__current_clr_polling", &[], Void, Noinstr, C::None, "__current_clr_polling()", Imp::Void(|k| k.current_clr_polling())),
     p("tick_nohz_idle_exit", &[], Void, Instr, C::Glue, "tick_nohz_idle_exit()", Imp::Void(|k| k.tick_nohz_idle_exit())),
     p("arch_exit_to_user_mode_prepare", &[Regs], Void, Instr, C::Glue, "arch_exit_to_user_mode_prepare(): _TIF_USER_RETURN_NOTIFY → fire_user_return_notifiers()", Imp::Void(|k| k.fire_user_return_notifiers())),
     p("fire_user_return_notifiers", &[], Void, Work, C::None, "fire_user_return_notifiers() (4.x exit loop)", Imp::Void(|k| k.fire_user_return_notifiers())),
@@ -289,6 +291,7 @@ p("do_syscall_x64", &[Regs], Void, KernelCall, C::None, "do_syscall_x64(): sys_c
     p("regs_irqs_disabled", &[Regs], Ret::Bool, Query, C::None, "regs_irqs_disabled(regs)", Imp::Value(|k, _| !k.regs_irqs_on() as i64)),
     p("is_idle_task", &[Current], Ret::Bool, Query, C::None, "is_idle_task(current)", Imp::Value(|k, _| k.is_idle_task() as i64)),
     p("need_resched", &[], Ret::Bool, Query, C::None, "need_resched()", Imp::Value(|k, _| k.need_resched() as i64)),
+    p("current_clr_polling_and_test", &[], Ret::Bool, Query, C::None, "current_clr_polling_and_test(): stop polling TIF_NEED_RESCHED (wakers send IPIs again), then need_resched()", Imp::Value(|k, _| k.current_clr_polling_and_test() as i64)),
     p("read_thread_flags", &[], Ret::Int, Query, C::None, "read_thread_flags() (with the synthetic _TIF_NOHZ while the key is on)", Imp::Value(|k, _| {
         let f = k.read_thread_flags() | if k.tif_nohz() { TIF_NOHZ } else { 0 };
         f as i64
