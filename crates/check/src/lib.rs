@@ -141,17 +141,17 @@ pub fn check(
                     e.push_str(",nmi_flush");
                 }
             }
-            if model.cfg.rcu_counter_torture {
-                e.push_str(",rcu_counter_torture");
-            }
-            if model.cfg.softirq {
-                e.push_str(",softirq");
-            }
-            if model.cfg.nocb {
-                e.push_str(",nocb");
-            }
-            if model.cfg.gp_in_hardirq {
-                e.push_str(",gp_in_hardirq");
+            let c = &model.cfg;
+            for (on, name) in [
+                (c.rcu_counter_torture, "rcu_counter_torture"),
+                (c.softirq, "softirq"),
+                (c.nocb, "nocb"),
+                (c.gp_in_hardirq, "gp_in_hardirq"),
+            ] {
+                if on {
+                    e.push(',');
+                    e.push_str(name);
+                }
             }
             e
         },

@@ -574,6 +574,17 @@ impl Task {
         }
     }
 
+    /// Gives a kernel thread (the idle task, `ksoftirqd`) its base: a kernel loop `path` that
+    /// never returns, entered with IRQs on.
+    pub fn push_kernel_loop(&mut self, path: &'static Path) {
+        let regs = Regs {
+            user: false,
+            irqs_on: true,
+            vector: None,
+        };
+        self.push_entry(EntryKind::Idle, regs, path);
+    }
+
     /// Pushes a new kernel entry whose outermost path is `path` (sequence number 0: entries
     /// made outside the machine's delivery, such as a new task's first return).
     pub fn push_entry(&mut self, kind: EntryKind, regs: Regs, path: &'static Path) {
@@ -765,15 +776,7 @@ impl Machine {
             let idle = m.tasks.len();
             let mut t = Task::new(0, "<idle>", Program::Idle, c);
             t.state = TaskState::Running;
-            t.push_entry(
-                EntryKind::Idle,
-                Regs {
-                    user: false,
-                    irqs_on: true,
-                    vector: None,
-                },
-                m.design.idle,
-            );
+            t.push_kernel_loop(m.design.idle);
             m.tasks.push(t);
             let nohz = m.cfg.ct_on && m.cfg.nohz_full.contains(c);
             let mut pcpu = PerCpu::with_layout(tick_nsec, m.cfg.ct_layout());

@@ -18,8 +18,9 @@
 use crate::cost::CostKey as C;
 use crate::design::{Flow, Path, Step};
 use crate::kernel::K;
-use crate::machine::{preempt, EntryKind, Machine, Regs, Task, TaskState};
+use crate::machine::{preempt, Machine, Task, TaskState};
 use crate::program::Program;
+use ctxtrack_core::Arch;
 
 /// `NET_RX_SOFTIRQ`.
 pub const NET_RX_SOFTIRQ: u16 = 1 << 3;
@@ -56,10 +57,7 @@ impl K<'_> {
     /// nested interrupt (`!in_interrupt()`), and `ksoftirqd` is not already runnable for them.
     pub fn softirq_due_on_irq_exit(&self) -> bool {
         let cpu = &self.m.cpus[self.cpu];
-        let in_interrupt = cpu.hw.preempt_count
-            & (preempt::SOFTIRQ_MASK | preempt::HARDIRQ_MASK | preempt::NMI_MASK)
-            != 0;
-        cpu.softirq.pending != 0 && !in_interrupt && !self.ksoftirqd_running()
+        cpu.softirq.pending != 0 && !cpu.hw.in_interrupt() && !self.ksoftirqd_running()
     }
 
     /// `ksoftirqd_running()`: this CPU's `ksoftirqd` is runnable (it will handle what is pending).
@@ -100,16 +98,7 @@ fn spawn_ksoftirqd(m: &mut Machine, cpu: usize) -> usize {
     t.has_mm = false;
     t.pinned = Some(cpu);
     t.state = TaskState::Sleeping;
-    // A kthread's base is a kernel loop, as the idle task's is.
-    t.push_entry(
-        EntryKind::Idle,
-        Regs {
-            user: false,
-            irqs_on: true,
-            vector: None,
-        },
-        &KSOFTIRQD,
-    );
+    t.push_kernel_loop(&KSOFTIRQD);
     m.tasks.push(t);
     let id = m.tasks.len() - 1;
     m.cpus[cpu].ksoftirqd = Some(id);
