@@ -73,6 +73,8 @@ pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
             pb: pb.clone(),
         };
         replay_reader("<stdin>", input, opts)
+    } else if ctxtrack_trace::replay::is_dat_path(a.file) {
+        ctxtrack_trace::replay::replay_path(a.file, opts)
     } else {
         let f = std::fs::File::open(a.file).map_err(|e| format!("{name}: {e}"))?;
         if let Ok(md) = f.metadata() {

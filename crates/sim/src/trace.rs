@@ -165,6 +165,7 @@ fn line(m: &mut Machine, c: CpuId, t: TaskId, ts_ns: u64, event: &str, fields: &
     let l = Line {
         comm,
         pid,
+        tgid: None,
         cpu: c as u32,
         flags: Some(f),
         ts_ns,

@@ -11,6 +11,7 @@
 //! This crate knows nothing of the simulator: it reads and writes text.
 
 pub mod chrome;
+pub mod dat;
 pub mod line;
 pub mod replay;
 pub mod shapes;

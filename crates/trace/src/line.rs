@@ -63,6 +63,9 @@ pub struct Line<'a> {
     pub comm: &'a str,
     /// Task id (0 for the idle tasks).
     pub pid: i32,
+    /// Thread-group id, when the trace records it (`options/record-tgid`: `comm-pid (tgid)`;
+    /// `-----` when ftrace did not know it).
+    pub tgid: Option<i32>,
     /// CPU number.
     pub cpu: u32,
     /// Latency flags, when the trace has them.
@@ -114,27 +117,40 @@ pub fn parse_line(s: &str) -> Result<Parsed<'_>, String> {
         return Ok(Parsed::Lost { cpu, count: None });
     }
     if let Some(rest) = trimmed.strip_prefix("CPU:") {
-        // `CPU:2 [LOST 123 EVENTS]`
+        // ftrace: `CPU:2 [LOST 123 EVENTS]`; trace-cmd report: `CPU:2 [123 EVENTS DROPPED]` or
+        // `CPU:2 [EVENTS DROPPED]`.
         let cpu = rest
             .split(|c: char| !c.is_ascii_digit())
             .next()
             .and_then(|x| x.parse().ok());
-        let count = rest
-            .split_once("LOST ")
-            .and_then(|(_, r)| r.split_whitespace().next())
-            .and_then(|x| x.parse().ok());
         if rest.contains("LOST") {
+            let count = rest
+                .split_once("LOST ")
+                .and_then(|(_, r)| r.split_whitespace().next())
+                .and_then(|x| x.parse().ok());
+            return Ok(Parsed::Lost { cpu, count });
+        }
+        if rest.contains("EVENTS DROPPED]") {
+            let count = rest
+                .split_once('[')
+                .and_then(|(_, r)| r.split_whitespace().next())
+                .and_then(|x| x.parse().ok());
             return Ok(Parsed::Lost { cpu, count });
         }
     }
     let b = t.as_bytes();
-    // The CPU column: the first ` [digits]` after a `-pid`.
+    // The CPU column: the first ` [digits]` after a `-pid`, before the timestamp (a ` [120]`
+    // further on belongs to the fields of trace-cmd's `-l` format).
+    let ts_at = timestamp_token(t).map_or(t.len(), |(at, _)| at);
     let mut i = 0;
     let (cpu_open, cpu_close) = loop {
         let Some(off) = t[i..].find(" [") else {
-            return Err("`comm-pid [cpu]` at the start of an event line".into());
+            return parse_latency(t);
         };
         let open = i + off + 1;
+        if open > ts_at {
+            return parse_latency(t);
+        }
         let mut j = open + 1;
         while j < b.len() && b[j].is_ascii_digit() {
             j += 1;
@@ -149,8 +165,10 @@ pub fn parse_line(s: &str) -> Result<Parsed<'_>, String> {
         .map_err(|_| "a CPU number in `[...]`".to_string())?;
     // Task: `comm-pid`, optionally followed by `(tgid)`.
     let mut task = t[..cpu_open].trim();
+    let mut tgid = None;
     if task.ends_with(')') {
         if let Some(p) = task.rfind('(') {
+            tgid = task[p + 1..task.len() - 1].trim().parse::<i32>().ok();
             task = task[..p].trim_end();
         }
     }
@@ -189,12 +207,86 @@ pub fn parse_line(s: &str) -> Result<Parsed<'_>, String> {
     Ok(Parsed::Event(Line {
         comm,
         pid,
+        tgid,
         cpu,
         flags,
         ts_ns,
         event,
         fields,
     }))
+}
+
+/// The first `digits.digits:` token: (byte offset, token).
+fn timestamp_token(t: &str) -> Option<(usize, &str)> {
+    let mut pos = 0;
+    for tok in t.split(' ') {
+        let start = pos;
+        pos += tok.len() + 1;
+        let is_ts = tok.len() > 3
+            && tok.ends_with(':')
+            && tok[..tok.len() - 1].split_once('.').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_digit())
+                    && !b.is_empty()
+                    && b.bytes().all(|c| c.is_ascii_digit())
+            });
+        if is_ts {
+            return Some((start, tok));
+        }
+    }
+    None
+}
+
+/// `trace-cmd report -l`: `comm-pid CPUflags timestamp: event: fields` (no brackets; the CPU
+/// number runs into the latency flags, e.g. `sh-768     0d.h..    68.867823286: ...`).
+fn parse_latency(t: &str) -> Result<Parsed<'_>, String> {
+    let what = || {
+        "`comm-pid [cpu]` (or trace-cmd -l's `comm-pid CPUflags`) at the start of an event line"
+            .to_string()
+    };
+    // The timestamp is the first `digits.digits:` token; the token before it is CPU+flags.
+    let (ts_at, tok) = timestamp_token(t).ok_or_else(what)?;
+    let before = t[..ts_at].trim_end();
+    let cf_at = before.rfind(' ').map_or(0, |i| i + 1);
+    let cf = &before[cf_at..];
+    {
+        {
+            let start = ts_at;
+            let digits = cf.bytes().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 || !Flags::valid(&cf.as_bytes()[digits..]) {
+                return Err(what());
+            }
+            let cpu: u32 = cf[..digits].parse().map_err(|_| what())?;
+            let mut f = [b'.'; 5];
+            let fl = &cf.as_bytes()[digits..];
+            f[..fl.len()].copy_from_slice(fl);
+            let task = t[..cf_at].trim();
+            let dash = task.rfind('-').ok_or_else(what)?;
+            let comm = task[..dash].trim_start();
+            let pid: i32 = task[dash + 1..].parse().map_err(|_| what())?;
+            let ts_ns = parse_ts(&tok[..tok.len() - 1])?;
+            let rest = t[start + tok.len()..].trim_start();
+            let (event, fields) = match rest.find(':') {
+                Some(c) => (&rest[..c], rest[c + 1..].trim()),
+                None => return Err("`event:` after the timestamp".into()),
+            };
+            if event.is_empty() || event.contains(' ') {
+                return Err(format!(
+                    "an event name after the timestamp, found `{event}`"
+                ));
+            }
+            return Ok(Parsed::Event(Line {
+                comm,
+                pid,
+                tgid: None,
+                cpu,
+                flags: Some(Flags(f)),
+                ts_ns,
+                event,
+                fields,
+            }));
+        }
+    }
 }
 
 /// `seconds.micros` (or `.nanos`) into nanoseconds.

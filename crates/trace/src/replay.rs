@@ -14,16 +14,33 @@
 //!
 //! # Accounting (`kernel/sched/cputime.c`)
 //!
-//! On a tracked CPU `VIRT_CPU_ACCOUNTING_GEN` charges time exactly at each transition
+//! On a tracked CPU `VIRT_CPU_ACCOUNTING_GEN` measures time at each transition
 //! (`vtime_user_enter` / `vtime_user_exit`, `vtime_task_switch`): user time is the time between
-//! `user_enter` and `user_exit`, system time the rest of the task's running time. On an
-//! untracked CPU the tick samples: each `local_timer_entry` charges one `TICK_NSEC` to user or
-//! system time by the interrupted mode (`account_process_tick`). Either way the figures a
-//! reader of `/proc` sees come from `cputime_adjust()`, which scales them so that they add up to
-//! the task's precise runtime (`sum_exec_runtime`, here the time between its `sched_switch`es).
+//! `user_enter` and `user_exit`, system time the rest of the task's running time. It only
+//! *flushes* a bucket into `tsk->utime`/`stime` once it holds a whole tick
+//! ([`ctxtrack_core::vtime::vtime_accumulate`]); what stays pending is invisible once the task
+//! sleeps or exits (`task_cputime()`), so a short-lived task's minority bucket under-reports.
+//!
+//! On an untracked CPU the tick samples (`account_process_tick()`, no `IRQ_TIME_ACCOUNTING`):
+//! the tick is `hrtimer_expire_entry: function=tick_sched_timer` when the trace has hrtimer
+//! events (a local timer interrupt may serve other hrtimers only), else `local_timer_entry`; it
+//! charges one `TICK_NSEC` to user time if `user_mode(regs)` (the interrupted context was user
+//! mode), else to system time, or to idle for the idle task outside softirqs. User mode is
+//! inferred: after `sys_exit`, after an IRQ or softirq that interrupted user mode, and when a task
+//! preempted on its way back to user mode runs again. The one thing the trace cannot show is
+//! where a page fault's handler returns; a tick in that window is *ambiguous*, counted apart,
+//! guessed (user if the fault began longer ago than the shortest fault-to-fault gap seen on that
+//! CPU), and the task marked inexact with the bound.
+//!
+//! Either way the figures a reader of `/proc` sees come from `cputime_adjust()`, which scales them
+//! so that they add up to the task's precise runtime (`sum_exec_runtime`, here the time between
+//! its `sched_switch`es). Per CPU, [`CpuReport`]'s `stat_*` fields are what `/proc/stat` adds:
+//! flushed vtime and tick samples charged on that CPU, and idle as `tick_sched`'s idle sleep
+//! time (the idle task's time outside IRQs and softirqs).
 
-use crate::line::{parse_line, Line, Parsed};
+use crate::line::{parse_line, Flags, Line, Parsed};
 use crate::shapes::is_vector_base;
+use ctxtrack_core::vtime::{task_cputime, vtime_accumulate, TaskVtime, VtimeState};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -113,6 +130,20 @@ pub struct CpuReport {
     pub sys_ns: u64,
     /// Time running the idle task.
     pub idle_ns: u64,
+    /// Of `idle_ns`, the time inside IRQs and softirqs (not idle for `/proc/stat`).
+    pub idle_irq_ns: u64,
+    /// Tick samples taken on this CPU (untracked only; `account_process_tick()`).
+    pub tick_samples: u64,
+    /// Of those, samples whose mode the trace cannot tell (inside a page fault's window).
+    pub tick_ambiguous: u64,
+    /// What `/proc/stat`'s `user` column gains on this CPU over the trace (flushed vtime, user
+    /// tick samples).
+    pub stat_user_ns: u64,
+    /// What its `system` column gains.
+    pub stat_system_ns: u64,
+    /// What its `idle` + `iowait` columns gain (`tick_sched` idle sleep time: the idle task
+    /// outside IRQs and softirqs).
+    pub stat_idle_ns: u64,
     /// Time the trace cannot attribute (before the CPU's first event fixes its state, after
     /// lost events).
     pub unknown_ns: u64,
@@ -129,13 +160,16 @@ pub struct TaskReport {
     pub pid: i32,
     /// Last name seen (exec changes it).
     pub comm: String,
+    /// Thread group (`tgid`) when the trace records it, else the pid.
+    pub tgid: i32,
     /// The task that forked it (`sched_wakeup_new` seen on its parent), if in the trace.
     pub parent: Option<i32>,
     /// Time in user mode, as the trace shows it.
     pub user_ns: u64,
     /// Time in the kernel, as the trace shows it.
     pub sys_ns: u64,
-    /// `sum_exec_runtime`: time between being switched in and out.
+    /// `sum_exec_runtime`: time between being switched in and out (including time whose mode
+    /// the trace does not fix).
     pub runtime_ns: u64,
     /// What `/proc/PID/stat` would report (`cputime_adjust` of vtime on tracked CPUs plus tick
     /// samples on untracked ones), user part.
@@ -148,10 +182,32 @@ pub struct TaskReport {
     pub tick_user: u64,
     /// Tick samples in the kernel.
     pub tick_sys: u64,
+    /// Tick samples the trace cannot place (counted in `tick_user` or `tick_sys` by a guess).
+    pub tick_ambiguous: u64,
+    /// vtime flushed into `tsk->utime` (ns), on tracked CPUs.
+    pub vtime_utime_ns: u64,
+    /// vtime flushed into `tsk->stime`.
+    pub vtime_stime_ns: u64,
+    /// The range `utime_ns` could take if every ambiguous tick sample went the other way
+    /// (equal to `utime_ns` when `exact`).
+    pub utime_bounds_ns: (u64, u64),
+    /// What `task_cputime()` gives before `cputime_adjust()`: flushed vtime, pending vtime of
+    /// the state it runs in at the end, tick samples; user part.
+    pub sample_utime_ns: u64,
+    /// The same, system part.
+    pub sample_stime_ns: u64,
+    /// (user, system) samples at the low end of `utime_bounds_ns`: ambiguous ticks counted
+    /// system, twice the estimated tracing cost per transition.
+    pub sample_lo_ns: (u64, u64),
+    /// The same at the high end: ambiguous ticks counted user, no tracing cost.
+    pub sample_hi_ns: (u64, u64),
     /// It logged `sched_process_exit`.
     pub exited: bool,
-    /// Its user/system split is exact (it ran only on tracked CPUs, where every transition is
-    /// logged); otherwise the split is inferred from syscall boundaries and tick samples.
+    /// Its parent reaped it: a `wait4()` returned its pid (`sys_exit: NR 61 = pid`, x86-64).
+    pub reaped: bool,
+    /// `utime_ns`/`stime_ns` are exactly what the kernel computes from this trace: every
+    /// transition was logged (tracked CPUs) or every tick sample's mode is known (untracked).
+    /// Otherwise see `utime_bounds_ns`.
     pub exact: bool,
 }
 
@@ -178,9 +234,94 @@ pub struct Report {
 }
 
 impl Report {
-    /// The task `pid` and every descendant the trace saw it fork: (user, system) the way
-    /// `cutime`/`cstime` of a waiting parent add them (each task adjusted on its own).
-    pub fn tree_cputime(&self, pid: i32) -> (u64, u64) {
+    /// What `pid`'s `cutime`/`cstime` gain once it has reaped every descendant the trace saw it
+    /// fork (`wait_task_zombie()`): per thread group, `thread_group_cputime()` adds the threads'
+    /// samples and runtimes, `cputime_adjust()` scales once, and the groups add up. `pid`'s own
+    /// group is left out. Returns (user, system) and the bounds of user over every ambiguous
+    /// tick sample (equal to user when all are exact).
+    pub fn children_cputime(&self, pid: i32) -> ChildrenTime {
+        let own = self
+            .tasks
+            .iter()
+            .find(|t| t.pid == pid)
+            .map_or(pid, |t| t.tgid);
+        let mut set = self.tree(pid);
+        // When the trace shows `wait4()` returns, only what was reaped by its end counts (a
+        // child still running, e.g. the `cat` reading the parent's stat, adds nothing yet);
+        // threads count with their process.
+        if self.tasks.iter().any(|t| t.reaped) {
+            let reaped_groups: Vec<i32> = self
+                .tasks
+                .iter()
+                .filter(|t| t.reaped && set.contains(&t.pid))
+                .map(|t| t.tgid)
+                .collect();
+            set.retain(|p| {
+                self.tasks
+                    .iter()
+                    .find(|t| t.pid == *p)
+                    .is_some_and(|t| reaped_groups.contains(&t.tgid))
+            });
+        }
+        self.reaped(&set, Some(own))
+    }
+
+    /// `pid` and every task the trace saw it (or them) fork.
+    pub fn descendants(&self, pid: i32) -> Vec<i32> {
+        self.tree(pid)
+    }
+
+    /// The tasks in `set` (and their threads) as reaped processes add them to a parent's
+    /// `cutime`/`cstime`: grouped by thread group, each group adjusted once.
+    pub fn cputime_of(&self, set: &[i32]) -> ChildrenTime {
+        let groups: Vec<i32> = self
+            .tasks
+            .iter()
+            .filter(|t| set.contains(&t.pid))
+            .map(|t| t.tgid)
+            .collect();
+        let all: Vec<i32> = self
+            .tasks
+            .iter()
+            .filter(|t| groups.contains(&t.tgid))
+            .map(|t| t.pid)
+            .collect();
+        self.reaped(&all, None)
+    }
+
+    /// The tasks in `set` as reaped processes: grouped by thread group (except `skip`), each
+    /// group adjusted once.
+    fn reaped(&self, set: &[i32], skip: Option<i32>) -> ChildrenTime {
+        let mut groups: BTreeMap<i32, [u64; 7]> = BTreeMap::new();
+        for t in self
+            .tasks
+            .iter()
+            .filter(|t| set.contains(&t.pid) && Some(t.tgid) != skip)
+        {
+            let g = groups.entry(t.tgid).or_default();
+            g[0] += t.sample_utime_ns;
+            g[1] += t.sample_stime_ns;
+            g[2] += t.runtime_ns;
+            g[3] += t.sample_lo_ns.0;
+            g[4] += t.sample_lo_ns.1;
+            g[5] += t.sample_hi_ns.0;
+            g[6] += t.sample_hi_ns.1;
+        }
+        let mut r = ChildrenTime::default();
+        for [u, s, rt, lu, ls, hu, hs] in groups.into_values() {
+            let (au, as_) = cputime_adjust(u, s, rt);
+            r.utime_ns += au;
+            r.stime_ns += as_;
+            let lo = cputime_adjust(lu, ls, rt).0;
+            let hi = cputime_adjust(hu, hs, rt).0;
+            r.utime_bounds_ns.0 += lo.min(au);
+            r.utime_bounds_ns.1 += hi.max(au);
+            r.groups += 1;
+        }
+        r
+    }
+
+    fn tree(&self, pid: i32) -> Vec<i32> {
         let mut set = vec![pid];
         let mut grew = true;
         while grew {
@@ -194,11 +335,28 @@ impl Report {
                 }
             }
         }
-        self.tasks
-            .iter()
-            .filter(|t| set.contains(&t.pid))
-            .fold((0, 0), |(u, s), t| (u + t.utime_ns, s + t.stime_ns))
+        set
     }
+
+    /// The task `pid` and every descendant the trace saw it fork: (user, system) the way
+    /// `cutime`/`cstime` of `pid`'s waiting parent add them (each thread group adjusted once).
+    pub fn tree_cputime(&self, pid: i32) -> (u64, u64) {
+        let r = self.reaped(&self.tree(pid), None);
+        (r.utime_ns, r.stime_ns)
+    }
+}
+
+/// What a waiting parent's `cutime`/`cstime` gain ([`Report::children_cputime`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ChildrenTime {
+    /// `cutime` gained (ns).
+    pub utime_ns: u64,
+    /// `cstime` gained.
+    pub stime_ns: u64,
+    /// The range of `utime_ns` over every ambiguous tick sample.
+    pub utime_bounds_ns: (u64, u64),
+    /// Thread groups (processes) added.
+    pub groups: u32,
 }
 
 /// Reading or parsing failed: the file, the line and what was expected.
@@ -226,18 +384,41 @@ enum Mode {
     Kernel,
 }
 
+/// One task's vtime as the kernel keeps it, under one assumption on the tracing cost.
+#[derive(Clone, Debug, Default)]
+struct VtModel {
+    /// `tsk->vtime` (pending buckets, state) and the flushed `tsk->utime`/`stime`.
+    vt: TaskVtime,
+    /// Time since the last vtime hook (what `get_vtime_delta()` would return).
+    open: u64,
+}
+
+/// Multipliers of the tracing-cost estimate for [`Task::vt`]: estimate, lower, upper.
+const BIAS_MULT: [u64; 3] = [1, 0, 2];
+
 #[derive(Default)]
 struct Task {
     comm: String,
+    tgid: Option<i32>,
     parent: Option<i32>,
     user_ns: u64,
     sys_ns: u64,
-    vt_user: u64,
-    vt_sys: u64,
+    /// Running with a mode the trace does not fix (counted in its runtime only).
+    unknown_ns: u64,
+    /// `tsk->vtime` and the flushed `utime`/`stime` (tracked CPUs), three times: with the
+    /// estimated cost of tracing a transition, and with none and twice it (the bounds).
+    vt: [VtModel; 3],
     tick_user: u64,
     tick_sys: u64,
+    /// Ambiguous samples, and how many of them were guessed user.
+    tick_ambiguous: u64,
+    tick_guessed_user: u64,
+    /// Untracked CPUs: the mode it goes back to when switched in again (a task preempted on
+    /// its way back to user mode returns there without an event).
+    resume: Option<Mode>,
     syscalls: u64,
     exited: bool,
+    reaped: bool,
     /// CPUs it ran on (bit per CPU, the last bit for CPU 127 and above).
     cpus: u128,
 }
@@ -251,12 +432,52 @@ struct Cpu {
     /// Mode before the outermost IRQ (restored at its exit).
     irq_saved: Mode,
     irq_depth: u32,
+    /// Open softirqs outside any IRQ (kernel mode on behalf of whoever was interrupted).
+    softirq_depth: u32,
+    softirq_saved: Mode,
+    /// Untracked: a user page fault began here and its end is not logged.
+    fault_at: Option<u64>,
+    last_fault: Option<u64>,
+    /// The last [`FAULT_GAPS`] gaps between two page faults of one task on this CPU (a ring):
+    /// the longest bounds how long a fault's handler runs when faults come back to back.
+    fault_gaps: [u64; FAULT_GAPS],
+    fault_gap_n: usize,
+    /// The sample of the local timer interrupt in progress, committed when it turns out to be
+    /// the tick (`tick_sched_timer`).
+    pending_tick: Option<(Option<i32>, Sample)>,
+    /// Untracked: when the current inferred user-mode window began (`sys_exit`, or a task
+    /// preempted on its way to user mode running again), and `irq_time` then.
+    user_since: Option<u64>,
+    user_since_irq: u64,
+    /// Time spent in IRQs and softirqs on this CPU so far: a window's user part excludes it.
+    irq_time: u64,
+    /// Tracked: the timestamp of a `user_exit` that is this CPU's last event.
+    after_user_exit: Option<u64>,
+    /// The last local timer entry: (time, `irq_time` then).
+    tick_entry: (u64, u64),
+    /// User tick samples not yet known to be clear of the window's closing kernel edge
+    /// (time, `irq_time` at it, task); settled when the window ends.
+    candidates: Vec<(u64, u64, i32)>,
     last_ts: u64,
     seen: bool,
     stopped_since: Option<u64>,
 }
 
+/// How many fault-to-fault gaps a CPU remembers.
+const FAULT_GAPS: usize = 63;
+
 impl Cpu {
+    /// The longest remembered fault-to-fault gap (`u64::MAX` before any): a fault that began
+    /// longer ago than that has surely ended.
+    fn fault_len_bound(&self) -> u64 {
+        let n = self.fault_gap_n.min(FAULT_GAPS);
+        self.fault_gaps[..n]
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(u64::MAX)
+    }
+
     fn new(cpu: u32, tracked: bool) -> Cpu {
         Cpu {
             r: CpuReport {
@@ -269,6 +490,19 @@ impl Cpu {
             inferred: false,
             irq_saved: Mode::Unknown,
             irq_depth: 0,
+            softirq_depth: 0,
+            softirq_saved: Mode::Unknown,
+            fault_at: None,
+            last_fault: None,
+            fault_gaps: [0; FAULT_GAPS],
+            fault_gap_n: 0,
+            pending_tick: None,
+            user_since: None,
+            user_since_irq: 0,
+            irq_time: 0,
+            after_user_exit: None,
+            tick_entry: (0, 0),
+            candidates: Vec::new(),
             last_ts: 0,
             seen: false,
             stopped_since: None,
@@ -276,9 +510,64 @@ impl Cpu {
     }
 }
 
+/// The cost of tracing one context transition, estimated from the trace: the median gap from
+/// a `user_exit` to the next event on its CPU (the rest of `__ct_user_exit` after
+/// `vtime_user_exit()`, the event's commit, the return to the entry code). It is what the trace's
+/// user interval holds that vtime charges to the system: the commit of `user_enter` before
+/// `vtime_user_enter()` reads the clock, and the time from `vtime_user_exit()`'s read to
+/// `user_exit`'s timestamp. Deterministic: the median of the last [`COST_SAMPLES`] gaps,
+/// refreshed every 64.
+#[derive(Clone, Debug)]
+struct TraceCost {
+    ring: [u64; COST_SAMPLES],
+    n: usize,
+    cached: u64,
+}
+
+const COST_SAMPLES: usize = 255;
+
+impl TraceCost {
+    fn push(&mut self, gap: u64) {
+        self.ring[self.n % COST_SAMPLES] = gap;
+        self.n += 1;
+        if self.n <= 64 || self.n % 64 == 0 {
+            let k = self.n.min(COST_SAMPLES);
+            let mut g = self.ring;
+            g[..k].sort_unstable();
+            self.cached = g[k / 2];
+        }
+    }
+    fn estimate(&self) -> u64 {
+        self.cached
+    }
+}
+
+/// What one tick charges (`account_process_tick()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sample {
+    User,
+    System,
+    Idle,
+    /// The trace cannot tell; the guess.
+    Ambiguous {
+        guess_user: bool,
+    },
+}
+
 /// A replay in progress: feed it lines, then [`Replayer::finish`].
 pub struct Replayer {
     opts: Options,
+    /// `TICK_NSEC` for `opts.hz`.
+    tick_nsec: u64,
+    /// The trace has `hrtimer_expire_entry` events: the tick is `tick_sched_timer`'s.
+    saw_hrtimer: bool,
+    /// The estimated cost of tracing a transition.
+    trace_cost: TraceCost,
+    /// Shortest `sys_exit` -> next `sys_enter` gap of one task on an untracked CPU so far: an
+    /// upper bound on the kernel's exit path after `trace_sys_exit()` plus its entry path before
+    /// `trace_sys_enter()`, the kernel edges of every inferred user window (the same code on
+    /// every CPU).
+    min_user_gap: u64,
     cpus: BTreeMap<u32, Cpu>,
     tasks: BTreeMap<i32, Task>,
     report: Report,
@@ -302,6 +591,15 @@ impl Replayer {
     pub fn new(opts: Options) -> Replayer {
         Replayer {
             shapes: opts.shapes.then(crate::shapes::ShapeCollector::new),
+            // TICK_NSEC = (NSEC_PER_SEC + HZ/2) / HZ
+            tick_nsec: (1_000_000_000 + u64::from(opts.hz.max(1)) / 2) / u64::from(opts.hz.max(1)),
+            saw_hrtimer: false,
+            min_user_gap: u64::MAX,
+            trace_cost: TraceCost {
+                ring: [0; COST_SAMPLES],
+                n: 0,
+                cached: 0,
+            },
             opts,
             cpus: BTreeMap::new(),
             tasks: BTreeMap::new(),
@@ -333,21 +631,7 @@ impl Replayer {
         match parse_line(text)? {
             Parsed::Header => Ok(()),
             Parsed::Lost { cpu, count } => {
-                let what = count.map_or("events".into(), |c| format!("{c} events"));
-                let cpus: Vec<u32> = match cpu {
-                    Some(c) => vec![c],
-                    None => self.cpus.keys().copied().collect(),
-                };
-                for c in cpus {
-                    if let Some(st) = self.cpus.get_mut(&c) {
-                        st.mode = Mode::Unknown;
-                        st.irq_depth = 0;
-                    }
-                }
-                self.warn(
-                    n,
-                    format!("lost {what} here: state reset, time until the CPU's next context event is not attributed"),
-                );
+                self.lost(n, cpu, count);
                 Ok(())
             }
             Parsed::Event(l) => {
@@ -355,6 +639,37 @@ impl Replayer {
                 Ok(())
             }
         }
+    }
+
+    /// Feeds one event already parsed (from `trace.dat`: `n` is its record number).
+    pub fn feed_line(&mut self, n: u64, l: &Line<'_>) {
+        self.report.lines = n;
+        self.event(n, l);
+    }
+
+    /// Events were lost before record/line `n` on `cpu` (all CPUs when `None`).
+    pub fn lost(&mut self, n: u64, cpu: Option<u32>, count: Option<u64>) {
+        self.report.lines = n;
+        let what = count.map_or("events".into(), |c| format!("{c} events"));
+        let cpus: Vec<u32> = match cpu {
+            Some(c) => vec![c],
+            None => self.cpus.keys().copied().collect(),
+        };
+        for c in cpus {
+            self.close_user_window(c, None);
+            if let Some(st) = self.cpus.get_mut(&c) {
+                st.mode = Mode::Unknown;
+                st.irq_depth = 0;
+                st.softirq_depth = 0;
+                st.fault_at = None;
+                st.user_since = None;
+                st.pending_tick = None;
+            }
+        }
+        self.warn(
+            n,
+            format!("lost {what} here: state reset, time until the CPU's next context event is not attributed"),
+        );
     }
 
     /// Charges the time since the CPU's last event to its current task.
@@ -380,35 +695,211 @@ impl Replayer {
             st.r.unknown_ns += dt;
             return;
         };
+        let in_irq = st.irq_depth > 0 || st.softirq_depth > 0;
+        if in_irq {
+            st.irq_time += dt;
+        }
         if pid == 0 {
             st.r.idle_ns += dt;
+            if in_irq {
+                st.r.idle_irq_ns += dt;
+            } else {
+                st.r.stat_idle_ns += dt;
+            }
             return;
         }
-        let mode = if st.irq_depth > 0 {
-            Mode::Kernel
-        } else {
-            st.mode
-        };
+        let mode = if in_irq { Mode::Kernel } else { st.mode };
         let tracked = st.r.tracked;
         let t = self.tasks.entry(pid).or_default();
+        // vtime's open interval (sched_clock() - vtime->starttime): the next hook accounts it.
+        if tracked {
+            for m in &mut t.vt {
+                m.open += dt;
+            }
+        }
         match mode {
             Mode::User => {
                 st.r.user_ns += dt;
                 t.user_ns += dt;
-                if tracked {
-                    t.vt_user += dt;
-                }
             }
             Mode::Kernel => {
                 st.r.sys_ns += dt;
                 t.sys_ns += dt;
-                if tracked {
-                    t.vt_sys += dt;
-                }
             }
-            Mode::Unknown => st.r.unknown_ns += dt,
+            Mode::Unknown => {
+                // Running, mode unknown: still its runtime.
+                st.r.unknown_ns += dt;
+                t.unknown_ns += dt;
+            }
         }
         t.cpus |= 1u128 << c.min(127);
+    }
+
+    /// A vtime hook on tracked CPU `c` for task `pid`: flush its user (`vtime_user_exit`) or
+    /// system (`vtime_user_enter`, `vtime_task_switch`) bucket if it holds a tick, then enter
+    /// `next` state.
+    fn vtime_hook(&mut self, c: u32, pid: i32, user: bool, next: VtimeState) {
+        if pid == 0 {
+            return;
+        }
+        let tick = self.tick_nsec;
+        let cost = self.trace_cost.estimate();
+        let st = self.cpus.get_mut(&c).expect("cpu");
+        let t = self.tasks.entry(pid).or_default();
+        for (i, m) in t.vt.iter_mut().enumerate() {
+            let mut delta = std::mem::take(&mut m.open);
+            if user {
+                // The trace's user interval holds the commit of `user_enter` before
+                // vtime_user_enter() reads the clock and vtime_user_exit() before `user_exit`'s
+                // timestamp: that much of it is the kernel's system time.
+                let b = (cost * BIAS_MULT[i]).min(delta);
+                delta -= b;
+                m.open = b;
+            }
+            let bucket = if user {
+                &mut m.vt.vtime.utime
+            } else {
+                &mut m.vt.vtime.stime
+            };
+            if let Some(x) = vtime_accumulate(bucket, delta, tick) {
+                if user {
+                    m.vt.utime += x;
+                } else {
+                    m.vt.stime += x;
+                }
+                if i == 0 {
+                    if user {
+                        st.r.stat_user_ns += x;
+                    } else {
+                        st.r.stat_system_ns += x;
+                    }
+                }
+            }
+            m.vt.vtime.state = next;
+        }
+    }
+
+    /// What a tick would charge now on untracked CPU `c`, for the IRQ just entered (its line's
+    /// latency flags in `flags`).
+    fn tick_sample(&self, c: u32, ts: u64, flags: Option<Flags>) -> (Option<i32>, Sample) {
+        let st = &self.cpus[&c];
+        let p = st.cur;
+        // A preempt count in the interrupted context: it was kernel code, whatever we inferred.
+        if p != Some(0) && flags.is_some_and(|f| f.preempt_depth() > 0) {
+            return (p, Sample::System);
+        }
+        let sample = match p {
+            // account_process_tick(): idle unless the tick interrupted a softirq on it
+            Some(0) => {
+                if st.irq_saved == Mode::Kernel && st.softirq_depth > 0 {
+                    Sample::System
+                } else {
+                    Sample::Idle
+                }
+            }
+            _ => match (st.fault_at, st.irq_saved) {
+                // Inside a page fault's window: ticks land in long intervals more often than
+                // in short ones, and a fault's handler is the long part of the window under
+                // any fault-heavy load; guess the kernel unless the fault began longer ago
+                // than the longest recent fault-to-fault gap.
+                (Some(f), _) => Sample::Ambiguous {
+                    guess_user: ts.saturating_sub(f) > st.fault_len_bound(),
+                },
+                (None, Mode::User) => match st.user_since {
+                    // Within the exit path's reach of the window's start (IRQ time excluded).
+                    Some(t0)
+                        if ts
+                            .saturating_sub(t0)
+                            .saturating_sub(st.irq_time - st.user_since_irq)
+                            < self.min_user_gap =>
+                    {
+                        Sample::Ambiguous { guess_user: false }
+                    }
+                    _ => Sample::User,
+                },
+                (None, Mode::Kernel) => Sample::System,
+                (None, Mode::Unknown) => Sample::Ambiguous { guess_user: false },
+            },
+        };
+        (p, sample)
+    }
+
+    /// A tick sample taken: a user one waits until its window closes (it may sit on the
+    /// closing kernel edge); others are charged now.
+    fn settle_tick(&mut self, c: u32, p: Option<i32>, sample: Sample) {
+        let st = self.cpus.get_mut(&c).expect("cpu");
+        match (sample, p) {
+            (Sample::User, Some(p)) if st.user_since.is_some() => {
+                if st.candidates.len() >= 16 {
+                    // Ticks are far apart: the oldest is clear of any edge.
+                    let (_, _, q) = st.candidates.remove(0);
+                    self.commit_tick(c, Some(q), Sample::User);
+                }
+                let st = self.cpus.get_mut(&c).expect("cpu");
+                // The tick's own IRQ time counts from its entry: `irq_time` then.
+                let (ts, irq) = st.tick_entry;
+                st.candidates.push((ts, irq, p));
+            }
+            _ => self.commit_tick(c, p, sample),
+        }
+    }
+
+    /// Charges a tick sample (`account_user_time` / `account_system_time` / idle).
+    fn commit_tick(&mut self, c: u32, p: Option<i32>, sample: Sample) {
+        let tick = self.tick_nsec;
+        let st = self.cpus.get_mut(&c).expect("cpu");
+        st.r.tick_samples += 1;
+        let user = match sample {
+            Sample::User => true,
+            Sample::System => false,
+            Sample::Idle => return,
+            Sample::Ambiguous { guess_user } => {
+                st.r.tick_ambiguous += 1;
+                guess_user
+            }
+        };
+        if user {
+            st.r.stat_user_ns += tick;
+        } else {
+            st.r.stat_system_ns += tick;
+        }
+        let Some(p) = p.filter(|&p| p != 0) else {
+            return;
+        };
+        let t = self.tasks.entry(p).or_default();
+        if user {
+            t.tick_user += 1;
+        } else {
+            t.tick_sys += 1;
+        }
+        if let Sample::Ambiguous { guess_user } = sample {
+            t.tick_ambiguous += 1;
+            t.tick_guessed_user += u64::from(guess_user);
+        }
+    }
+
+    /// Untracked CPU `c`'s user window closes at `end` (`None`: the task left it through an
+    /// interrupt, e.g. preempted at IRQ exit, so nothing is near its end): user samples within
+    /// `min_user_gap` of `end` may have hit the entry path and become ambiguous.
+    fn close_user_window(&mut self, c: u32, end: Option<u64>) {
+        let gap = self.min_user_gap;
+        let st = self.cpus.get_mut(&c).expect("cpu");
+        let cands = std::mem::take(&mut st.candidates);
+        let irq_now = st.irq_time;
+        for &(t, irq_at, p) in &cands {
+            let near =
+                end.is_some_and(|e| e.saturating_sub(t).saturating_sub(irq_now - irq_at) < gap);
+            let sample = if near {
+                Sample::Ambiguous { guess_user: false }
+            } else {
+                Sample::User
+            };
+            self.commit_tick(c, Some(p), sample);
+        }
+        let st = self.cpus.get_mut(&c).expect("cpu");
+        st.candidates = cands;
+        st.candidates.clear();
+        st.user_since = None;
     }
 
     fn event(&mut self, n: u64, l: &Line<'_>) {
@@ -419,6 +910,15 @@ impl Replayer {
             .entry(c)
             .or_insert_with(|| Cpu::new(c, declared.unwrap_or(false)));
         self.advance(n, c, l.ts_ns);
+        {
+            let st = self.cpus.get_mut(&c).expect("cpu");
+            if let Some(t0) = st.after_user_exit.take() {
+                self.trace_cost.push(l.ts_ns.saturating_sub(t0));
+            }
+            if l.event == "user_exit" {
+                st.after_user_exit = Some(l.ts_ns);
+            }
+        }
         // Who runs: the line's task, unless a sched_switch said otherwise.
         {
             let st = self.cpus.get_mut(&c).expect("cpu");
@@ -441,6 +941,9 @@ impl Replayer {
         }
         if l.pid != 0 {
             let t = self.tasks.entry(l.pid).or_default();
+            if l.tgid.is_some_and(|g| g > 0) {
+                t.tgid = l.tgid;
+            }
             if t.comm.is_empty() || t.comm != l.comm && !l.comm.starts_with('<') {
                 t.comm = l.comm.to_string();
             }
@@ -466,6 +969,13 @@ impl Replayer {
                 } else {
                     st.r.user_exit += 1;
                     st.mode = Mode::Kernel;
+                }
+                if let Some(p) = st.cur {
+                    if enter {
+                        self.vtime_hook(c, p, false, VtimeState::User);
+                    } else {
+                        self.vtime_hook(c, p, true, VtimeState::Sys);
+                    }
                 }
                 let want_prev = if enter { Mode::Kernel } else { Mode::User };
                 // A task's first event after being switched in is Kernel by construction, so
@@ -513,6 +1023,14 @@ impl Replayer {
                 if enter && l.pid != 0 {
                     self.tasks.entry(l.pid).or_default().syscalls += 1;
                 }
+                // `wait4()` (x86-64 NR 61) returning a pid: that child is reaped.
+                if !enter && l.fields.starts_with("NR 61 = ") {
+                    if let Ok(child) = l.fields["NR 61 = ".len()..].trim().parse::<i32>() {
+                        if child > 0 {
+                            self.tasks.entry(child).or_default().reaped = true;
+                        }
+                    }
+                }
                 let st = self.cpus.get_mut(&c).expect("cpu");
                 if tracked {
                     if mode == Mode::User {
@@ -524,12 +1042,26 @@ impl Replayer {
                         );
                     }
                 } else if enter {
+                    if let Some(t0) = st.user_since {
+                        let gap = l
+                            .ts_ns
+                            .saturating_sub(t0)
+                            .saturating_sub(st.irq_time - st.user_since_irq);
+                        self.min_user_gap = self.min_user_gap.min(gap);
+                    }
                     st.mode = Mode::Kernel;
                     st.inferred = true;
+                    st.fault_at = None;
+                    st.last_fault = None;
+                    self.close_user_window(c, Some(l.ts_ns));
                 } else {
                     // Untracked: back to user mode right after (the exit work is not visible).
                     st.mode = Mode::User;
                     st.inferred = true;
+                    st.fault_at = None;
+                    st.last_fault = None;
+                    st.user_since = Some(l.ts_ns);
+                    st.user_since_irq = st.irq_time;
                 }
             }
             "page_fault_user" => {
@@ -546,19 +1078,66 @@ impl Replayer {
                     // Untracked: the fault handler runs now; its end is not logged.
                     st.mode = Mode::Kernel;
                     st.inferred = true;
+                    st.fault_at = Some(l.ts_ns);
+                    if let Some(prev) = st.last_fault.replace(l.ts_ns) {
+                        st.fault_gaps[st.fault_gap_n % FAULT_GAPS] = l.ts_ns.saturating_sub(prev);
+                        st.fault_gap_n += 1;
+                    }
+                    self.close_user_window(c, Some(l.ts_ns));
                 }
             }
             "sched_switch" => {
                 st.r.switches += 1;
                 let mode = st.mode;
                 let depth = st.irq_depth;
-                let next = field(l.fields, "next_pid=").and_then(|x| x.parse::<i32>().ok());
-                let next_comm = between(l.fields, "next_comm=", " next_pid=");
-                let prev_state = field(l.fields, "prev_state=");
+                let (next, next_comm, prev_state) = switch_fields(l.fields);
+                let prev = st.cur.unwrap_or(l.pid);
+                if !tracked {
+                    self.close_user_window(c, None);
+                }
+                let st = self.cpus.get_mut(&c).expect("cpu");
+                // Untracked: where the task goes back to when it runs again (a fault's window
+                // stays open as Kernel; the tick sample logic treats it as ambiguous).
+                let resume = if st.fault_at.is_some() {
+                    Mode::Kernel
+                } else {
+                    mode
+                };
                 st.cur = next;
-                st.mode = Mode::Kernel;
                 st.inferred = false;
                 st.irq_depth = 0;
+                st.softirq_depth = 0;
+                st.fault_at = None;
+                st.last_fault = None;
+                st.pending_tick = None;
+                if tracked {
+                    // vtime_task_switch(prev): flush its system bucket, INACTIVE; next: SYS
+                    self.vtime_hook(c, prev, false, VtimeState::Inactive);
+                    if let Some(p) = next.filter(|&p| p != 0) {
+                        let t = self.tasks.entry(p).or_default();
+                        for m in &mut t.vt {
+                            m.vt.vtime.state = VtimeState::Sys;
+                            m.open = 0;
+                        }
+                    }
+                } else if prev != 0 {
+                    self.tasks.entry(prev).or_default().resume = Some(resume);
+                }
+                let back = match next {
+                    Some(p) if !tracked && p != 0 => self
+                        .tasks
+                        .get(&p)
+                        .and_then(|t| t.resume)
+                        .unwrap_or(Mode::Kernel),
+                    _ => Mode::Kernel,
+                };
+                let st = self.cpus.get_mut(&c).expect("cpu");
+                st.mode = back;
+                st.inferred = back != Mode::Kernel;
+                if back == Mode::User {
+                    st.user_since = Some(l.ts_ns);
+                    st.user_since_irq = st.irq_time;
+                }
                 if tracked && mode == Mode::User {
                     self.violation(
                         "sched_switch_in_user",
@@ -591,11 +1170,22 @@ impl Replayer {
                 }
             }
             "sched_wakeup_new" => {
-                if let Some(child) = field(l.fields, "pid=").and_then(|x| x.parse::<i32>().ok()) {
-                    let name = between(l.fields, "comm=", " pid=")
-                        .unwrap_or("")
-                        .to_string();
+                if let Some((name, child)) = wakeup_fields(l.fields) {
+                    let name = name.to_string();
+                    // copy_process() zeroes utime/stime but not the vtime buckets that
+                    // dup_task_struct() copied: the child starts with its parent's sub-tick
+                    // pending time (as of the parent's last vtime hook).
+                    let inherited = self.tasks.get(&l.pid).map(|p| p.vt.clone());
                     let t = self.tasks.entry(child).or_default();
+                    if let Some(v) = inherited {
+                        if t.parent.is_none() {
+                            for (m, p) in t.vt.iter_mut().zip(v.iter()) {
+                                m.vt.vtime.utime = p.vt.vtime.utime;
+                                m.vt.vtime.stime = p.vt.vtime.stime;
+                                m.vt.vtime.gtime = p.vt.vtime.gtime;
+                            }
+                        }
+                    }
                     t.parent = Some(l.pid);
                     if t.comm.is_empty() {
                         t.comm = name;
@@ -614,10 +1204,42 @@ impl Replayer {
                     st.r.tick_stopped_ns += now - s;
                 }
             }
+            "softirq_entry" => {
+                if st.irq_depth == 0 {
+                    if st.softirq_depth == 0 {
+                        st.softirq_saved = st.mode;
+                    }
+                    st.softirq_depth += 1;
+                }
+            }
+            "softirq_exit" => {
+                if st.irq_depth == 0 && st.softirq_depth > 0 {
+                    st.softirq_depth -= 1;
+                    if st.softirq_depth == 0 {
+                        st.mode = st.softirq_saved;
+                    }
+                }
+            }
+            "hrtimer_expire_entry" => {
+                self.saw_hrtimer = true;
+                // trace-cmd prints `%ps` as `tick_sched_timer/0x0`
+                let f =
+                    field(l.fields, "function=").map(|f| f.split(['/', '+']).next().unwrap_or(f));
+                if matches!(f, Some("tick_sched_timer" | "tick_nohz_handler")) {
+                    if let Some((p, sample)) = st.pending_tick.take() {
+                        self.settle_tick(c, p, sample);
+                    }
+                }
+            }
             ev if ev.ends_with("_entry") && is_irq_entry(ev) => {
                 let from_user = st.irq_depth == 0 && st.mode == Mode::User;
                 if st.irq_depth == 0 {
-                    st.irq_saved = st.mode;
+                    // A softirq interrupted counts as kernel mode.
+                    st.irq_saved = if st.softirq_depth > 0 {
+                        Mode::Kernel
+                    } else {
+                        st.mode
+                    };
                 }
                 st.irq_depth += 1;
                 if ev == "local_timer_entry" {
@@ -626,15 +1248,15 @@ impl Replayer {
                         st.r.tick_stopped_ns += l.ts_ns - s;
                     }
                     if !tracked && st.irq_depth == 1 {
-                        if let Some(p) = st.cur.filter(|&p| p != 0) {
-                            let mode = st.irq_saved;
-                            let t = self.tasks.entry(p).or_default();
-                            match mode {
-                                Mode::User => t.tick_user += 1,
-                                Mode::Kernel => t.tick_sys += 1,
-                                Mode::Unknown => {}
-                            }
+                        st.tick_entry = (l.ts_ns, st.irq_time);
+                        let (p, sample) = self.tick_sample(c, l.ts_ns, l.flags);
+                        let st = self.cpus.get_mut(&c).expect("cpu");
+                        if sample == (Sample::Ambiguous { guess_user: true }) {
+                            // The fault has ended: from here on the task is in user mode.
+                            st.fault_at = None;
+                            st.irq_saved = Mode::User;
                         }
+                        st.pending_tick = Some((p, sample));
                     }
                 } else {
                     st.r.irqs += 1;
@@ -657,7 +1279,19 @@ impl Replayer {
                 } else {
                     st.irq_depth -= 1;
                     if st.irq_depth == 0 {
-                        st.mode = st.irq_saved;
+                        st.mode = if st.softirq_depth > 0 {
+                            Mode::Kernel
+                        } else {
+                            st.irq_saved
+                        };
+                        if ev == "local_timer_exit" {
+                            // No hrtimer events in this trace: every local timer IRQ is a tick.
+                            if let Some((p, sample)) = st.pending_tick.take() {
+                                if !self.saw_hrtimer {
+                                    self.settle_tick(c, p, sample);
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -670,24 +1304,72 @@ impl Replayer {
         if let Some(sc) = self.shapes.take() {
             self.report.shapes = sc.shapes();
         }
-        let tick_ns = 1_000_000_000 / u64::from(self.opts.hz.max(1));
+        let tick_ns = self.tick_nsec;
+        let cpus: Vec<u32> = self.cpus.keys().copied().collect();
+        for c in cpus {
+            self.close_user_window(c, None);
+        }
         for st in self.cpus.values_mut() {
             if let Some(s) = st.stopped_since.take() {
                 st.r.tick_stopped_ns += st.last_ts.saturating_sub(s);
             }
             self.report.cpus.push(st.r.clone());
         }
+        // Without recorded tgids: a task that exited, was never reaped, and whose creator is
+        // known was a thread of its creator (threads are not waited for).
+        let mut tgid: BTreeMap<i32, i32> = BTreeMap::new();
+        for (&pid, t) in &self.tasks {
+            let g = match (t.tgid, t.parent) {
+                (Some(g), _) => g,
+                (None, Some(p)) if t.exited && !t.reaped => p,
+                _ => pid,
+            };
+            tgid.insert(pid, g);
+        }
+        for _ in 0..8 {
+            // a thread's creator may itself be a thread
+            let snapshot = tgid.clone();
+            for g in tgid.values_mut() {
+                if let Some(&h) = snapshot.get(g) {
+                    *g = h;
+                }
+            }
+        }
         for (&pid, t) in &self.tasks {
             if pid == 0 {
                 continue;
             }
-            let rtime = t.user_ns + t.sys_ns;
-            let u = t.vt_user + t.tick_user * tick_ns;
-            let s = t.vt_sys + t.tick_sys * tick_ns;
+            let rtime = t.user_ns + t.sys_ns + t.unknown_ns;
+            // task_cputime(): flushed vtime plus what is pending in the state it runs in now
+            // (nothing for a task that sleeps or has exited); the clock is where it stopped.
+            let read = |m: &VtModel| {
+                let mut vt = m.vt.clone();
+                vt.vtime.starttime = 0;
+                task_cputime(&vt, m.open).unwrap_or((vt.utime, vt.stime))
+            };
+            let (vu, vs) = read(&t.vt[0]);
+            let u = vu + t.tick_user * tick_ns;
+            let s = vs + t.tick_sys * tick_ns;
             let (utime, stime) = cputime_adjust(u, s, rtime);
+            // Bounds: every ambiguous sample the other way, and the tracing cost at 0 / 2x.
+            let guessed_user = t.tick_guessed_user * tick_ns;
+            let guessed_sys = (t.tick_ambiguous - t.tick_guessed_user) * tick_ns;
+            let (vu_hi, vs_hi) = read(&t.vt[1]);
+            let (vu_lo, vs_lo) = read(&t.vt[2]);
+            let tu = t.tick_user * tick_ns;
+            let ts_ = t.tick_sys * tick_ns;
+            let sample_lo = (vu_lo + tu - guessed_user, vs_lo + ts_ + guessed_user);
+            let sample_hi = (vu_hi + tu + guessed_sys, vs_hi + ts_ - guessed_sys);
+            let lo = cputime_adjust(sample_lo.0, sample_lo.1, rtime).0;
+            let hi = cputime_adjust(sample_hi.0, sample_hi.1, rtime).0;
             self.report.tasks.push(TaskReport {
                 pid,
                 comm: t.comm.clone(),
+                tgid: tgid[&pid],
+                sample_utime_ns: u,
+                sample_stime_ns: s,
+                sample_lo_ns: sample_lo,
+                sample_hi_ns: sample_hi,
                 parent: t.parent,
                 user_ns: t.user_ns,
                 sys_ns: t.sys_ns,
@@ -697,15 +1379,52 @@ impl Replayer {
                 syscalls: t.syscalls,
                 tick_user: t.tick_user,
                 tick_sys: t.tick_sys,
+                tick_ambiguous: t.tick_ambiguous,
+                vtime_utime_ns: t.vt[0].vt.utime,
+                vtime_stime_ns: t.vt[0].vt.stime,
+                utime_bounds_ns: (lo.min(utime), hi.max(utime)),
                 exited: t.exited,
-                exact: self
-                    .cpus
-                    .values()
-                    .all(|st| st.r.tracked || t.cpus & (1u128 << st.r.cpu.min(127)) == 0),
+                reaped: t.reaped,
+                // Exact to the kernel's own granularity: nothing ambiguous, and the tracing
+                // cost moves it by less than a tick either way.
+                exact: t.tick_ambiguous == 0 && hi.max(utime) - lo.min(utime) < tick_ns,
             });
         }
         self.report
     }
+}
+
+/// `sched_switch`'s (next pid, next comm, prev_state) as the kernel prints it
+/// (`prev_comm=a prev_pid=1 prev_prio=120 prev_state=S ==> next_comm=b next_pid=2 next_prio=120`)
+/// or as trace-cmd's sched plugin does (`a:1 [120] S ==> b:2 [120]`).
+pub fn switch_fields(f: &str) -> (Option<i32>, Option<&str>, Option<&str>) {
+    if let Some(p) = field(f, "next_pid=") {
+        return (
+            p.parse().ok(),
+            between(f, "next_comm=", " next_pid="),
+            field(f, "prev_state="),
+        );
+    }
+    let Some((prev, next)) = f.split_once(" ==> ") else {
+        return (None, None, None);
+    };
+    let state = prev.rsplit_once("] ").map(|(_, s)| s.trim());
+    let who = next.split(" [").next().unwrap_or(next);
+    match who.rsplit_once(':') {
+        Some((comm, pid)) => (pid.parse().ok(), Some(comm), state),
+        None => (None, None, state),
+    }
+}
+
+/// `sched_wakeup(_new)`'s (comm, pid): kernel `comm=a pid=1 prio=120 target_cpu=003`, or
+/// trace-cmd's `a:1 [120] CPU:003`.
+pub fn wakeup_fields(f: &str) -> Option<(&str, i32)> {
+    if let Some(p) = field(f, "pid=") {
+        return Some((between(f, "comm=", " pid=").unwrap_or(""), p.parse().ok()?));
+    }
+    let who = f.split(" [").next()?;
+    let (comm, pid) = who.rsplit_once(':')?;
+    Some((comm, pid.parse().ok()?))
 }
 
 /// IRQ-class entry events: `irq_vectors:*_entry` and `irq:irq_handler_entry`.
@@ -741,6 +1460,120 @@ fn find_key(fields: &str, key: &str) -> Option<usize> {
         from = at + 1;
     }
     None
+}
+
+/// Replays the file at `path`: ftrace or `trace-cmd report` text (plain or gzip), or
+/// trace-cmd's binary `trace.dat` (plain or gzip; a gzip'd one is unpacked to a temporary file
+/// first, since the reader needs random access). `-` reads text from stdin.
+pub fn replay_path(path: &std::path::Path, opts: Options) -> Result<Report, ReplayError> {
+    let name = path.display().to_string();
+    let io = |e: std::io::Error| ReplayError {
+        file: name.clone(),
+        line: 0,
+        msg: format!("cannot read: {e}"),
+    };
+    if path.as_os_str() == "-" {
+        return replay_reader("-", std::io::stdin().lock(), opts);
+    }
+    let mut head = [0u8; 10];
+    let n = {
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        read_head(&mut f, &mut head).map_err(io)?
+    };
+    if crate::dat::is_dat(&head[..n]) {
+        return replay_dat(&name, path, opts);
+    }
+    if head[..n].starts_with(&[0x1f, 0x8b]) {
+        let f = std::fs::File::open(path).map_err(io)?;
+        let mut gz = flate2::read::MultiGzDecoder::new(f);
+        let mut inner = [0u8; 10];
+        let m = read_head(&mut gz, &mut inner).unwrap_or(0);
+        if crate::dat::is_dat(&inner[..m]) {
+            let tmp = TempFile::new().map_err(io)?;
+            {
+                let mut out = std::fs::File::create(&tmp.0).map_err(io)?;
+                std::io::Write::write_all(&mut out, &inner[..m]).map_err(io)?;
+                std::io::copy(&mut gz, &mut out).map_err(|e| ReplayError {
+                    file: name.clone(),
+                    line: 0,
+                    msg: format!("cannot decompress (truncated or corrupt gzip?): {e}"),
+                })?;
+            }
+            return replay_dat(&name, &tmp.0, opts);
+        }
+    }
+    let f = std::fs::File::open(path).map_err(io)?;
+    replay_reader(&name, f, opts)
+}
+
+/// Is the file at `path` a `trace.dat` (plain or gzip-compressed)?
+pub fn is_dat_path(path: &std::path::Path) -> bool {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut head = [0u8; 10];
+    let n = read_head(&mut f, &mut head).unwrap_or(0);
+    if crate::dat::is_dat(&head[..n]) {
+        return true;
+    }
+    if !head[..n].starts_with(&[0x1f, 0x8b]) {
+        return false;
+    }
+    let Ok(f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut gz = flate2::read::MultiGzDecoder::new(f);
+    let m = read_head(&mut gz, &mut head).unwrap_or(0);
+    crate::dat::is_dat(&head[..m])
+}
+
+fn read_head(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// A temporary file removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new() -> std::io::Result<TempFile> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("ctxtrack-{}-{k}.dat", std::process::id()));
+        std::fs::File::create(&p)?;
+        Ok(TempFile(p))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Replays a `trace.dat`: errors name the byte offset (`line` is 0, the message says
+/// `byte N`); violations and warnings name the record number.
+fn replay_dat(name: &str, path: &std::path::Path, opts: Options) -> Result<Report, ReplayError> {
+    let mut rep = Replayer::new(opts);
+    crate::dat::for_each_line(path, |n, item| {
+        match item {
+            crate::dat::Item::Event(l) => rep.feed_line(n, &l),
+            crate::dat::Item::Lost { cpu, count } => rep.lost(n, Some(cpu), count),
+        }
+        Ok(())
+    })
+    .map_err(|e| ReplayError {
+        file: name.into(),
+        line: 0,
+        msg: e.to_string(),
+    })?;
+    Ok(rep.finish())
 }
 
 /// Replays `input` (plain or gzip text; `name` is used in errors).
