@@ -47,6 +47,76 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// trace.dat replay throughput against text replay of the same events, in one run: MB of
+    /// text equivalent per second (the events rendered in ftrace's layout), and the ratio.
+    /// Default input: the repository's capture of socket messaging on a nohz_full CPU.
+    Dat {
+        /// A trace.dat to measure instead.
+        file: Option<std::path::PathBuf>,
+        /// Repetitions (the best time of each is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+    },
+}
+
+/// `bench dat`: the binary reader and the text parser on the same events, back to back.
+fn bench_dat(file: Option<&std::path::Path>, repeat: u32) -> Result<ExitCode, String> {
+    let default = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../traces/linux-6.1/workloads/nohz-messaging-socket-cpu3.v7.dat"
+    ));
+    let path = file.unwrap_or(&default);
+    let name = path.display().to_string();
+    // The text equivalent: every record in ftrace's own layout (not timed).
+    let mut text = String::new();
+    let mut line = String::new();
+    ctxtrack_trace::source::visit_path(path, |_, item| {
+        if let ctxtrack_trace::source::Item::Event(l) = item {
+            line.clear();
+            ctxtrack_trace::line::format_line(&l, &mut line);
+            text.push_str(&line);
+            text.push('\n');
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    let mb = text.len() as f64 / 1e6;
+    let (mut best_dat, mut best_text) = (f64::MAX, f64::MAX);
+    let mut events = (0, 0);
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        let r = ctxtrack_trace::replay::replay_path(path, ctxtrack_trace::Options::default())
+            .map_err(|e| e.to_string())?;
+        best_dat = best_dat.min(t.elapsed().as_secs_f64());
+        events.0 = r.events;
+        let t = Instant::now();
+        let r = ctxtrack_trace::replay_reader(
+            &name,
+            text.as_bytes(),
+            ctxtrack_trace::Options::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        best_text = best_text.min(t.elapsed().as_secs_f64());
+        events.1 = r.events;
+    }
+    if events.0 != events.1 {
+        return Err(format!(
+            "{name}: {} events from the binary, {} from its text",
+            events.0, events.1
+        ));
+    }
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    println!(
+        "trace.dat {name}: {size:.1} MB on disk = {mb:.1} MB of text, {} events",
+        events.0
+    );
+    println!(
+        "  binary: {best_dat:.3} s = {:.0} MB text-equivalent/s; text: {best_text:.3} s = {:.0} MB/s (best of {repeat}); binary/text = {:.2}x (target: >= 1)",
+        mb / best_dat,
+        mb / best_text,
+        best_text / best_dat
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The text to replay: a file, or the simulator's trace of the default messaging run.
@@ -152,6 +222,7 @@ pub(crate) fn run(cmd: &BenchCmd) -> Result<ExitCode, String> {
     match cmd {
         BenchCmd::Host { iters, rounds } => bench_host(*iters, *rounds),
         BenchCmd::Kernel { timeout } => crate::kernel::bench(*timeout),
+        BenchCmd::Dat { file, repeat } => bench_dat(file.as_deref(), *repeat),
         BenchCmd::Replay { file, repeat } => {
             let (name, text) = replay_input(file.as_deref())?;
             let mut best = f64::MAX;

@@ -5,6 +5,7 @@ mod bench;
 mod check;
 mod compare;
 mod kernel;
+mod noise;
 mod progress;
 mod replay;
 
@@ -177,6 +178,30 @@ enum Cmd {
         /// No progress display.
         #[arg(long)]
         quiet: bool,
+    },
+    /// What disturbed each isolated CPU: every interruption of user mode in a trace (ftrace or
+    /// trace-cmd report text, plain or gzip, or trace.dat), by cause (tick and the tick_stop
+    /// dependency that kept it, each IPI vector and its sender, device IRQs, softirqs, page
+    /// faults, NMIs; the task's own syscalls apart), net of nested ones as osnoise counts them,
+    /// with the longest, a histogram, and the IPIs CT_WORK would have deferred.
+    Noise {
+        /// The trace file (`-`: standard input).
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// CPUs to report (default: the nohz_full ones, those that log user_enter/user_exit).
+        #[arg(long, value_name = "LIST")]
+        cpus: Option<String>,
+        /// How many of the longest interruptions to list per CPU.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Also draw the interruptions over time, per CPU, as SVG.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Also write the trace as Chrome/Perfetto JSON with the interruptions marked.
+        #[arg(long = "chrome-trace", value_name = "FILE")]
+        chrome_trace: Option<PathBuf>,
     },
     /// Boot the bare-metal kernel (kernel/) under QEMU TCG with a CPU count, a nohz_full set and
     /// a workload; print its log and per-CPU summary, then replay the ftrace it dumps. Needs
@@ -679,6 +704,21 @@ fn main() -> ExitCode {
             trace: trace.as_deref(),
             chrome: chrome_trace.as_deref(),
             quiet: *quiet,
+        }),
+        Cmd::Noise {
+            file,
+            json,
+            cpus,
+            top,
+            svg,
+            chrome_trace,
+        } => noise::run(noise::Args {
+            file,
+            json: *json,
+            cpus: cpus.as_deref(),
+            top: *top,
+            svg: svg.as_deref(),
+            chrome: chrome_trace.as_deref(),
         }),
         Cmd::Replay {
             file,

@@ -73,7 +73,7 @@ pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
             pb: pb.clone(),
         };
         replay_reader("<stdin>", input, opts)
-    } else if ctxtrack_trace::replay::is_dat_path(a.file) {
+    } else if ctxtrack_trace::source::is_dat_path(a.file) {
         ctxtrack_trace::replay::replay_path(a.file, opts)
     } else {
         let f = std::fs::File::open(a.file).map_err(|e| format!("{name}: {e}"))?;
@@ -91,7 +91,7 @@ pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
     pb.finish();
     let report = report.map_err(|e| e.to_string())?;
     if let Some(p) = a.chrome {
-        write_chrome(a.file, p)?;
+        write_chrome(a.file, p, &[])?;
     }
     if a.json {
         let mut v = serde_json::to_value(&report).expect("report serializes");
@@ -111,39 +111,35 @@ pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
 }
 
 /// Second pass for the Chrome JSON (the replay pass stays allocation-light).
-fn write_chrome(input: &Path, out: &Path) -> Result<(), String> {
-    use ctxtrack_trace::line::{parse_line, Parsed};
-    use std::io::{BufRead, Read};
+/// Writes the trace at `input` (text or trace.dat) as Chrome/Perfetto JSON to `out`, with the
+/// noise report's interruptions marked on their own tracks when given.
+pub(crate) fn write_chrome(
+    input: &Path,
+    out: &Path,
+    marks: &[(u32, u64, u64, String)],
+) -> Result<(), String> {
     let name = input.display().to_string();
     if name == "-" {
         return Err(
             "--chrome-trace needs a file, not standard input (it reads the trace twice)".into(),
         );
     }
-    let f = std::fs::File::open(input).map_err(|e| format!("{name}: {e}"))?;
-    let mut r = std::io::BufReader::new(f);
-    let gz = r
-        .fill_buf()
-        .map_err(|e| format!("{name}: {e}"))?
-        .starts_with(&[0x1f, 0x8b]);
-    let r: Box<dyn Read> = if gz {
-        Box::new(flate2::bufread::MultiGzDecoder::new(r))
-    } else {
-        Box::new(r)
-    };
-    let r = std::io::BufReader::new(r);
     let o =
         std::fs::File::create(out).map_err(|e| format!("--chrome-trace {}: {e}", out.display()))?;
     let mut w = ctxtrack_trace::chrome::ChromeWriter::new(std::io::BufWriter::new(o));
-    for line in r.lines() {
-        let line = line.map_err(|e| format!("{name}: {e}"))?;
-        if let Ok(Parsed::Event(l)) = parse_line(&line) {
+    ctxtrack_trace::source::visit_path(input, |_, item| {
+        if let ctxtrack_trace::source::Item::Event(l) = item {
             w.line(&l);
         }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+    for (cpu, ts, dur, cause) in marks {
+        w.noise_mark(*cpu, *ts, *dur, cause);
     }
     w.finish()
-        .map_err(|e| format!("--chrome-trace {}: {e}", out.display()))?;
-    Ok(())
+        .map(|_| ())
+        .map_err(|e| format!("--chrome-trace {}: {e}", out.display()))
 }
 
 /// The text report.

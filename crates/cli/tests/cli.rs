@@ -445,6 +445,77 @@ fn replay_errors_name_file_and_line() {
     assert!(stderr(&o).contains("/nonexistent/trace.txt"));
 }
 
+fn workload(name: &str) -> String {
+    format!(
+        "{}/../../traces/linux-6.1/workloads/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// `noise` on a real capture: the TLB-shootdown IPIs a thread on CPU 0 sends to a spinner on
+/// nohz_full CPU 3 are named, counted as CT_WORK-deferrable, charted and marked for Perfetto.
+#[test]
+fn noise_names_the_ipis_that_hit_an_isolated_cpu() {
+    let dir = scratch_dir("noise");
+    let svg = dir.join("n.svg");
+    let json = dir.join("n.json");
+    let f = workload("nohz-tlb-ipis-cpu3.trace.txt.gz");
+    let o = ctxtrack(&[
+        "noise",
+        &f,
+        "--svg",
+        svg.to_str().unwrap(),
+        "--chrome-trace",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("CPU 3 (nohz_full)"), "{out}");
+    assert!(out.contains("IPI call_function"), "{out}");
+    assert!(out.contains("CT_WORK:"), "{out}");
+    assert!(out.contains("longest:"), "{out}");
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        s.starts_with("<svg") && s.contains("CPU 3"),
+        "{}",
+        &s[..s.len().min(200)]
+    );
+    let stats = ctxtrack_trace::chrome::validate(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        stats
+            .names
+            .iter()
+            .any(|n| n.starts_with("IPI call_function")),
+        "{stats:?}"
+    );
+    let o = ctxtrack(&["noise", &f, "--json", "--cpus", "0,3"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let cpus = v["cpus"].as_array().unwrap();
+    assert_eq!(cpus.len(), 2);
+    let c3 = cpus.iter().find(|c| c["cpu"] == 3).unwrap();
+    assert!(c3["ct_work_deferrable"].as_u64().unwrap() > 20, "{c3}");
+}
+
+/// `replay` and `noise` read trace.dat; a broken one is an error naming the byte offset.
+#[test]
+fn trace_dat_in_and_errors_with_offsets() {
+    let f = workload("nohz-tlb-ipis-cpu3.v7.dat");
+    let o = ctxtrack(&["replay", &f, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["events"].as_u64().unwrap() > 2000);
+    let o = ctxtrack(&["noise", &f]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = scratch_dir("dat-bad");
+    let bytes = std::fs::read(&f).unwrap();
+    let p = dir.join("cut.dat");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let o = ctxtrack(&["replay", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("cut.dat") && e.contains("byte "), "{e}");
+}
+
 /// `bench host` prints every loop and the goal ratios (a benchmark: nothing here asserts a speed),
 /// and rejects options it cannot use.
 #[test]

@@ -64,6 +64,8 @@ pub struct ChromeWriter<W: Write> {
     /// Nested slices of switched-out tasks, reopened when they run again.
     parked: BTreeMap<i32, Vec<Open>>,
     error: Option<std::io::Error>,
+    /// CPUs whose noise track is named.
+    noise_tracks: std::collections::BTreeSet<u32>,
     /// Events written.
     pub events: u64,
 }
@@ -94,6 +96,7 @@ impl<W: Write> ChromeWriter<W> {
             tracks: BTreeMap::new(),
             parked: BTreeMap::new(),
             error: None,
+            noise_tracks: Default::default(),
             events: 0,
         };
         w.raw("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
@@ -208,6 +211,29 @@ impl<W: Write> ChromeWriter<W> {
             r#"{{"ph":"i","s":"t","pid":1,"tid":{cpu},"ts":{},"name":"{}","args":{{{args}}}}}"#,
             us(ts),
             esc(name)
+        ));
+    }
+
+    /// An interruption of user mode found by the noise report: a complete slice on the CPU's
+    /// own "noise" track (process 2), named by its cause.
+    pub fn noise_mark(&mut self, cpu: u32, ts: u64, dur: u64, cause: &str) {
+        if !self.noise_tracks.contains(&cpu) {
+            if self.noise_tracks.is_empty() {
+                self.emit(
+                    r#"{"ph":"M","pid":2,"name":"process_name","args":{"name":"noise (interruptions of user mode)"}}"#
+                        .into(),
+                );
+            }
+            self.noise_tracks.insert(cpu);
+            self.emit(format!(
+                r#"{{"ph":"M","pid":2,"tid":{cpu},"name":"thread_name","args":{{"name":"noise CPU {cpu}"}}}}"#
+            ));
+        }
+        self.emit(format!(
+            r#"{{"ph":"X","pid":2,"tid":{cpu},"ts":{},"dur":{},"cat":"noise","name":"{}","args":{{}}}}"#,
+            us(ts),
+            us(dur),
+            esc(cause)
         ));
     }
 
@@ -417,6 +443,16 @@ pub fn validate(json: &[u8]) -> Result<Validated, String> {
                 open.get_mut(&k)
                     .and_then(|s| s.pop())
                     .ok_or(format!("event {i}: E with no open slice on track {tid}"))?;
+                out.slices += 1;
+            }
+            "X" => {
+                let name = e["name"]
+                    .as_str()
+                    .ok_or(format!("event {i}: X without name"))?;
+                e["dur"]
+                    .as_f64()
+                    .ok_or(format!("event {i}: X without dur"))?;
+                out.names.insert(name.to_string());
                 out.slices += 1;
             }
             "i" | "C" => {}

@@ -13,8 +13,10 @@
 pub mod chrome;
 pub mod dat;
 pub mod line;
+pub mod noise;
 pub mod replay;
 pub mod shapes;
+pub mod source;
 
 pub use line::{format_line, header, parse_line, Flags, Line, Parsed};
 pub use replay::{replay_reader, Options, Replayer, Report};

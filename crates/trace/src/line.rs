@@ -249,44 +249,39 @@ fn parse_latency(t: &str) -> Result<Parsed<'_>, String> {
     let before = t[..ts_at].trim_end();
     let cf_at = before.rfind(' ').map_or(0, |i| i + 1);
     let cf = &before[cf_at..];
-    {
-        {
-            let start = ts_at;
-            let digits = cf.bytes().take_while(|c| c.is_ascii_digit()).count();
-            if digits == 0 || !Flags::valid(&cf.as_bytes()[digits..]) {
-                return Err(what());
-            }
-            let cpu: u32 = cf[..digits].parse().map_err(|_| what())?;
-            let mut f = [b'.'; 5];
-            let fl = &cf.as_bytes()[digits..];
-            f[..fl.len()].copy_from_slice(fl);
-            let task = t[..cf_at].trim();
-            let dash = task.rfind('-').ok_or_else(what)?;
-            let comm = task[..dash].trim_start();
-            let pid: i32 = task[dash + 1..].parse().map_err(|_| what())?;
-            let ts_ns = parse_ts(&tok[..tok.len() - 1])?;
-            let rest = t[start + tok.len()..].trim_start();
-            let (event, fields) = match rest.find(':') {
-                Some(c) => (&rest[..c], rest[c + 1..].trim()),
-                None => return Err("`event:` after the timestamp".into()),
-            };
-            if event.is_empty() || event.contains(' ') {
-                return Err(format!(
-                    "an event name after the timestamp, found `{event}`"
-                ));
-            }
-            return Ok(Parsed::Event(Line {
-                comm,
-                pid,
-                tgid: None,
-                cpu,
-                flags: Some(Flags(f)),
-                ts_ns,
-                event,
-                fields,
-            }));
-        }
+    let digits = cf.bytes().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || !Flags::valid(&cf.as_bytes()[digits..]) {
+        return Err(what());
     }
+    let cpu: u32 = cf[..digits].parse().map_err(|_| what())?;
+    let mut f = [b'.'; 5];
+    let fl = &cf.as_bytes()[digits..];
+    f[..fl.len()].copy_from_slice(fl);
+    let task = t[..cf_at].trim();
+    let dash = task.rfind('-').ok_or_else(what)?;
+    let comm = task[..dash].trim_start();
+    let pid: i32 = task[dash + 1..].parse().map_err(|_| what())?;
+    let ts_ns = parse_ts(&tok[..tok.len() - 1])?;
+    let rest = t[ts_at + tok.len()..].trim_start();
+    let (event, fields) = match rest.find(':') {
+        Some(c) => (&rest[..c], rest[c + 1..].trim()),
+        None => return Err("`event:` after the timestamp".into()),
+    };
+    if event.is_empty() || event.contains(' ') {
+        return Err(format!(
+            "an event name after the timestamp, found `{event}`"
+        ));
+    }
+    Ok(Parsed::Event(Line {
+        comm,
+        pid,
+        tgid: None,
+        cpu,
+        flags: Some(Flags(f)),
+        ts_ns,
+        event,
+        fields,
+    }))
 }
 
 /// `seconds.micros` (or `.nanos`) into nanoseconds.

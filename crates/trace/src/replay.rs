@@ -43,7 +43,6 @@ use crate::shapes::is_vector_base;
 use ctxtrack_core::vtime::{task_cputime, vtime_accumulate, TaskVtime, VtimeState};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::BufRead;
 
 /// Replay options.
 #[derive(Clone, Debug)]
@@ -372,7 +371,12 @@ pub struct ReplayError {
 
 impl std::fmt::Display for ReplayError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {}", self.file, self.line, self.msg)
+        if self.line == 0 {
+            // Before the first line, or a byte offset in a trace.dat (named in `msg`).
+            write!(f, "{}: {}", self.file, self.msg)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.msg)
+        }
     }
 }
 impl std::error::Error for ReplayError {}
@@ -530,7 +534,7 @@ impl TraceCost {
     fn push(&mut self, gap: u64) {
         self.ring[self.n % COST_SAMPLES] = gap;
         self.n += 1;
-        if self.n <= 64 || self.n % 64 == 0 {
+        if self.n <= 64 || self.n.is_multiple_of(64) {
             let k = self.n.min(COST_SAMPLES);
             let mut g = self.ring;
             g[..k].sort_unstable();
@@ -638,6 +642,14 @@ impl Replayer {
                 self.event(n, &l);
                 Ok(())
             }
+        }
+    }
+
+    /// Feeds one item of a trace (`n`: its line, or its record number in a `trace.dat`).
+    pub fn item(&mut self, n: u64, item: crate::source::Item<'_>) {
+        match item {
+            crate::source::Item::Event(l) => self.feed_line(n, &l),
+            crate::source::Item::Lost { cpu, count } => self.lost(n, cpu, count),
         }
     }
 
@@ -1204,20 +1216,16 @@ impl Replayer {
                     st.r.tick_stopped_ns += now - s;
                 }
             }
-            "softirq_entry" => {
-                if st.irq_depth == 0 {
-                    if st.softirq_depth == 0 {
-                        st.softirq_saved = st.mode;
-                    }
-                    st.softirq_depth += 1;
+            "softirq_entry" if st.irq_depth == 0 => {
+                if st.softirq_depth == 0 {
+                    st.softirq_saved = st.mode;
                 }
+                st.softirq_depth += 1;
             }
-            "softirq_exit" => {
-                if st.irq_depth == 0 && st.softirq_depth > 0 {
-                    st.softirq_depth -= 1;
-                    if st.softirq_depth == 0 {
-                        st.mode = st.softirq_saved;
-                    }
+            "softirq_exit" if st.irq_depth == 0 && st.softirq_depth > 0 => {
+                st.softirq_depth -= 1;
+                if st.softirq_depth == 0 {
+                    st.mode = st.softirq_saved;
                 }
             }
             "hrtimer_expire_entry" => {
@@ -1463,116 +1471,15 @@ fn find_key(fields: &str, key: &str) -> Option<usize> {
 }
 
 /// Replays the file at `path`: ftrace or `trace-cmd report` text (plain or gzip), or
-/// trace-cmd's binary `trace.dat` (plain or gzip; a gzip'd one is unpacked to a temporary file
-/// first, since the reader needs random access). `-` reads text from stdin.
+/// trace-cmd's binary `trace.dat` (plain or gzip); `-` reads text from stdin. Errors name the
+/// file and the line, or the byte offset in a `trace.dat`.
 pub fn replay_path(path: &std::path::Path, opts: Options) -> Result<Report, ReplayError> {
-    let name = path.display().to_string();
-    let io = |e: std::io::Error| ReplayError {
-        file: name.clone(),
-        line: 0,
-        msg: format!("cannot read: {e}"),
-    };
-    if path.as_os_str() == "-" {
-        return replay_reader("-", std::io::stdin().lock(), opts);
-    }
-    let mut head = [0u8; 10];
-    let n = {
-        let mut f = std::fs::File::open(path).map_err(io)?;
-        read_head(&mut f, &mut head).map_err(io)?
-    };
-    if crate::dat::is_dat(&head[..n]) {
-        return replay_dat(&name, path, opts);
-    }
-    if head[..n].starts_with(&[0x1f, 0x8b]) {
-        let f = std::fs::File::open(path).map_err(io)?;
-        let mut gz = flate2::read::MultiGzDecoder::new(f);
-        let mut inner = [0u8; 10];
-        let m = read_head(&mut gz, &mut inner).unwrap_or(0);
-        if crate::dat::is_dat(&inner[..m]) {
-            let tmp = TempFile::new().map_err(io)?;
-            {
-                let mut out = std::fs::File::create(&tmp.0).map_err(io)?;
-                std::io::Write::write_all(&mut out, &inner[..m]).map_err(io)?;
-                std::io::copy(&mut gz, &mut out).map_err(|e| ReplayError {
-                    file: name.clone(),
-                    line: 0,
-                    msg: format!("cannot decompress (truncated or corrupt gzip?): {e}"),
-                })?;
-            }
-            return replay_dat(&name, &tmp.0, opts);
-        }
-    }
-    let f = std::fs::File::open(path).map_err(io)?;
-    replay_reader(&name, f, opts)
-}
-
-/// Is the file at `path` a `trace.dat` (plain or gzip-compressed)?
-pub fn is_dat_path(path: &std::path::Path) -> bool {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut head = [0u8; 10];
-    let n = read_head(&mut f, &mut head).unwrap_or(0);
-    if crate::dat::is_dat(&head[..n]) {
-        return true;
-    }
-    if !head[..n].starts_with(&[0x1f, 0x8b]) {
-        return false;
-    }
-    let Ok(f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut gz = flate2::read::MultiGzDecoder::new(f);
-    let m = read_head(&mut gz, &mut head).unwrap_or(0);
-    crate::dat::is_dat(&head[..m])
-}
-
-fn read_head(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-/// A temporary file removed when dropped.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new() -> std::io::Result<TempFile> {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("ctxtrack-{}-{k}.dat", std::process::id()));
-        std::fs::File::create(&p)?;
-        Ok(TempFile(p))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Replays a `trace.dat`: errors name the byte offset (`line` is 0, the message says
-/// `byte N`); violations and warnings name the record number.
-fn replay_dat(name: &str, path: &std::path::Path, opts: Options) -> Result<Report, ReplayError> {
     let mut rep = Replayer::new(opts);
-    crate::dat::for_each_line(path, |n, item| {
-        match item {
-            crate::dat::Item::Event(l) => rep.feed_line(n, &l),
-            crate::dat::Item::Lost { cpu, count } => rep.lost(n, Some(cpu), count),
-        }
+    let lines = crate::source::visit_path(path, |n, item| {
+        rep.item(n, item);
         Ok(())
-    })
-    .map_err(|e| ReplayError {
-        file: name.into(),
-        line: 0,
-        msg: e.to_string(),
     })?;
+    rep.report.lines = lines;
     Ok(rep.finish())
 }
 
@@ -1582,56 +1489,11 @@ pub fn replay_reader(
     input: impl std::io::Read,
     opts: Options,
 ) -> Result<Report, ReplayError> {
-    let mut r = std::io::BufReader::with_capacity(1 << 16, input);
-    let gz = {
-        let buf = r.fill_buf().map_err(|e| ReplayError {
-            file: name.into(),
-            line: 0,
-            msg: format!("cannot read: {e}"),
-        })?;
-        buf.starts_with(&[0x1f, 0x8b])
-    };
-    if gz {
-        let d = flate2::bufread::MultiGzDecoder::new(r);
-        replay_lines(name, std::io::BufReader::with_capacity(1 << 16, d), opts)
-    } else {
-        replay_lines(name, r, opts)
-    }
-}
-
-fn replay_lines(name: &str, mut r: impl BufRead, opts: Options) -> Result<Report, ReplayError> {
     let mut rep = Replayer::new(opts);
-    let mut buf = Vec::with_capacity(256);
-    let mut n = 0u64;
-    loop {
-        buf.clear();
-        let got = r.read_until(b'\n', &mut buf).map_err(|e| ReplayError {
-            file: name.into(),
-            line: n + 1,
-            msg: format!("cannot read (truncated or corrupt compressed data?): {e}"),
-        })?;
-        if got == 0 {
-            break;
-        }
-        n += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let text = std::str::from_utf8(&buf).map_err(|e| ReplayError {
-            file: name.into(),
-            line: n,
-            msg: format!("not UTF-8 text (byte {})", e.valid_up_to()),
-        })?;
-        if let Err(msg) = rep.feed(n, text) {
-            let msg = if complete {
-                format!("expected {msg}")
-            } else {
-                format!("the last line is cut short (truncated trace?): expected {msg}")
-            };
-            return Err(ReplayError {
-                file: name.into(),
-                line: n,
-                msg,
-            });
-        }
-    }
+    let lines = crate::source::visit_reader(name, input, |n, item| {
+        rep.item(n, item);
+        Ok(())
+    })?;
+    rep.report.lines = lines;
     Ok(rep.finish())
 }
