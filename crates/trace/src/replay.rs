@@ -138,8 +138,14 @@ pub struct CpuReport {
     /// What `/proc/stat`'s `user` column gains on this CPU over the trace (flushed vtime, user
     /// tick samples).
     pub stat_user_ns: u64,
+    /// The range of `stat_user_ns` over the tracing-cost bounds and every ambiguous tick
+    /// sample (see [`TaskReport::utime_bounds_ns`]).
+    pub stat_user_bounds_ns: (u64, u64),
     /// What its `system` column gains.
     pub stat_system_ns: u64,
+    /// What its `softirq` column gains (ticks that sampled a softirq: `account_system_time()`
+    /// files them under `CPUTIME_SOFTIRQ`).
+    pub stat_softirq_ns: u64,
     /// What its `idle` + `iowait` columns gain (`tick_sched` idle sleep time: the idle task
     /// outside IRQs and softirqs).
     pub stat_idle_ns: u64,
@@ -551,6 +557,8 @@ impl TraceCost {
 enum Sample {
     User,
     System,
+    /// System time, sampled inside a softirq.
+    Softirq,
     Idle,
     /// The trace cannot tell; the guess.
     Ambiguous {
@@ -779,12 +787,12 @@ impl Replayer {
                 } else {
                     m.vt.stime += x;
                 }
-                if i == 0 {
-                    if user {
-                        st.r.stat_user_ns += x;
-                    } else {
-                        st.r.stat_system_ns += x;
-                    }
+                match (i, user) {
+                    (0, true) => st.r.stat_user_ns += x,
+                    (0, false) => st.r.stat_system_ns += x,
+                    (1, true) => st.r.stat_user_bounds_ns.1 += x,
+                    (2, true) => st.r.stat_user_bounds_ns.0 += x,
+                    _ => {}
                 }
             }
             m.vt.vtime.state = next;
@@ -796,19 +804,19 @@ impl Replayer {
     fn tick_sample(&self, c: u32, ts: u64, flags: Option<Flags>) -> (Option<i32>, Sample) {
         let st = &self.cpus[&c];
         let p = st.cur;
+        // account_system_time() files a tick that interrupted a softirq under SOFTIRQ, for
+        // any task; the idle task's other ticks are idle.
+        if st.softirq_depth > 0 {
+            return (p, Sample::Softirq);
+        }
+        if p == Some(0) {
+            return (p, Sample::Idle);
+        }
         // A preempt count in the interrupted context: it was kernel code, whatever we inferred.
-        if p != Some(0) && flags.is_some_and(|f| f.preempt_depth() > 0) {
+        if flags.is_some_and(|f| f.preempt_depth() > 0) {
             return (p, Sample::System);
         }
         let sample = match p {
-            // account_process_tick(): idle unless the tick interrupted a softirq on it
-            Some(0) => {
-                if st.irq_saved == Mode::Kernel && st.softirq_depth > 0 {
-                    Sample::System
-                } else {
-                    Sample::Idle
-                }
-            }
             _ => match (st.fault_at, st.irq_saved) {
                 // Inside a page fault's window: ticks land in long intervals more often than
                 // in short ones, and a fault's handler is the long part of the window under
@@ -864,6 +872,13 @@ impl Replayer {
         let user = match sample {
             Sample::User => true,
             Sample::System => false,
+            Sample::Softirq => {
+                st.r.stat_softirq_ns += tick;
+                if let Some(p) = p.filter(|&p| p != 0) {
+                    self.tasks.entry(p).or_default().tick_sys += 1;
+                }
+                return;
+            }
             Sample::Idle => return,
             Sample::Ambiguous { guess_user } => {
                 st.r.tick_ambiguous += 1;
@@ -874,6 +889,14 @@ impl Replayer {
             st.r.stat_user_ns += tick;
         } else {
             st.r.stat_system_ns += tick;
+        }
+        match sample {
+            Sample::User => {
+                st.r.stat_user_bounds_ns.0 += tick;
+                st.r.stat_user_bounds_ns.1 += tick;
+            }
+            Sample::Ambiguous { .. } => st.r.stat_user_bounds_ns.1 += tick,
+            _ => {}
         }
         let Some(p) = p.filter(|&p| p != 0) else {
             return;

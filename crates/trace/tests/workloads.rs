@@ -245,3 +245,58 @@ fn trace_dat_replays_like_its_report_text() {
     }
     assert!(n >= 4, "{n} trace.dat files");
 }
+
+/// Per CPU, what `/proc/stat`'s `user`, `system` and `softirq` columns gained over the run
+/// (read before and after it), for the measured CPU: within 2 % or one tick, plus one tick for
+/// the two truncated reads, on every capture whose tick samples the trace can place (on a
+/// nohz_full CPU: always; the reads also cover a few ms outside the trace).
+#[test]
+fn per_cpu_stat_columns() {
+    let mut checked = 0;
+    for name in names(|_| true) {
+        let cpu: u32 = name.rsplit("cpu").next().unwrap().parse().unwrap();
+        let read = |when: &str| -> Vec<u64> {
+            let p = dir().join(format!("{name}.procstat-{when}.txt"));
+            let t = std::fs::read_to_string(p).unwrap();
+            let l = t
+                .lines()
+                .find(|l| l.starts_with(&format!("cpu{cpu} ")))
+                .unwrap();
+            l.split_whitespace()
+                .skip(1)
+                .map(|x| x.parse().unwrap())
+                .collect()
+        };
+        let (b, a) = (read("before"), read("after"));
+        let d = |i: usize| a[i] - b[i];
+        let r = replay(&dir().join(format!("{name}.trace.txt.gz")));
+        let c = r.cpus.iter().find(|c| c.cpu == cpu).unwrap();
+        // user: within the bounds (tracing cost, ambiguous samples)
+        let (lo, hi) = c.stat_user_bounds_ns;
+        let k = d(0) * TICK;
+        assert!(
+            lo.saturating_sub(tol(d(0)) + TICK) <= k + TICK && k <= hi + tol(d(0)) + TICK,
+            "{name}: CPU {cpu} user {} ticks outside [{:.1}, {:.1}] ms",
+            d(0),
+            lo as f64 / 1e6,
+            hi as f64 / 1e6
+        );
+        // and where the bounds are tight, every column
+        if hi - lo > TICK {
+            continue;
+        }
+        checked += 1;
+        for (what, ours, k) in [
+            ("user", c.stat_user_ns, d(0)),
+            ("system", c.stat_system_ns, d(2)),
+            ("softirq", c.stat_softirq_ns, d(6)),
+        ] {
+            assert!(
+                off_by(ours, k) <= tol(k) + TICK,
+                "{name}: CPU {cpu} {what}: ours {:.1} ms, /proc/stat {k} ticks",
+                ours as f64 / 1e6
+            );
+        }
+    }
+    assert!(checked >= 4, "{checked}");
+}
