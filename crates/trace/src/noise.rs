@@ -174,6 +174,8 @@ struct Cpu {
     task: String,
     /// IPI senders waiting for their IPI on this CPU (oldest first, bounded).
     senders: Vec<String>,
+    /// NMI time inside user-mode windows (taken off the user time).
+    nmi_in_user: u64,
 }
 
 /// A noise report in progress.
@@ -339,10 +341,38 @@ impl Noise {
                         .unwrap_or("?");
                     Some((format!("syscall {nr}"), None))
                 }
-                "nmi_handler" => Some(("NMI".into(), None)),
                 _ => None,
             }
         };
+        if ev == "nmi_handler" {
+            // Logged at the end of each NMI handler with its duration; an NMI does not leave
+            // user mode through user_exit (ct_nmi_enter), so it is an interruption of its own,
+            // or one nested in whatever it hit.
+            let d = field(l.fields, "delta_ns=")
+                .and_then(|x| x.parse::<u64>().ok())
+                .unwrap_or(0);
+            let handler = field(l.fields, "handler=").unwrap_or("?");
+            let st = self.cpus.get_mut(&c).expect("cpu");
+            let outermost = st.stack.is_empty();
+            if let Some(parent) = st.stack.last_mut() {
+                parent.nested += d;
+            }
+            if st.in_user {
+                st.nmi_in_user += d;
+            }
+            let o = Open {
+                cause: format!("NMI {handler}"),
+                start: ts.saturating_sub(d),
+                line: n,
+                nested: 0,
+                closer: Closer::Now,
+                deferrable: false,
+                sender: None,
+                kept_by: None,
+            };
+            self.record(c, o, ts, n, outermost);
+            return;
+        }
         let st = self.cpus.get_mut(&c).expect("cpu");
         if !st.tracked && ev == "sys_exit" {
             // Untracked: a syscall's interruption ends here (the exit work is not traced).
@@ -547,6 +577,7 @@ impl Noise {
             if st.in_user {
                 st.r.user_ns += st.last.saturating_sub(st.user_since);
             }
+            st.r.user_ns = st.r.user_ns.saturating_sub(st.nmi_in_user);
             let mut r = std::mem::take(&mut st.r);
             r.nohz_full = st.tracked;
             r.span_ns = st.last.saturating_sub(st.first.unwrap_or(st.last));

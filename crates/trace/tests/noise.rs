@@ -60,13 +60,26 @@ fn net_durations_causes_senders_and_dependencies() {
     t += &line(9, 1, 3001, "sys_enter", "NR 39 (0, 0, 0, 0, 0, 0)");
     t += &line(9, 1, 3005, "sys_exit", "NR 39 = 9");
     t += &line(9, 1, 3010, "user_enter", "");
+    t += &line(
+        9,
+        1,
+        3500,
+        "nmi_handler",
+        "handler=perf_event_nmi_handler delta_ns=4000 handled=1",
+    );
     t += &line(9, 1, 4000, "sched_switch", "prev_comm=spin prev_pid=9 prev_prio=120 prev_state=R ==> next_comm=x next_pid=3 next_prio=120");
     let r = report(&t, Options::default());
     assert!(r.ipi_senders_traced);
     assert_eq!(r.cpus.len(), 1, "only the nohz_full CPU");
     let c = &r.cpus[0];
     assert_eq!(c.cpu, 1);
-    assert_eq!(c.interruptions, 4);
+    assert_eq!(c.interruptions, 5);
+    let nmi = c
+        .causes
+        .iter()
+        .find(|s| s.cause == "NMI perf_event_nmi_handler")
+        .unwrap();
+    assert_eq!((nmi.count, nmi.total_ns), (1, 4_000));
     let by = |name: &str| {
         c.causes
             .iter()
@@ -95,10 +108,10 @@ fn net_durations_causes_senders_and_dependencies() {
     assert_eq!((sc.count, sc.total_ns), (1, 10_000));
     assert_eq!(c.longest[0].cause, "page fault");
     assert_eq!((c.longest[0].line, c.longest[0].end_line), (12, 16));
-    // user time: 10..110, 140..1000, 1030..2000, 2100..3000, 3010..4000
-    assert_eq!(c.user_ns, (100 + 860 + 970 + 900 + 990) * 1000);
-    // four interruptions and the tick nested in the fault
-    assert_eq!(c.histogram.iter().sum::<u64>(), 5);
+    // user time: 10..110, 140..1000, 1030..2000, 2100..3000, 3010..4000, less the NMI's 4 us
+    assert_eq!(c.user_ns, (100 + 860 + 970 + 900 + 990 - 4) * 1000);
+    // five interruptions and the tick nested in the fault
+    assert_eq!(c.histogram.iter().sum::<u64>(), 6);
     // Causes other than self-inflicted come first.
     assert!(!c.causes[0].self_inflicted && c.causes.last().unwrap().self_inflicted);
 }
