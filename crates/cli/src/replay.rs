@@ -165,7 +165,7 @@ pub(crate) fn render(r: &Report, tree: Option<i32>) -> String {
             ms(c.tick_stopped_ns), ms(c.user_ns), ms(c.sys_ns), ms(c.idle_ns), ms(c.unknown_ns)
         );
     }
-    let _ = writeln!(o, "\nper task (utime/stime as /proc reports them: cputime_adjust of vtime or tick samples; ~ = split inferred, not logged)");
+    let _ = writeln!(o, "\nper task (utime/stime as /proc reports them: cputime_adjust of vtime or tick samples; ~ = not exact, utime within [bounds])");
     let _ = writeln!(
         o,
         "  {:>7} {:<16} {:>7} {:>10} {:>10} {:>10} {:>9}",
@@ -182,7 +182,15 @@ pub(crate) fn render(r: &Report, tree: Option<i32>) -> String {
             ms(t.stime_ns),
             ms(t.runtime_ns),
             t.syscalls,
-            if t.exact { "" } else { " ~" }
+            if t.exact {
+                String::new()
+            } else {
+                format!(
+                    " ~ [{}, {}]",
+                    ms(t.utime_bounds_ns.0),
+                    ms(t.utime_bounds_ns.1)
+                )
+            }
         );
     }
     if let Some(pid) = tree {

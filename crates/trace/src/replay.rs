@@ -816,30 +816,28 @@ impl Replayer {
         if flags.is_some_and(|f| f.preempt_depth() > 0) {
             return (p, Sample::System);
         }
-        let sample = match p {
-            _ => match (st.fault_at, st.irq_saved) {
-                // Inside a page fault's window: ticks land in long intervals more often than
-                // in short ones, and a fault's handler is the long part of the window under
-                // any fault-heavy load; guess the kernel unless the fault began longer ago
-                // than the longest recent fault-to-fault gap.
-                (Some(f), _) => Sample::Ambiguous {
-                    guess_user: ts.saturating_sub(f) > st.fault_len_bound(),
-                },
-                (None, Mode::User) => match st.user_since {
-                    // Within the exit path's reach of the window's start (IRQ time excluded).
-                    Some(t0)
-                        if ts
-                            .saturating_sub(t0)
-                            .saturating_sub(st.irq_time - st.user_since_irq)
-                            < self.min_user_gap =>
-                    {
-                        Sample::Ambiguous { guess_user: false }
-                    }
-                    _ => Sample::User,
-                },
-                (None, Mode::Kernel) => Sample::System,
-                (None, Mode::Unknown) => Sample::Ambiguous { guess_user: false },
+        let sample = match (st.fault_at, st.irq_saved) {
+            // Inside a page fault's window: ticks land in long intervals more often than
+            // in short ones, and a fault's handler is the long part of the window under
+            // any fault-heavy load; guess the kernel unless the fault began longer ago
+            // than the longest recent fault-to-fault gap.
+            (Some(f), _) => Sample::Ambiguous {
+                guess_user: ts.saturating_sub(f) > st.fault_len_bound(),
             },
+            (None, Mode::User) => match st.user_since {
+                // Within the exit path's reach of the window's start (IRQ time excluded).
+                Some(t0)
+                    if ts
+                        .saturating_sub(t0)
+                        .saturating_sub(st.irq_time - st.user_since_irq)
+                        < self.min_user_gap =>
+                {
+                    Sample::Ambiguous { guess_user: false }
+                }
+                _ => Sample::User,
+            },
+            (None, Mode::Kernel) => Sample::System,
+            (None, Mode::Unknown) => Sample::Ambiguous { guess_user: false },
         };
         (p, sample)
     }
