@@ -408,6 +408,10 @@ fn eval_const(s: &str) -> Option<u64> {
     fn atom(t: &[u8], i: &mut usize) -> Option<u64> {
         ws(t, i);
         if t.get(*i) == Some(&b'(') {
+            // nesting bounded by the input's length; refuse absurd depths (a corrupt file)
+            if t[..*i].iter().filter(|&&c| c == b'(').count() > 32 {
+                return None;
+            }
             *i += 1;
             let v = expr(t, i)?;
             ws(t, i);
@@ -1412,6 +1416,9 @@ fn get(data: &[u8], off: usize, size: usize, big: bool) -> Option<u64> {
 }
 
 fn sext(v: u64, size: usize) -> i64 {
+    if size == 0 {
+        return 0;
+    }
     if size >= 8 {
         return v as i64;
     }
@@ -1682,8 +1689,14 @@ fn write_state(fmt: &Format, v: u64, out: &mut String) -> std::fmt::Result {
         .map(|(_, t)| t.as_slice())
         .unwrap_or(&[]);
     // TASK_REPORT_MAX is the bit above the last table entry
-    let max = table.iter().map(|(k, _)| *k).max().unwrap_or(0x40) << 1;
-    let s = v & (max - 1);
+    let max = table
+        .iter()
+        .map(|(k, _)| *k)
+        .max()
+        .and_then(|k| k.checked_shl(1))
+        .filter(|m| *m != 0)
+        .unwrap_or(0x100);
+    let s = v & max.wrapping_sub(1);
     if s == 0 {
         out.push('R');
     } else {

@@ -144,11 +144,10 @@ fn header_info() -> Vec<u8> {
     v
 }
 
-fn event_formats() -> Vec<u8> {
+fn event_formats(f: &[(&str, String)]) -> Vec<u8> {
     let mut v = Vec::new();
-    let f = formats();
     v.extend_from_slice(&(f.len() as u32).to_le_bytes());
-    for (sys, text) in &f {
+    for (sys, text) in f {
         v.extend_from_slice(sys.as_bytes());
         v.push(0);
         v.extend_from_slice(&1u32.to_le_bytes());
@@ -158,6 +157,10 @@ fn event_formats() -> Vec<u8> {
 }
 
 fn v6() -> Vec<u8> {
+    v6_from(&formats())
+}
+
+fn v6_from(f: &[(&str, String)]) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(b"\x17\x08\x44tracing6\0");
     v.push(0);
@@ -165,7 +168,7 @@ fn v6() -> Vec<u8> {
     v.extend_from_slice(&(PAGE as u32).to_le_bytes());
     v.extend(header_info());
     v.extend_from_slice(&0u32.to_le_bytes()); // ftrace formats
-    v.extend(event_formats());
+    v.extend(event_formats(f));
     sized_text(&mut v, false, ""); // kallsyms
     sized_text(&mut v, false, ""); // printk
     sized_text(&mut v, true, "42 spin\n7 other\n");
@@ -239,7 +242,7 @@ fn v7(c: Comp) -> Vec<u8> {
         at
     };
     let hi = section(&mut v, 16, &header_info());
-    let ef = section(&mut v, 18, &event_formats());
+    let ef = section(&mut v, 18, &event_formats(&formats()));
     let mut cl = Vec::new();
     sized_text(&mut cl, true, "42 spin\n7 other\n");
     let cm = section(&mut v, 21, &cl);
@@ -402,4 +405,22 @@ fn not_a_trace_dat() {
     f[10] = b'9';
     let e = read(&f).unwrap_err();
     assert!(e.contains("version 6 or 7"), "{e}");
+}
+
+/// Format files a corrupt or hostile file could hold: a zero-size field, a shift past 64 bits,
+/// deep parentheses. They render as something, never panic.
+#[test]
+fn hostile_formats_render() {
+    let mut f = formats();
+    f[2].1 = f[2]
+        .1
+        .replace("offset:12;\tsize:4;", "offset:12;\tsize:0;")
+        .replace("(1 << 2)", "(1 << 70)")
+        .replace(
+            "{ 0, \"NONE\" }",
+            &format!("{{ {}1{}, \"DEEP\" }}", "(".repeat(200), ")".repeat(200)),
+        );
+    let out = read(&v6_from(&f)).unwrap();
+    assert_eq!(out.len(), expected().len());
+    assert!(out[4].contains("tick_stop"), "{out:?}");
 }
