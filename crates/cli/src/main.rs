@@ -190,7 +190,8 @@ enum Cmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// CPUs to report (default: the nohz_full ones, those that log user_enter/user_exit).
+        /// CPUs to report, or `all` (default: the nohz_full ones, those that log
+        /// user_enter/user_exit).
         #[arg(long, value_name = "LIST")]
         cpus: Option<String>,
         /// How many of the longest interruptions to list per CPU.

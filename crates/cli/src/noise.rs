@@ -17,6 +17,7 @@ pub(crate) struct Args<'a> {
 
 pub(crate) fn run(a: Args<'_>) -> Result<ExitCode, String> {
     let cpus = match a.cpus {
+        Some("all") => Some(Vec::new()),
         Some(l) => Some(
             ctxtrack_sim::CpuSet::parse(l, 4096)
                 .map_err(|e| format!("--cpus: {e}"))?

@@ -27,7 +27,8 @@ use std::collections::BTreeMap;
 /// Options of the noise report.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// CPUs to report. `None`: the nohz_full ones (those that log `user_enter`/`user_exit`).
+    /// CPUs to report. `None`: the nohz_full ones (those that log `user_enter`/`user_exit`);
+    /// an empty list: every CPU in the trace.
     pub cpus: Option<Vec<u32>>,
     /// How many of the longest interruptions to keep per CPU.
     pub top: usize,
@@ -236,7 +237,7 @@ impl Noise {
 
     fn wanted(&self, c: u32, tracked: bool) -> bool {
         match &self.opts.cpus {
-            Some(v) => v.contains(&c),
+            Some(v) => v.is_empty() || v.contains(&c),
             None => tracked,
         }
     }

@@ -236,3 +236,19 @@ fn trace_dat_and_its_report_text_agree() {
         assert_eq!(norm(&a), norm(&b), "{stem}");
     }
 }
+
+/// `--cpus all` (an empty list): every CPU of the trace, tracked or not.
+#[test]
+fn every_cpu_on_request() {
+    let r = noise_path(
+        &workloads().join("nohz-tlb-ipis-cpu3.trace.txt.gz"),
+        Options {
+            cpus: Some(Vec::new()),
+            top: 3,
+        },
+    )
+    .unwrap();
+    let cpus: Vec<u32> = r.cpus.iter().map(|c| c.cpu).collect();
+    assert_eq!(cpus, vec![0, 3]);
+    assert!(!r.cpus[0].nohz_full && r.cpus[1].nohz_full);
+}
