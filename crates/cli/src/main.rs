@@ -151,11 +151,12 @@ enum Cmd {
         #[arg(long)]
         quiet: bool,
     },
-    /// Replay a real ftrace text trace (/sys/kernel/tracing/trace or trace-cmd report; plain,
-    /// gzip or `-` for standard input): rebuild per-CPU context states, check every invariant a
-    /// trace can show, account per-task CPU time as the kernel does. Exit 1 on a violation.
+    /// Replay a real trace (/sys/kernel/tracing/trace or trace-cmd report text, plain, gzip or
+    /// `-` for standard input; or trace-cmd's binary trace.dat, v6/v7): rebuild per-CPU context
+    /// states, check every invariant a trace can show, account per-task and per-CPU CPU time as
+    /// the kernel does, with bounds where the trace cannot tell. Exit 1 on a violation.
     Replay {
-        /// The trace file (`-`: standard input).
+        /// The trace file: text, gzip'd text or trace.dat (`-`: text on standard input).
         file: PathBuf,
         /// Print JSON.
         #[arg(long)]
