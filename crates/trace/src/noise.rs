@@ -102,7 +102,7 @@ pub struct CpuNoise {
     pub user_ns: u64,
     /// Time from the first to the last event on this CPU (ns).
     pub span_ns: u64,
-    /// Interruptions of user mode (outermost ones), and their total gross time (ns).
+    /// Interruptions of user mode (outermost ones).
     pub interruptions: u64,
     /// Their gross time (ns).
     pub interrupted_ns: u64,
