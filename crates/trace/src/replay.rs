@@ -916,7 +916,10 @@ impl Replayer {
     /// `min_user_gap` of `end` may have hit the entry path and become ambiguous.
     fn close_user_window(&mut self, c: u32, end: Option<u64>) {
         let gap = self.min_user_gap;
-        let st = self.cpus.get_mut(&c).expect("cpu");
+        // A CPU the trace has not shown yet (lost events before its first one) has no window.
+        let Some(st) = self.cpus.get_mut(&c) else {
+            return;
+        };
         let cands = std::mem::take(&mut st.candidates);
         let irq_now = st.irq_time;
         for &(t, irq_at, p) in &cands {

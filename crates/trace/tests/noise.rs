@@ -252,3 +252,22 @@ fn every_cpu_on_request() {
     assert_eq!(cpus, vec![0, 3]);
     assert!(!r.cpus[0].nohz_full && r.cpus[1].nohz_full);
 }
+
+/// Lost events announced for a CPU before its first event (trace-cmd marks the first page of a
+/// CPU that lost events; ftrace prints `CPU:N [LOST M EVENTS]`): a warning, not a panic.
+#[test]
+fn lost_events_before_a_cpus_first_event() {
+    let t = "CPU:2 [LOST 3 EVENTS]\n  a-1 [002] d.... 1.000001: user_exit: \nCPU:5 [7 EVENTS DROPPED]\n";
+    let r = report(
+        t,
+        Options {
+            cpus: Some(Vec::new()),
+            top: 1,
+        },
+    );
+    assert_eq!(r.cpus.len(), 1);
+    let rep = ctxtrack_trace::replay::replay_reader("t", t.as_bytes(), Default::default()).unwrap();
+    assert_eq!(rep.warnings.len(), 2, "{:?}", rep.warnings);
+    assert!(rep.warnings[0].detail.contains("lost 3 events"));
+    assert!(rep.warnings[1].detail.contains("lost 7 events"));
+}
