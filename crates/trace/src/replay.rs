@@ -1237,7 +1237,7 @@ impl Replayer {
                 if ok {
                     st.stopped_since.get_or_insert(now);
                 } else if let Some(s) = st.stopped_since.take() {
-                    st.r.tick_stopped_ns += now - s;
+                    st.r.tick_stopped_ns += now.saturating_sub(s);
                 }
             }
             "softirq_entry" if st.irq_depth == 0 => {
@@ -1277,7 +1277,7 @@ impl Replayer {
                 if ev == "local_timer_entry" {
                     st.r.ticks += 1;
                     if let Some(s) = st.stopped_since.take() {
-                        st.r.tick_stopped_ns += l.ts_ns - s;
+                        st.r.tick_stopped_ns += l.ts_ns.saturating_sub(s);
                     }
                     if !tracked && st.irq_depth == 1 {
                         st.tick_entry = (l.ts_ns, st.irq_time);

@@ -271,3 +271,24 @@ fn lost_events_before_a_cpus_first_event() {
     assert!(rep.warnings[0].detail.contains("lost 3 events"));
     assert!(rep.warnings[1].detail.contains("lost 7 events"));
 }
+
+/// A reordered line that puts a tick before the `tick_stop` it follows (found by the fuzz
+/// target): a warning about the reordering, no arithmetic underflow.
+#[test]
+fn reordered_tick_after_tick_stop() {
+    let t = "  a-1 [001] d.... 1.000005: tick_stop: success=1 dependency=NONE\n  a-1 [001] d.h.. 1.000004: local_timer_entry: vector=236\n  a-1 [001] d.... 1.000003: tick_stop: success=0 dependency=SCHED\n  a-1 [001] d.h.. 1.000002: local_timer_exit: vector=236\n";
+    let rep = ctxtrack_trace::replay::replay_reader("t", t.as_bytes(), Default::default()).unwrap();
+    assert!(
+        rep.warnings.iter().any(|w| w.detail.contains("reordered")),
+        "{:?}",
+        rep.warnings
+    );
+    let r = report(
+        t,
+        Options {
+            cpus: Some(Vec::new()),
+            top: 1,
+        },
+    );
+    assert_eq!(r.cpus.len(), 1);
+}
