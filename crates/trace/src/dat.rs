@@ -6,8 +6,8 @@
 //! saved command lines, kallsyms for `%ps` fields and the per-CPU ring-buffer pages. That part is
 //! here, in one streaming pass whose memory is one page (or one compressed chunk) per CPU plus the
 //! metadata, never the trace. Decompression uses maintained crates: `flate2` (zlib) and `zstd`
-//! (libzstd: with the pure-Rust `ruzstd` the binary replay ran at 0.87x the text replay of the
-//! same events, with libzstd at 1.06x, `ctxtrack bench dat`).
+//! (libzstd: measured back to back with `ctxtrack bench dat`, the pure-Rust `ruzstd` left the
+//! binary replay slower than the text replay of the same events, 0.87x against 1.06x).
 //!
 //! Layout facts (trace-cmd `trace-cmd.dat.v6/v7` documentation, `lib/trace-cmd/trace-input.c`,
 //! libtraceevent `kbuffer-parse.c`) are summarized where they are used. Records are merged across
@@ -114,6 +114,14 @@ struct Cur<'a> {
 }
 
 impl<'a> Cur<'a> {
+    fn new(b: &'a [u8], base: u64, big: bool) -> Cur<'a> {
+        Cur {
+            b,
+            pos: 0,
+            base,
+            big,
+        }
+    }
     fn at(&self) -> u64 {
         self.base + self.pos as u64
     }
@@ -128,29 +136,19 @@ impl<'a> Cur<'a> {
         self.pos += n;
         Ok(s)
     }
+    /// An `N`-byte unsigned integer in the file's byte order ([`get`]).
+    fn uint(&mut self, n: usize, what: &str) -> Result<u64, DatError> {
+        let big = self.big;
+        Ok(get(self.take(n, what)?, 0, n, big).expect("n bytes taken"))
+    }
     fn u16(&mut self, what: &str) -> Result<u16, DatError> {
-        let s: [u8; 2] = self.take(2, what)?.try_into().expect("2");
-        Ok(if self.big {
-            u16::from_be_bytes(s)
-        } else {
-            u16::from_le_bytes(s)
-        })
+        Ok(self.uint(2, what)? as u16)
     }
     fn u32(&mut self, what: &str) -> Result<u32, DatError> {
-        let s: [u8; 4] = self.take(4, what)?.try_into().expect("4");
-        Ok(if self.big {
-            u32::from_be_bytes(s)
-        } else {
-            u32::from_le_bytes(s)
-        })
+        Ok(self.uint(4, what)? as u32)
     }
     fn u64(&mut self, what: &str) -> Result<u64, DatError> {
-        let s: [u8; 8] = self.take(8, what)?.try_into().expect("8");
-        Ok(if self.big {
-            u64::from_be_bytes(s)
-        } else {
-            u64::from_le_bytes(s)
-        })
+        self.uint(8, what)
     }
     fn cstr(&mut self, what: &str) -> Result<&'a str, DatError> {
         let rest = &self.b[self.pos..];
@@ -626,12 +624,7 @@ impl Dat {
             loop {
                 let n = (self.len - after).min(window);
                 let body = self.read(after, n, "the metadata")?;
-                let mut c = Cur {
-                    b: &body,
-                    pos: 0,
-                    base: after,
-                    big: self.big,
-                };
+                let mut c = Cur::new(&body, after, self.big);
                 self.formats.clear();
                 self.kallsyms_src = None;
                 self.cmdlines.clear();
@@ -653,12 +646,7 @@ impl Dat {
                 (self.len - after).min(4096),
                 "the compression header",
             )?;
-            let mut c = Cur {
-                b: &body,
-                pos: 0,
-                base: after,
-                big: self.big,
-            };
+            let mut c = Cur::new(&body, after, self.big);
             let name = c.cstr("the compression name")?;
             self.compression = match name {
                 "none" => Compression::None,
@@ -779,12 +767,7 @@ impl Dat {
     }
 
     fn option(&mut self, id: u16, data: &[u8], at: u64) -> Result<(), DatError> {
-        let mut c = Cur {
-            b: data,
-            pos: 0,
-            base: at,
-            big: self.big,
-        };
+        let mut c = Cur::new(data, at, self.big);
         match id {
             // BUFFER: v7 = u64 offset, name, clock, [u32 page size], u32 cpus, cpus x {u32, u64, u64}
             3 if self.version >= 7 => {
@@ -839,12 +822,7 @@ impl Dat {
     /// A v7 section at `off`: (id, body after decompression, body's file offset).
     fn section(&self, off: u64) -> Result<(u16, Vec<u8>, u64), DatError> {
         let h = self.read(off, 16, "a section header")?;
-        let mut c = Cur {
-            b: &h,
-            pos: 0,
-            base: off,
-            big: self.big,
-        };
+        let mut c = Cur::new(&h, off, self.big);
         let id = c.u16("a section id")?;
         let flags = c.u16("section flags")?;
         c.u32("a section description")?;
@@ -859,12 +837,7 @@ impl Dat {
         }
         let body = self.read(body_at, size, "a section body")?;
         if flags & 1 == 1 {
-            let mut c = Cur {
-                b: &body,
-                pos: 0,
-                base: body_at,
-                big: self.big,
-            };
+            let mut c = Cur::new(&body, body_at, self.big);
             let csize = c.u32("a compressed size")?;
             let usize_ = c.u32("an uncompressed size")?;
             if u64::from(usize_) > MAX_META {
@@ -897,12 +870,7 @@ impl Dat {
                 );
             }
             next = 0;
-            let mut c = Cur {
-                b: &body,
-                pos: 0,
-                base: at,
-                big: self.big,
-            };
+            let mut c = Cur::new(&body, at, self.big);
             while c.pos < body.len() {
                 let oid = c.u16("an option id")?;
                 let size = c.u32("an option size")?;
@@ -910,33 +878,15 @@ impl Dat {
                 let data_at = c.at() - u64::from(size);
                 if oid == 0 {
                     if data.len() >= 8 {
-                        next = Cur {
-                            b: data,
-                            pos: 0,
-                            base: data_at,
-                            big: self.big,
-                        }
-                        .u64("the next options offset")?;
+                        next = Cur::new(data, data_at, self.big).u64("the next options offset")?;
                     }
                     break;
                 }
                 if oid == 19 && data.len() >= 8 {
-                    let o = Cur {
-                        b: data,
-                        pos: 0,
-                        base: data_at,
-                        big: self.big,
-                    }
-                    .u64("a section offset")?;
+                    let o = Cur::new(data, data_at, self.big).u64("a section offset")?;
                     self.kallsyms_src = Some(KallsymsSrc::Section(o));
                 } else if (16..=21).contains(&oid) && data.len() >= 8 {
-                    let o = Cur {
-                        b: data,
-                        pos: 0,
-                        base: data_at,
-                        big: self.big,
-                    }
-                    .u64("a section offset")?;
+                    let o = Cur::new(data, data_at, self.big).u64("a section offset")?;
                     meta.push((oid, o));
                 } else {
                     self.option(oid, data, data_at)?;
@@ -945,12 +895,7 @@ impl Dat {
         }
         for (oid, off) in meta {
             let (_, body, at) = self.section(off)?;
-            let mut c = Cur {
-                b: &body,
-                pos: 0,
-                base: at,
-                big: self.big,
-            };
+            let mut c = Cur::new(&body, at, self.big);
             match oid {
                 16 => self.header_info(&mut c)?,
                 17 => {
@@ -997,12 +942,7 @@ impl Dat {
                     .section(*o)
                     .ok()
                     .and_then(|(_, body, at)| {
-                        let mut c = Cur {
-                            b: &body,
-                            pos: 0,
-                            base: at,
-                            big: self.big,
-                        };
+                        let mut c = Cur::new(&body, at, self.big);
                         c.sized_text(false, "kallsyms").ok().map(str::to_string)
                     })
                     .unwrap_or_default(),
@@ -1106,13 +1046,7 @@ impl CpuStream {
         };
         if !s.done && d.compression != Compression::None {
             let b = d.read(data.offset, 4, "the CPU's chunk count")?;
-            let n = Cur {
-                b: &b,
-                pos: 0,
-                base: data.offset,
-                big: d.big,
-            }
-            .u32("the CPU's chunk count")?;
+            let n = Cur::new(&b, data.offset, d.big).u32("the CPU's chunk count")?;
             s.chunks_left = Some(n);
             s.next = data.offset + 4;
         }
@@ -1166,12 +1100,7 @@ impl CpuStream {
                 Some(k) => {
                     self.chunks_left = Some(k - 1);
                     let h = d.read(self.next, 8, "a chunk header")?;
-                    let mut c = Cur {
-                        b: &h,
-                        pos: 0,
-                        base: self.next,
-                        big: d.big,
-                    };
+                    let mut c = Cur::new(&h, self.next, d.big);
                     let csize = c.u32("a chunk's compressed size")?;
                     let usize_ = c.u32("a chunk's size")?;
                     if csize > MAX_CHUNK
@@ -1194,12 +1123,7 @@ impl CpuStream {
         let ps = d.page_size as usize;
         let at = self.buf_at + base as u64;
         let page = &self.buf[base..base + ps];
-        let mut c = Cur {
-            b: page,
-            pos: 0,
-            base: at,
-            big: d.big,
-        };
+        let mut c = Cur::new(page, at, d.big);
         self.ts = c.u64("a page timestamp")?;
         let commit = if d.kernel_long == 8 {
             c.u64("a page commit")?

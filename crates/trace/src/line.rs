@@ -195,15 +195,7 @@ pub fn parse_line(s: &str) -> Result<Parsed<'_>, String> {
         .ok_or_else(|| "`timestamp: event: fields` after the CPU column".to_string())?;
     let ts_ns = parse_ts(&rest[..colon])?;
     let rest = rest.get(colon + 1..).unwrap_or("").trim_start();
-    let (event, fields) = match rest.find(':') {
-        Some(c) => (&rest[..c], rest[c + 1..].trim()),
-        None => return Err("`event:` after the timestamp".into()),
-    };
-    if event.is_empty() || event.contains(' ') {
-        return Err(format!(
-            "an event name after the timestamp, found `{event}`"
-        ));
-    }
+    let (event, fields) = event_and_fields(rest)?;
     Ok(Parsed::Event(Line {
         comm,
         pid,
@@ -214,6 +206,20 @@ pub fn parse_line(s: &str) -> Result<Parsed<'_>, String> {
         event,
         fields,
     }))
+}
+
+/// `event: fields` after the timestamp (both layouts).
+fn event_and_fields(rest: &str) -> Result<(&str, &str), String> {
+    let (event, fields) = match rest.find(':') {
+        Some(c) => (&rest[..c], rest[c + 1..].trim()),
+        None => return Err("`event:` after the timestamp".into()),
+    };
+    if event.is_empty() || event.contains(' ') {
+        return Err(format!(
+            "an event name after the timestamp, found `{event}`"
+        ));
+    }
+    Ok((event, fields))
 }
 
 /// The first `digits.digits:` token: (byte offset, token).
@@ -263,15 +269,7 @@ fn parse_latency(t: &str) -> Result<Parsed<'_>, String> {
     let pid: i32 = task[dash + 1..].parse().map_err(|_| what())?;
     let ts_ns = parse_ts(&tok[..tok.len() - 1])?;
     let rest = t[ts_at + tok.len()..].trim_start();
-    let (event, fields) = match rest.find(':') {
-        Some(c) => (&rest[..c], rest[c + 1..].trim()),
-        None => return Err("`event:` after the timestamp".into()),
-    };
-    if event.is_empty() || event.contains(' ') {
-        return Err(format!(
-            "an event name after the timestamp, found `{event}`"
-        ));
-    }
+    let (event, fields) = event_and_fields(rest)?;
     Ok(Parsed::Event(Line {
         comm,
         pid,

@@ -12,7 +12,7 @@
 //! A tick that did not stop says why: the `tick_stop: success=0 dependency=X` it logged.
 //! An IPI names its sender where `ipi_send_cpu` / `ipi_send_cpumask` events (Linux 6.6+) show
 //! it. Call-function IPIs that arrived while the CPU ran user code are the ones the CT_WORK
-//! deferral (`../shared/reference/ct-work.md`) would have left for the next kernel entry.
+//! deferral (README, "Deferred IPIs to isolated CPUs") would have left for the next kernel entry.
 //!
 //! Streaming, deterministic, bounded memory: per CPU a stack of open intervals, a fixed
 //! histogram and the longest [`Options::top`] interruptions.
@@ -152,6 +152,21 @@ struct Open {
     kept_by: Option<String>,
 }
 
+impl Open {
+    fn new(cause: String, start: u64, line: u64, closer: Closer) -> Open {
+        Open {
+            cause,
+            start,
+            line,
+            nested: 0,
+            closer,
+            deferrable: false,
+            sender: None,
+            kept_by: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Closer {
     /// `user_enter` (tracked) or the inferred return to user mode.
@@ -173,6 +188,7 @@ struct Cpu {
     stack: Vec<Open>,
     causes: BTreeMap<String, CauseStats>,
     task: String,
+    task_pid: i32,
     /// IPI senders waiting for their IPI on this CPU (oldest first, bounded).
     senders: Vec<String>,
     /// NMI time inside user-mode windows (taken off the user time).
@@ -268,11 +284,14 @@ impl Noise {
             st.first = Some(l.ts_ns);
         }
         st.last = st.last.max(l.ts_ns);
-        if l.pid != 0 {
+        // The interrupted task's name, rebuilt only when the CPU runs another one.
+        if l.pid != 0
+            && (l.pid != st.task_pid || st.task.rsplit_once('-').map(|(c, _)| c) != Some(l.comm))
+        {
+            use std::fmt::Write as _;
+            st.task_pid = l.pid;
             st.task.clear();
-            st.task.push_str(l.comm);
-            st.task.push('-');
-            st.task.push_str(&l.pid.to_string());
+            let _ = write!(st.task, "{}-{}", l.comm, l.pid);
         }
         let ts = l.ts_ns;
         match ev {
@@ -284,16 +303,7 @@ impl Noise {
                 }
                 // The cause is what comes next; open with a placeholder.
                 st.stack.clear();
-                st.stack.push(Open {
-                    cause: String::new(),
-                    start: ts,
-                    line: n,
-                    nested: 0,
-                    closer: Closer::User,
-                    deferrable: false,
-                    sender: None,
-                    kept_by: None,
-                });
+                st.stack.push(Open::new(String::new(), ts, n, Closer::User));
                 return;
             }
             "user_enter" => {
@@ -361,16 +371,12 @@ impl Noise {
             if st.in_user {
                 st.nmi_in_user += d;
             }
-            let o = Open {
-                cause: format!("NMI {handler}"),
-                start: ts.saturating_sub(d),
-                line: n,
-                nested: 0,
-                closer: Closer::Now,
-                deferrable: false,
-                sender: None,
-                kept_by: None,
-            };
+            let o = Open::new(
+                format!("NMI {handler}"),
+                ts.saturating_sub(d),
+                n,
+                Closer::Now,
+            );
             self.record(c, o, ts, n, outermost);
             return;
         }
@@ -406,14 +412,9 @@ impl Noise {
                 };
                 let now = closer == Closer::Now;
                 st.stack.push(Open {
-                    cause,
-                    start: ts,
-                    line: n,
-                    nested: 0,
-                    closer,
                     deferrable,
                     sender,
-                    kept_by: None,
+                    ..Open::new(cause, ts, n, closer)
                 });
                 if now {
                     self.close_to_user(c, ts, n);
@@ -430,14 +431,8 @@ impl Noise {
                 Some(_) => {
                     if let Some(x) = closer {
                         st.stack.push(Open {
-                            cause,
-                            start: ts,
-                            line: n,
-                            nested: 0,
-                            closer: Closer::Exit(x),
-                            deferrable: false,
                             sender,
-                            kept_by: None,
+                            ..Open::new(cause, ts, n, Closer::Exit(x))
                         });
                     }
                 }
@@ -459,7 +454,7 @@ impl Noise {
         let Some(pos) = self.cpus[&c]
             .stack
             .iter()
-            .rposition(|o| o.closer == Closer::Exit(ev.to_string()))
+            .rposition(|o| matches!(&o.closer, Closer::Exit(x) if x == ev))
         else {
             return;
         };
