@@ -1,8 +1,9 @@
 //! RCU across CPUs: grace periods driven from the housekeeping CPU's tick (the work Linux's
 //! `rcu_gp_kthread` and `rcu_core` do there), readers in syscalls on every CPU.
 //!
-//! A grace period publishes a new object, then (`rcu_gp_init()` / `force_qs_rnp()`) snapshots
-//! every other CPU's context-tracking counter with the core's `rcu_watching_snap_save()`: a CPU
+//! A grace period publishes a new object, then (`rcu_gp_init()` / `force_qs_rnp()`, through the
+//! core's `ctxtrack_core::gp::GpScan`, the scan the simulator and the host backend drive too)
+//! snapshots every other CPU's context-tracking counter with the core's `rcu_watching_snap_save()`: a CPU
 //! in an extended quiescent state (user mode on a nohz_full CPU, or idle) is done at once,
 //! without being interrupted; a CPU in the kernel is done when its counter moves
 //! (`rcu_watching_snap_stopped_since()`). CPU 0 reports its own quiescent states (context switch,
@@ -14,9 +15,7 @@
 use crate::acpi::MAX_CPUS;
 use crate::percpu::{cpu, nr_cpus, this_cpu};
 use core::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use ctxtrack_core::rcu::{
-    rcu_watching_snap_in_eqs, rcu_watching_snap_save, rcu_watching_snap_stopped_since,
-};
+use ctxtrack_core::gp::{FqsVerdict, GpPolicy, GpScan};
 
 /// Ticks a holdout may take before `rcu_urgent_qs` is set (`jiffies_till_sched_qs` / 2).
 pub const URGENT_TICKS: u64 = 5;
@@ -49,25 +48,26 @@ static CPU0_QS: AtomicBool = AtomicBool::new(false);
 /// Readers that ran (all CPUs).
 pub static READERS: AtomicU64 = AtomicU64::new(0);
 
-/// Grace-period state, touched only by CPU 0's tick.
+/// Grace-period state, touched only by CPU 0's tick: the core's scan (the protocol the
+/// simulator and the host backend drive too) and what this kernel adds around it.
 struct Gp {
-    running: bool,
-    snaps: [u32; MAX_CPUS],
-    pending: u32,
-    started: u64,
-    ipi_sent: u32,
+    scan: GpScan<[u32; MAX_CPUS]>,
     old: usize,
     ticks: u64,
 }
 static GP: spin::Mutex<Gp> = spin::Mutex::new(Gp {
-    running: false,
-    snaps: [0; MAX_CPUS],
-    pending: 0,
-    started: 0,
-    ipi_sent: 0,
+    scan: GpScan::new_array(),
     old: 0,
     ticks: 0,
 });
+
+/// When a holdout is pushed, in CPU-0 ticks; one IPI per holdout and grace period.
+const POLICY: GpPolicy = GpPolicy {
+    urgent_after: URGENT_TICKS,
+    resched_after: RESCHED_TICKS,
+    resched_nohz_full_only: false,
+    resched_once: true,
+};
 
 /// Grace periods completed so far.
 pub fn completed() -> u64 {
@@ -129,14 +129,15 @@ pub fn rcu_all_qs() {
 /// The grace-period machine, one step per CPU-0 tick.
 pub fn rcu_gp_tick() {
     let mut gp = GP.lock();
+    let gp = &mut *gp;
     gp.ticks += 1;
     let now = gp.ticks;
-    if !gp.running {
+    if !gp.scan.in_progress() {
         let done = COMPLETED.load(Ordering::Relaxed);
         if REQUESTED.load(Ordering::Acquire) <= done && !CONTINUOUS.load(Ordering::Acquire) {
             return;
         }
-        // rcu_gp_init(): publish, full barrier, snapshot everyone.
+        // rcu_gp_init(): publish, full barrier, then every CPU owes a quiescent state.
         let old = PTR.load(Ordering::Relaxed);
         let new = (old + 1) % SLOTS;
         OBJS[new].version.store(done + 1, Ordering::Relaxed);
@@ -144,54 +145,34 @@ pub fn rcu_gp_tick() {
         PTR.store(new, Ordering::Release);
         CPU0_QS.store(false, Ordering::Release);
         fence(Ordering::SeqCst);
-        let mut pending = 1; // CPU 0 itself
-        for n in 1..nr_cpus() {
-            let snap = rcu_watching_snap_save(&cpu(n).ct);
-            gp.snaps[n] = snap;
-            if !rcu_watching_snap_in_eqs(snap) {
-                pending |= 1 << n;
-            }
-        }
-        gp.pending = pending;
+        gp.scan.start(now, (1u64 << nr_cpus()) - 1);
         gp.old = old;
-        gp.started = now;
-        gp.ipi_sent = 0;
-        gp.running = true;
     }
-    // force_qs_rnp() -> rcu_watching_snap_recheck().
-    let mut pending = gp.pending;
-    if pending & 1 != 0 && CPU0_QS.load(Ordering::Acquire) {
-        pending &= !1;
+    // CPU 0 reports for itself (rcu_qs()); the others are scanned (force_qs_rnp()).
+    let mut ended = false;
+    if gp.scan.holds_out(0) && CPU0_QS.load(Ordering::Acquire) {
+        ended |= gp.scan.report_qs(0, &cpu(0).rcu);
     }
     for n in 1..nr_cpus() {
-        if pending & (1 << n) != 0 && rcu_watching_snap_stopped_since(&cpu(n).ct, gp.snaps[n]) {
-            pending &= !(1 << n);
-            cpu(n).rcu.set_urgent_qs(false);
+        if !gp.scan.holds_out(n) {
+            continue;
+        }
+        let c = cpu(n);
+        match gp.scan.fqs_cpu(n, now, &POLICY, &c.ct, &c.rcu, true) {
+            FqsVerdict::Qs(_) => ended |= gp.scan.report_qs(n, &c.rcu),
+            FqsVerdict::Holdout { resched: true, .. } => {
+                c.count.rcu_ipis.fetch_add(1, Ordering::Relaxed);
+                crate::apic::send_ipi(c.apic_id, crate::apic::RESCHEDULE_VECTOR);
+            }
+            FqsVerdict::Holdout { .. } => {}
         }
     }
-    gp.pending = pending;
-    if pending == 0 {
+    if ended {
         // rcu_gp_cleanup(): full barrier, then the callbacks (free the old object).
         fence(Ordering::SeqCst);
         OBJS[gp.old].freed.store(true, Ordering::Release);
         OBJS[gp.old].version.store(u64::MAX, Ordering::Relaxed);
-        gp.running = false;
         COMPLETED.fetch_add(1, Ordering::AcqRel);
-        return;
-    }
-    let waited = now - gp.started;
-    for n in 1..nr_cpus() {
-        if pending & (1 << n) == 0 {
-            continue;
-        }
-        if waited >= URGENT_TICKS {
-            cpu(n).rcu.set_urgent_qs(true);
-        }
-        if waited >= RESCHED_TICKS && gp.ipi_sent & (1 << n) == 0 {
-            gp.ipi_sent |= 1 << n;
-            cpu(n).count.rcu_ipis.fetch_add(1, Ordering::Relaxed);
-            crate::apic::send_ipi(cpu(n).apic_id, crate::apic::RESCHEDULE_VECTOR);
-        }
     }
 }
 

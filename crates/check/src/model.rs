@@ -550,10 +550,10 @@ impl Model {
         // A grace period can only be wrong about a reader that began before it: the observer
         // starts one only while a read-side section runs (normalize() ends it once none that
         // predates it is left).
-        if m.rcu.in_progress {
+        if m.rcu.in_progress() {
             out.push(Action::GpFqs);
             for &c in &self.cpus {
-                if m.rcu.qs_mask & (1 << c) != 0 && !m.cpus[c].pcpu.rcu.urgent_qs() {
+                if m.rcu.scan.holds_out(c) && !m.cpus[c].pcpu.rcu.urgent_qs() {
                     out.push(Action::GpUrgent(c));
                 }
             }
@@ -646,7 +646,7 @@ impl Model {
     /// action.
     fn normalize(&self, m: &mut Machine) {
         m.sync_clocks_drop_timers();
-        if m.rcu.in_progress && !self.gp_can_fail(m) {
+        if m.rcu.in_progress() && !self.gp_can_fail(m) {
             // No reader that predates the grace period is left: it can only end well. End it now
             // (each holdout reports, which also clears its urgency and forced tick), so states
             // do not differ by a grace period that no longer matters.
@@ -684,7 +684,7 @@ impl Model {
         }
         let mut h = FpHasher::default();
         parts.hash(&mut h);
-        m.rcu.in_progress.hash(&mut h);
+        m.rcu.in_progress().hash(&mut h);
         m.monitor
             .count
             .min(u64::from(self.cfg.keep_going))
@@ -754,11 +754,11 @@ impl Model {
         // The grace period as this CPU is concerned: owes a QS, snapshotted, how the counter
         // relates to the snapshot.
         let r = &m.rcu;
-        let owes = r.in_progress && r.qs_mask & (1 << c) != 0;
-        let snapped = owes && r.snapped & (1 << c) != 0;
+        let owes = r.scan.holds_out(c);
+        let snapped = owes && r.scan.snapped(c);
         owes.hash(h);
         if snapped {
-            let snap = r.snaps[c];
+            let snap = r.scan.snap(c);
             (
                 ctxtrack_core::rcu::rcu_watching_snap_in_eqs(snap),
                 ct.ct_rcu_watching() == snap,
@@ -809,7 +809,7 @@ impl Model {
         task.rcu_depth.hash(h);
         // What the grace-period check compares: a reader that began before the grace period.
         let r = &m.rcu;
-        (r.in_progress && ctxtrack_sim::rcu_gp::reader_predates(task, r)).hash(h);
+        (r.in_progress() && ctxtrack_sim::rcu_gp::reader_predates(task, r)).hash(h);
         // Pipes by role (this CPU's or the other's), so mirrored CPUs hash alike.
         let own = |ch: ChanId| ch == self.rx[i];
         let sc = |s: Option<Syscall>| match s {

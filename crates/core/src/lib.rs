@@ -26,6 +26,7 @@
 pub mod arch;
 pub mod context_tracking;
 pub mod entry;
+pub mod gp;
 pub mod rcu;
 pub mod state;
 pub mod static_key;

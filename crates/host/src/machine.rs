@@ -7,7 +7,8 @@
 //! CPU (`rcu_watching_snap_save`, an acquire load of the state word), report at once for a CPU in
 //! an EQS (`rcu_watching_snap_in_eqs`), otherwise re-check until the counter moved
 //! (`rcu_watching_snap_stopped_since`); after a while set `rcu_urgent_qs` and kick the CPU (the
-//! forcing IPI). Then `smp_mb()` and free the old version. Readers check, at the end of every
+//! forcing IPI), each decision the core's grace-period scan (`ctxtrack_core::gp::GpScan`, also
+//! driven by the simulator and the bare-metal kernel). Then `smp_mb()` and free the old version. Readers check, at the end of every
 //! read-side section, that the version they dereferenced was not freed: the property the
 //! counter's full barriers exist for.
 
@@ -18,7 +19,8 @@ use ctxtrack_core::context_tracking::{ct_cpu_track_user, CpuLocal};
 use ctxtrack_core::entry::{
     enter_from_user_mode, exit_to_user_mode, irqentry_enter, irqentry_exit,
 };
-use ctxtrack_core::rcu::{rcu_cpu_quiescent_since, rcu_watching_snap_save, RcuCpu};
+use ctxtrack_core::gp::{FqsVerdict, GpPolicy, GpScan};
+use ctxtrack_core::rcu::RcuCpu;
 use ctxtrack_core::sync::smp_mb;
 use ctxtrack_core::tick::TickDepBit;
 use ctxtrack_core::vtime::{TaskVtime, VtimeState};
@@ -398,6 +400,7 @@ fn gp_thread(
         }
     }
     let (mut gps, mut offline, mut max_ns) = (0u64, 0u64, 0u64);
+    let mut scan = GpScan::new(vec![0u32; cpus.len()]);
     loop {
         let all_done = cpus.iter().all(|c| c.done.load(Ordering::Acquire));
         if all_done || (cfg.park_in_user && gps == cfg.grace_periods) {
@@ -408,32 +411,51 @@ fn gp_thread(
         let old = p.current.fetch_add(1, Ordering::Release);
         // rcu_gp_init()'s full barrier: the update is visible before any snapshot is taken.
         smp_mb();
-        let snaps: Vec<u32> = cpus.iter().map(|c| rcu_watching_snap_save(&c.ct)).collect();
+        // The protocol is the core's scan; this thread adds the order (one CPU at a time, in
+        // polls) and the kick. Age is in polls of the CPU being waited for.
+        let policy = GpPolicy {
+            urgent_after: cfg.fqs_polls,
+            resched_after: cfg.fqs_polls,
+            resched_nohz_full_only: false,
+            resched_once: true,
+        };
+        scan.start(0, ((1u128 << cpus.len()) - 1) as u64);
+        for (i, c) in cpus.iter().enumerate() {
+            // The first pass snapshots everyone right after the barrier.
+            if let FqsVerdict::Qs(_) = scan.fqs_cpu(i, 0, &policy, &c.ct, &c.rcu, true) {
+                scan.report_qs(i, &c.rcu);
+            }
+        }
         let mut ended_offline = false;
         for (i, c) in cpus.iter().enumerate() {
             let mut polls = 0u64;
-            let mut kicked = false;
             // rcu_watching_snap_recheck() until the CPU reports.
-            while !rcu_cpu_quiescent_since(&c.ct, snaps[i]) {
+            while scan.holds_out(i) {
                 if c.done.load(Ordering::Acquire) {
                     ended_offline = true;
+                    scan.report_qs(i, &c.rcu);
                     break;
                 }
                 polls += 1;
-                if polls >= cfg.fqs_polls && !kicked {
-                    // rcu_watching_snap_recheck(): urgency, then resched_cpu() (an IPI).
-                    c.rcu.set_urgent_qs(true);
-                    c.kick.store(true, Ordering::Release);
-                    ipis[i].fetch_add(1, Ordering::Relaxed);
-                    kicked = true;
+                match scan.fqs_cpu(i, polls, &policy, &c.ct, &c.rcu, true) {
+                    FqsVerdict::Qs(_) => {
+                        scan.report_qs(i, &c.rcu);
+                    }
+                    FqsVerdict::Holdout { resched, .. } => {
+                        if resched {
+                            // resched_cpu(): the scan set the urgency; the IPI is ours.
+                            c.kick.store(true, Ordering::Release);
+                            ipis[i].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
                 if polls.is_multiple_of(1024) {
                     std::thread::yield_now(); // two cores, more threads
                 }
                 std::hint::spin_loop();
             }
-            c.rcu.set_urgent_qs(false);
         }
+        debug_assert!(!scan.in_progress());
         // rcu_gp_cleanup()'s barrier, then the callbacks: free the old version.
         smp_mb();
         p.freed.store(old, Ordering::Release);

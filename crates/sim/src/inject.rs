@@ -82,7 +82,7 @@ impl Machine {
     /// The grace-period kthread starts a grace period at `t`; CPUs in `done` (housekeeping CPUs
     /// the driver does not model) report their quiescent state at once.
     pub fn gp_start(&mut self, t: u64, done: u64) {
-        if self.rcu.in_progress {
+        if self.rcu.in_progress() {
             return;
         }
         self.rcu.start_at_ns = t;
@@ -97,7 +97,7 @@ impl Machine {
     /// One force-quiescent-state scan of the running grace period at `t` (snapshot, or recheck
     /// of an earlier snapshot); the grace period ends if it finds every CPU quiescent.
     pub fn gp_fqs(&mut self, t: u64) {
-        if !self.rcu.in_progress {
+        if !self.rcu.in_progress() {
             return;
         }
         self.rcu.next_fqs_ns = t;
@@ -107,7 +107,7 @@ impl Machine {
     /// The grace-period kthread finds CPU `c` still holding out after `jiffies_to_sched_qs`
     /// and sets its `rcu_urgent_qs` (its next kernel entry then forces the tick on).
     pub fn gp_urgent(&mut self, c: CpuId) {
-        if self.rcu.in_progress && self.rcu.qs_mask & (1 << c) != 0 {
+        if self.rcu.scan.holds_out(c) {
             self.cpus[c].pcpu.rcu.set_urgent_qs(true);
             self.rcu.stats.urgent_qs_set += 1;
         }

@@ -465,7 +465,7 @@ impl<'m> K<'m> {
             crate::monitor::fail_rcu_read_lock_idle(self.m, self.cpu);
         }
         let now = self.now();
-        let gp = self.m.rcu.gp_seq;
+        let gp = self.m.rcu.gp_seq();
         self.m.cpus[self.cpu].hw.preempt_count += 1;
         let t = self.cur();
         if t.rcu_depth == 0 {

@@ -464,9 +464,9 @@ pub fn on_entry_exit(m: &mut Machine, c: CpuId, saved: &CtSnap, to_user: bool) {
     }
 }
 
-/// Checks at the end of a grace period that started at `m.rcu.gp_start_ns`.
+/// Checks at the end of a grace period that started at `m.rcu.scan.started()`.
 pub fn on_gp_end(m: &mut Machine, t: u64) {
-    let start = m.rcu.gp_start_ns;
+    let start = m.rcu.scan.started();
     let bad = m
         .tasks
         .iter()
@@ -475,7 +475,7 @@ pub fn on_gp_end(m: &mut Machine, t: u64) {
         let c = m.tasks[i].cpu;
         let d = format!(
             "grace period {} (started {start} ns) completed at {t} ns while pid {} is in a read-side section begun at {} ns",
-            m.rcu.gp_seq, m.tasks[i].pid, m.tasks[i].rcu_since_ns
+            m.rcu.gp_seq(), m.tasks[i].pid, m.tasks[i].rcu_since_ns
         );
         fail(m, c, "rcu_gp_safety", "grace period end", d);
     }

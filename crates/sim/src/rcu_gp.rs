@@ -11,9 +11,7 @@
 
 use crate::config::Config;
 use crate::machine::{CpuId, Machine, Vector, NEVER};
-use ctxtrack_core::rcu::{
-    rcu_watching_snap_in_eqs, rcu_watching_snap_save, rcu_watching_snap_stopped_since,
-};
+use ctxtrack_core::gp::{FqsVerdict, GpPolicy, GpScan, QsHow};
 use serde::Serialize;
 
 /// Latency histogram bucket upper bounds (µs).
@@ -45,22 +43,13 @@ pub struct GpStats {
     pub callbacks: u64,
 }
 
-/// Grace-period state.
+/// Grace-period state: the core's scan ([`GpScan`], the protocol) plus the kthread's timers,
+/// callbacks and statistics (the simulator's).
 #[derive(Clone, Debug)]
 pub struct RcuGp {
     ncpus: usize,
-    /// Grace periods started.
-    pub gp_seq: u64,
-    /// A grace period is running.
-    pub in_progress: bool,
-    /// When the running one started.
-    pub gp_start_ns: u64,
-    /// CPUs that still owe a quiescent state.
-    pub qs_mask: u64,
-    /// Per-CPU snapshot of the watching counter (`rdp->watching_snap`).
-    pub snaps: Vec<u32>,
-    /// CPUs snapshotted in this grace period.
-    pub snapped: u64,
+    /// The scan: grace-period number, holdouts, snapshots.
+    pub scan: GpScan<Vec<u32>>,
     /// Next FQS scan.
     pub next_fqs_ns: u64,
     /// When a requested grace period starts.
@@ -71,39 +60,51 @@ pub struct RcuGp {
     pub next_bg_ns: u64,
     bg_interval_ns: Option<u64>,
     fqs_period_ns: u64,
-    jtsq_ns: u64,
+    policy: GpPolicy,
     /// Statistics.
     pub stats: GpStats,
 }
 
 impl RcuGp {
     /// `jiffies_till_first_fqs` = `jiffies_till_next_fqs` = 1 + (HZ > 250) + (HZ > 500) jiffies
-    /// (`RCU_JIFFIES_TILL_FORCE_QS`); `jiffies_to_sched_qs` = first + 2 × next.
+    /// (`RCU_JIFFIES_TILL_FORCE_QS`); `jiffies_to_sched_qs` = first + 2 × next; a nohz_full
+    /// holdout gets `resched_cpu()` after three times that, at every scan.
     pub fn new(ncpus: usize, cfg: &Config) -> RcuGp {
         let jiffy = 1_000_000_000 / cfg.hz;
         let fqs_j = 1 + u64::from(cfg.hz > 250) + u64::from(cfg.hz > 500);
+        let jtsq_ns = 3 * fqs_j * jiffy;
         RcuGp {
             ncpus,
-            gp_seq: 0,
-            in_progress: false,
-            gp_start_ns: 0,
-            qs_mask: 0,
-            snaps: vec![0; ncpus],
-            snapped: 0,
+            scan: GpScan::new(vec![0; ncpus]),
             next_fqs_ns: NEVER,
             start_at_ns: NEVER,
             cbs_next: 0,
             next_bg_ns: cfg.rcu_cb_interval_ns.unwrap_or(NEVER),
             bg_interval_ns: cfg.rcu_cb_interval_ns,
             fqs_period_ns: fqs_j * jiffy,
-            jtsq_ns: 3 * fqs_j * jiffy,
+            policy: GpPolicy {
+                urgent_after: jtsq_ns,
+                resched_after: 3 * jtsq_ns,
+                resched_nohz_full_only: true,
+                resched_once: false,
+            },
             stats: GpStats::default(),
         }
     }
 
+    /// A grace period is running.
+    pub fn in_progress(&self) -> bool {
+        self.scan.in_progress()
+    }
+
+    /// Grace periods started so far.
+    pub fn gp_seq(&self) -> u64 {
+        self.scan.gp_seq()
+    }
+
     /// When the kthread next has something to do.
     pub fn next_event_ns(&self) -> u64 {
-        let a = if self.in_progress {
+        let a = if self.in_progress() {
             self.next_fqs_ns
         } else {
             self.start_at_ns
@@ -117,7 +118,7 @@ impl RcuGp {
 /// model checker's observer relies on). Ordered by grace-period number, not by clock: a reader
 /// and a grace period may begin in the same nanosecond.
 pub fn reader_predates(task: &crate::machine::Task, r: &RcuGp) -> bool {
-    task.rcu_depth > 0 && task.rcu_since_gp < r.gp_seq
+    task.rcu_depth > 0 && task.rcu_since_gp < r.gp_seq()
 }
 
 /// `call_rcu()` at time `now`: queue a callback; request a grace period if none runs.
@@ -125,7 +126,7 @@ pub fn call_rcu(m: &mut Machine, now: u64) {
     let r = &mut m.rcu;
     r.cbs_next += 1;
     r.stats.callbacks += 1;
-    if !r.in_progress && r.start_at_ns == NEVER {
+    if !r.in_progress() && r.start_at_ns == NEVER {
         r.start_at_ns = now;
         // The kthread's next event moved: end any same-CPU run of events in the machine loop.
         m.rescan = true;
@@ -138,71 +139,66 @@ pub fn rcu_gp_kthread(m: &mut Machine, t: u64) {
         m.rcu.next_bg_ns = m.rcu.bg_interval_ns.map(|i| t + i).unwrap_or(NEVER);
         call_rcu(m, t);
     }
-    if !m.rcu.in_progress && m.rcu.start_at_ns <= t {
+    if !m.rcu.in_progress() && m.rcu.start_at_ns <= t {
         let r = &mut m.rcu;
-        r.in_progress = true;
-        r.gp_seq += 1;
-        r.gp_start_ns = t;
-        r.qs_mask = ((1u128 << r.ncpus) - 1) as u64;
-        r.snapped = 0;
+        r.scan.start(t, ((1u128 << r.ncpus) - 1) as u64);
         r.cbs_next = 0;
         r.start_at_ns = NEVER;
         r.next_fqs_ns = t + r.fqs_period_ns;
         gp_event(m, "start");
         return;
     }
-    if m.rcu.in_progress && m.rcu.next_fqs_ns <= t {
+    if m.rcu.in_progress() && m.rcu.next_fqs_ns <= t {
         rcu_gp_fqs(m, t);
-        if m.rcu.in_progress {
+        if m.rcu.in_progress() {
             m.rcu.next_fqs_ns = t + m.rcu.fqs_period_ns;
         }
     }
 }
 
-/// `rcu_gp_fqs()` → `force_qs_rnp()` over the holdouts.
+/// `rcu_gp_fqs()` → `force_qs_rnp()` over the holdouts (the decisions are the core's
+/// [`GpScan::fqs_cpu`]; the IPI, statistics and reports are the machine's).
 fn rcu_gp_fqs(m: &mut Machine, t: u64) {
     for c in 0..m.rcu.ncpus {
-        if m.rcu.qs_mask & (1 << c) == 0 {
+        if !m.rcu.scan.holds_out(c) {
             continue;
         }
-        let ct = &m.cpus[c].pcpu.ct;
-        if m.rcu.snapped & (1 << c) == 0 {
-            // rcu_watching_snap_save()
-            let snap = rcu_watching_snap_save(ct);
-            m.rcu.snaps[c] = snap;
-            m.rcu.snapped |= 1 << c;
-            if rcu_watching_snap_in_eqs(snap) {
-                m.rcu.stats.qs_from_eqs_snapshot += 1;
+        let cpu = &m.cpus[c];
+        let policy = m.rcu.policy;
+        let v = m
+            .rcu
+            .scan
+            .fqs_cpu(c, t, &policy, &cpu.pcpu.ct, &cpu.pcpu.rcu, cpu.nohz_full);
+        match v {
+            FqsVerdict::Qs(how) => {
+                match how {
+                    QsHow::EqsSnapshot => m.rcu.stats.qs_from_eqs_snapshot += 1,
+                    QsHow::CounterMoved => m.rcu.stats.qs_from_counter_change += 1,
+                }
                 report(m, c, t);
             }
-            continue;
-        }
-        // rcu_watching_snap_recheck()
-        if rcu_watching_snap_stopped_since(ct, m.rcu.snaps[c]) {
-            m.rcu.stats.qs_from_counter_change += 1;
-            report(m, c, t);
-            continue;
-        }
-        let age = t - m.rcu.gp_start_ns;
-        if age >= m.rcu.jtsq_ns && !m.cpus[c].pcpu.rcu.urgent_qs() {
-            m.cpus[c].pcpu.rcu.set_urgent_qs(true);
-            m.rcu.stats.urgent_qs_set += 1;
-        }
-        if m.cpus[c].nohz_full && age >= 3 * m.rcu.jtsq_ns {
-            // resched_cpu(): make the holdout pass through the scheduler.
-            let cur = m.cpus[c].current;
-            m.tasks[cur].ti_flags |= crate::machine::tif::NEED_RESCHED;
-            let at = t + m.cost.ipi_latency_ns;
-            crate::kernel::post_irq(m, c, Vector::Reschedule, at);
-            m.cpus[c].counters.rcu_resched_ipis += 1;
-            m.rcu.stats.resched_ipis += 1;
+            FqsVerdict::Holdout {
+                urgent_set,
+                resched,
+            } => {
+                m.rcu.stats.urgent_qs_set += u64::from(urgent_set);
+                if resched {
+                    // resched_cpu(): make the holdout pass through the scheduler.
+                    let cur = m.cpus[c].current;
+                    m.tasks[cur].ti_flags |= crate::machine::tif::NEED_RESCHED;
+                    let at = t + m.cost.ipi_latency_ns;
+                    crate::kernel::post_irq(m, c, Vector::Reschedule, at);
+                    m.cpus[c].counters.rcu_resched_ipis += 1;
+                    m.rcu.stats.resched_ipis += 1;
+                }
+            }
         }
     }
 }
 
 /// A CPU reports its own quiescent state (context switch, tick in user/idle).
 pub fn rcu_report_qs(m: &mut Machine, c: CpuId) {
-    if m.rcu.in_progress && m.rcu.qs_mask & (1 << c) != 0 {
+    if m.rcu.scan.holds_out(c) {
         m.rcu.stats.qs_self_reported += 1;
         let now = m.cpus[c].hw.now;
         report(m, c, now);
@@ -210,18 +206,17 @@ pub fn rcu_report_qs(m: &mut Machine, c: CpuId) {
 }
 
 fn report(m: &mut Machine, c: CpuId, t: u64) {
-    m.rcu.qs_mask &= !(1 << c);
+    let ended = m.rcu.scan.report_qs(c, &m.cpus[c].pcpu.rcu);
     m.cpus[c].counters.rcu_qs += 1;
-    // rcu_disable_urgency_upon_qs()
+    // rcu_disable_urgency_upon_qs(): the scan cleared the urgency; the forced tick is ours.
     let p = &mut m.cpus[c].pcpu;
-    p.rcu.set_urgent_qs(false);
     if p.rcu.forced_tick() {
         p.rcu.set_forced_tick(false);
         p.local
             .tick
             .tick_nohz_dep_clear_cpu(ctxtrack_core::tick::TickDepBit::Rcu);
     }
-    if m.rcu.qs_mask == 0 {
+    if ended {
         complete(m, t);
     }
 }
@@ -231,7 +226,7 @@ fn report(m: &mut Machine, c: CpuId, t: u64) {
 fn gp_event(m: &mut Machine, what: &str) {
     if m.trace.is_some() {
         // rcu_seq: the counter advances by 4 per grace period (2 state bits).
-        let seq = m.rcu.gp_seq << 2 | u64::from(what == "start");
+        let seq = m.rcu.gp_seq() << 2 | u64::from(what == "start");
         crate::trace::event(m, 0, "rcu_grace_period", &format!("rcu_sched {seq} {what}"));
     }
 }
@@ -240,9 +235,8 @@ fn complete(m: &mut Machine, t: u64) {
     crate::monitor::on_gp_end(m, t);
     gp_event(m, "end");
     let r = &mut m.rcu;
-    r.in_progress = false;
     r.next_fqs_ns = NEVER;
-    let lat = t.saturating_sub(r.gp_start_ns);
+    let lat = t.saturating_sub(r.scan.started());
     r.stats.completed += 1;
     r.stats.latency_sum_ns += lat;
     r.stats.latency_max_ns = r.stats.latency_max_ns.max(lat);
