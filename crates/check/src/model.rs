@@ -23,9 +23,9 @@ use ctxtrack_sim::ipc::ChanKind;
 use ctxtrack_sim::machine::{
     preempt, tif, ChanId, CpuId, Machine, Mode, TaskId, TaskState, Vector, NEVER,
 };
-use ctxtrack_sim::program::{Program, Syscall, Then};
+use ctxtrack_sim::program::Program;
 use ctxtrack_sim::{Config, CpuSet};
-use std::hash::{Hash, Hasher};
+use ctxtrack_sim::fingerprint::Roles;
 
 /// The housekeeping CPU: never explored, the origin of remote actions.
 pub const HOUSEKEEPING: CpuId = 0;
@@ -339,6 +339,8 @@ pub struct Model {
     /// Explored CPUs are interchangeable (same program, mirrored pipes): states that differ by
     /// a permutation of them are one state.
     pub symmetric: bool,
+    /// The same roles, as the fingerprint names tasks and pipes.
+    roles: Roles,
     base: Machine,
 }
 
@@ -389,8 +391,17 @@ impl Model {
             m.tasks[t].pinned = Some(c);
             workers.push(t);
         }
+        let symmetric = n > 1 && cfg.symmetry;
+        let roles = Roles {
+            cpus: cpus.clone(),
+            workers: workers.clone(),
+            rx: rx.clone(),
+            symmetric,
+            keep_going: cfg.keep_going,
+        };
         let mut model = Model {
-            symmetric: n > 1 && cfg.symmetry,
+            roles,
+            symmetric,
             cfg,
             cpus,
             workers,
@@ -670,214 +681,8 @@ impl Model {
     }
 
     /// The state's fingerprint: everything that can change what happens next, and nothing else
-    /// (see the module doc). CPUs are collapsed by symmetry when the model is symmetric.
+    /// (the abstraction lives beside the state: [`ctxtrack_sim::fingerprint`]).
     pub fn fingerprint(&self, m: &Machine) -> u64 {
-        let mut parts = [0u64; MAX_CPUS];
-        for (i, &c) in self.cpus.iter().enumerate() {
-            let mut h = FpHasher::default();
-            self.hash_cpu(m, i, c, &mut h);
-            parts[i] = h.finish();
-        }
-        let parts = &mut parts[..self.cpus.len()];
-        if self.symmetric {
-            parts.sort_unstable();
-        }
-        let mut h = FpHasher::default();
-        parts.hash(&mut h);
-        m.rcu.in_progress().hash(&mut h);
-        m.monitor
-            .count
-            .min(u64::from(self.cfg.keep_going))
-            .hash(&mut h);
-        h.finish()
-    }
-
-    /// Task ids as seen from CPU `c` (index `i`): its idle task 0, its worker 1, another worker
-    /// 2, anything else 3.
-    fn rel(&self, m: &Machine, i: usize, c: CpuId, t: TaskId) -> u8 {
-        if t == m.cpus[c].idle_task {
-            0
-        } else if t == self.workers[i] {
-            1
-        } else if self.workers.contains(&t) {
-            2
-        } else if m.cpus[c].ksoftirqd == Some(t) {
-            4
-        } else {
-            3
-        }
-    }
-
-    fn hash_cpu(&self, m: &Machine, i: usize, c: CpuId, h: &mut impl Hasher) {
-        let cpu = &m.cpus[c];
-        let ct = &cpu.pcpu.ct;
-        cpu.mode.hash(h);
-        self.rel(m, i, c, cpu.current).hash(h);
-        for &t in &cpu.rq {
-            self.rel(m, i, c, t).hash(h);
-        }
-        (
-            cpu.hw.irqs_on,
-            cpu.hw.preempt_count,
-            cpu.hw.cur_has_mm,
-            cpu.hw.cur_is_idle,
-        )
-            .hash(h);
-        (
-            ct.active(),
-            ct.recursion(),
-            ct.ct_state_bits(),
-            ct.rcu_is_watching(),
-            ct.nesting(),
-            ct.nmi_nesting(),
-        )
-            .hash(h);
-        (
-            cpu.pcpu.rcu.urgent_qs(),
-            cpu.pcpu.rcu.forced_tick(),
-            cpu.pcpu.local.tick.tick_stopped,
-            cpu.pcpu.local.tick.tick_dep_mask,
-        )
-            .hash(h);
-        for p in cpu.pending {
-            (p != NEVER).hash(h);
-        }
-        // Deferred work: the bits in the word, what the CPU owes and has queued, and a setter
-        // between its read and its cmpxchg as what its cmpxchg would do (the value it read
-        // holds counter bits, which the fingerprint leaves out).
-        (ct.ct_work(), cpu.hw.owed, cpu.csd).hash(h);
-        (cpu.hw.flush_pending, cpu.hw.flush_depth).hash(h);
-        cpu.work_setter
-            .map(|old| (old == ct.state_word(), old & ct.layout().watching() != 0))
-            .hash(h);
-        (cpu.next_tick != NEVER, cpu.nmi_at != NEVER).hash(h);
-        // The grace period as this CPU is concerned: owes a QS, snapshotted, how the counter
-        // relates to the snapshot.
-        let r = &m.rcu;
-        let owes = r.scan.holds_out(c);
-        let snapped = owes && r.scan.snapped(c);
-        owes.hash(h);
-        if snapped {
-            let snap = r.scan.snap(c);
-            (
-                ctxtrack_core::rcu::rcu_watching_snap_in_eqs(snap),
-                ct.ct_rcu_watching() == snap,
-            )
-                .hash(h);
-        }
-        // Softirqs raised and running (restarts left), a deferred rcuog wakeup.
-        (cpu.softirq, cpu.nocb_defer_wakeup).hash(h);
-        // Tasks that belong to this CPU: its idle task, its worker, its ksoftirqd while awake.
-        // Asleep, ksoftirqd waits at the top of its loop with nothing of its own that matters
-        // (no entries, no flags, no reader): the same state as before it was first spawned.
-        for t in [cpu.idle_task, self.workers[i]] {
-            self.hash_task(m, i, c, t, h);
-        }
-        if let Some(t) = cpu
-            .ksoftirqd
-            .filter(|&t| m.tasks[t].state != TaskState::Sleeping)
-        {
-            self.hash_task(m, i, c, t, h);
-        }
-        let ch = &m.chans[self.rx[i] as usize];
-        ch.bytes.hash(h);
-        for &t in ch.readers.iter().chain(ch.writers.iter()) {
-            self.rel(m, i, c, t).hash(h);
-        }
-    }
-
-    fn hash_task(&self, m: &Machine, i: usize, c: CpuId, t: TaskId, h: &mut impl Hasher) {
-        let task = &m.tasks[t];
-        (task.state, task.ti_flags, task.cpu == c).hash(h);
-        for f in &task.frames {
-            (f.path as *const _ as usize, f.pc).hash(h);
-        }
-        for e in &task.entries {
-            (e.kind, e.regs, e.locals, e.base).hash(h);
-            if let Some(s) = e.saved {
-                (
-                    s.cpu == c,
-                    s.state,
-                    s.watching,
-                    s.nesting,
-                    s.nmi_nesting,
-                    s.preempt_count,
-                )
-                    .hash(h);
-            }
-        }
-        task.rcu_depth.hash(h);
-        // What the grace-period check compares: a reader that began before the grace period.
-        let r = &m.rcu;
-        (r.in_progress() && ctxtrack_sim::rcu_gp::reader_predates(task, r)).hash(h);
-        // Pipes by role (this CPU's or the other's), so mirrored CPUs hash alike.
-        let own = |ch: ChanId| ch == self.rx[i];
-        let sc = |s: Option<Syscall>| match s {
-            Some(Syscall::Read { ch, len }) => (1u8, own(ch), len),
-            Some(Syscall::Write { ch, len }) => (2, own(ch), len),
-            Some(Syscall::Poll { ch }) => (3, own(ch), 0),
-            Some(other) => (4, false, u64::from(other.nr())),
-            None => (0, false, 0),
-        };
-        sc(task.cur_syscall).hash(h);
-        match task.then {
-            Then::Syscall(s) => (0u8, sc(Some(s))).hash(h),
-            other => (1u8, other).hash(h),
-        }
-        match &task.prog {
-            Program::PingPong { write_next, .. } => write_next.hash(h),
-            other => other.hash(h),
-        }
-        (task.user_left_ns > 0, task.last_ret.is_some()).hash(h);
-        let v = &task.vtime.vtime;
-        (v.state, v.cpu == c as i32, v.cpu < 0, task.vtime.pf_vcpu).hash(h);
-    }
-}
-
-/// The fingerprint hash: every word goes through a 64×64→128-bit multiply-fold (the mixing step
-/// of wyhash), so all bits of the input affect all bits of the state. Fixed constants: the same
-/// state always has the same fingerprint. At a few million states the chance that two distinct
-/// states collide in 64 bits is below 10⁻⁶.
-#[derive(Default)]
-struct FpHasher(u64);
-
-impl FpHasher {
-    #[inline(always)]
-    fn mix(&mut self, x: u64) {
-        const K1: u64 = 0xa076_1d64_78bd_642f;
-        const K2: u64 = 0xe703_7ed1_a0b4_28db;
-        let p = u128::from(self.0 ^ x ^ K1) * u128::from(K2 ^ x.rotate_left(32));
-        self.0 = (p as u64) ^ ((p >> 64) as u64);
-    }
-}
-
-impl Hasher for FpHasher {
-    fn finish(&self) -> u64 {
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.mix(u64::from_le_bytes(w) ^ ((c.len() as u64) << 59));
-        }
-    }
-    fn write_u8(&mut self, x: u8) {
-        self.mix(u64::from(x) | 1 << 62);
-    }
-    fn write_u16(&mut self, x: u16) {
-        self.mix(u64::from(x) | 2 << 62);
-    }
-    fn write_u32(&mut self, x: u32) {
-        self.mix(u64::from(x) | 3 << 62);
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.mix(x);
-    }
-    fn write_usize(&mut self, x: usize) {
-        self.mix(x as u64);
+        self.roles.fingerprint(m)
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod cost;
 pub mod ct_work;
 pub mod design;
+pub mod fingerprint;
 pub mod inject;
 pub mod ipc;
 pub mod kernel;

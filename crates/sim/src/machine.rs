@@ -696,8 +696,8 @@ pub struct Machine {
     /// What this machine's run is for, as progress reports name it (`run` by default).
     pub phase: &'static str,
     /// Step count at which the run loop next checks limits and reports progress.
-    next_checkpoint: u64,
-    next_pid: u32,
+    pub(crate) next_checkpoint: u64,
+    pub(crate) next_pid: u32,
 }
 
 /// A copy of the whole machine state, without the trace sink (an output, not state): the model
