@@ -18,6 +18,7 @@
 //! period's snapshot), so two states that differ only in those are one state.
 
 use ctxtrack_sim::design::Design;
+use ctxtrack_sim::fingerprint::Roles;
 use ctxtrack_sim::inject::Exception;
 use ctxtrack_sim::ipc::ChanKind;
 use ctxtrack_sim::machine::{
@@ -25,7 +26,6 @@ use ctxtrack_sim::machine::{
 };
 use ctxtrack_sim::program::Program;
 use ctxtrack_sim::{Config, CpuSet};
-use ctxtrack_sim::fingerprint::Roles;
 
 /// The housekeeping CPU: never explored, the origin of remote actions.
 pub const HOUSEKEEPING: CpuId = 0;

@@ -143,10 +143,7 @@ impl Roles {
         let mut h = FpHasher::default();
         parts.hash(&mut h);
         rcu.in_progress().hash(&mut h);
-        monitor
-            .count
-            .min(u64::from(self.keep_going))
-            .hash(&mut h);
+        monitor.count.min(u64::from(self.keep_going)).hash(&mut h);
         h.finish()
     }
 
@@ -517,7 +514,9 @@ mod tests {
         }
         vec![
             ("Machine.cpus", |m, _| cpu(m).mode = Mode::Kernel),
-            ("Machine.tasks", |m, w| task(m, w).ti_flags ^= tif::SIGPENDING),
+            ("Machine.tasks", |m, w| {
+                task(m, w).ti_flags ^= tif::SIGPENDING
+            }),
             ("Machine.chans", |m, _| m.chans[0].bytes += 1),
             ("Machine.rcu", |m, _| m.rcu.scan.start(0, 0b11)),
             ("Machine.monitor", |m, _| m.monitor.count += 1),
@@ -541,7 +540,9 @@ mod tests {
             ("Cpu.csd", |m, _| cpu(m).csd ^= 1),
             ("Cpu.work_setter", |m, _| cpu(m).work_setter = Some(0)),
             ("Cpu.softirq", |m, _| cpu(m).softirq.pending ^= 1 << 3),
-            ("Cpu.nocb_defer_wakeup", |m, _| cpu(m).nocb_defer_wakeup ^= true),
+            ("Cpu.nocb_defer_wakeup", |m, _| {
+                cpu(m).nocb_defer_wakeup ^= true
+            }),
             ("Cpu.ksoftirqd", |m, w| cpu(m).ksoftirqd = Some(w)),
             ("Hw.irqs_on", |m, _| cpu(m).hw.irqs_on ^= true),
             ("Hw.preempt_count", |m, _| cpu(m).hw.preempt_count += 1),
@@ -552,8 +553,12 @@ mod tests {
             ("Hw.flush_depth", |m, _| cpu(m).hw.flush_depth += 1),
             ("Task.state", |m, w| task(m, w).state = TaskState::Runnable),
             ("Task.cpu", |m, w| task(m, w).cpu = 0),
-            ("Task.ti_flags", |m, w| task(m, w).ti_flags ^= tif::NEED_RESCHED),
-            ("Task.vtime", |m, w| task(m, w).vtime.vtime.state = VtimeState::Guest),
+            ("Task.ti_flags", |m, w| {
+                task(m, w).ti_flags ^= tif::NEED_RESCHED
+            }),
+            ("Task.vtime", |m, w| {
+                task(m, w).vtime.vtime.state = VtimeState::Guest
+            }),
             ("Task.frames", |m, w| {
                 let f = Frame::new(m.design.idle, crate::machine::EntryKind::Idle);
                 task(m, w).frames.push(f)
@@ -578,7 +583,11 @@ mod tests {
             }),
             ("Task.then", |m, w| {
                 let t = task(m, w);
-                t.then = if t.then == Then::Fault { Then::Continue } else { Then::Fault }
+                t.then = if t.then == Then::Fault {
+                    Then::Continue
+                } else {
+                    Then::Fault
+                }
             }),
             ("Task.last_ret", |m, w| {
                 let t = task(m, w);
@@ -586,7 +595,11 @@ mod tests {
             }),
             ("Task.cur_syscall", |m, w| {
                 let t = task(m, w);
-                t.cur_syscall = if t.cur_syscall.is_some() { None } else { Some(Syscall::Getpid) }
+                t.cur_syscall = if t.cur_syscall.is_some() {
+                    None
+                } else {
+                    Some(Syscall::Getpid)
+                }
             }),
             ("Task.rcu_depth", |m, w| task(m, w).rcu_depth += 1),
         ]
@@ -625,11 +638,19 @@ mod tests {
         let (base, roles) = staged();
         let w = roles.workers[0];
         let fp = roles.fingerprint(&base);
-        assert_eq!(fp, roles.fingerprint(&base.clone()), "a clone is the same state");
+        assert_eq!(
+            fp,
+            roles.fingerprint(&base.clone()),
+            "a clone is the same state"
+        );
         for (name, change) in changes() {
             let mut m = base.clone();
             change(&mut m, w);
-            assert_ne!(roles.fingerprint(&m), fp, "{name} changed and the fingerprint did not");
+            assert_ne!(
+                roles.fingerprint(&m),
+                fp,
+                "{name} changed and the fingerprint did not"
+            );
         }
     }
 
@@ -643,7 +664,11 @@ mod tests {
         m.tasks[w].rcu_since_gp = m.rcu.gp_seq();
         let late = roles.fingerprint(&m);
         m.tasks[w].rcu_since_gp = m.rcu.gp_seq() + 5;
-        assert_eq!(roles.fingerprint(&m), late, "both began after the grace period");
+        assert_eq!(
+            roles.fingerprint(&m),
+            late,
+            "both began after the grace period"
+        );
         m.tasks[w].rcu_since_gp = 0;
         assert_ne!(roles.fingerprint(&m), late, "this one predates it");
     }

@@ -12,6 +12,9 @@
 
 pub mod lang;
 
+#[cfg(test)]
+mod core_equivalence;
+
 use crate::cost::CostKey;
 use crate::kernel::K;
 
