@@ -10,6 +10,7 @@ use crate::sched::task;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
 use ctxtrack_core::tick::TickDepBit;
+use ctxtrack_trace::event::{vector_name, Comm, IrqVector, SchedSwitch, TickStop};
 
 const CAP: usize = 1 << 15;
 
@@ -108,15 +109,6 @@ pub fn emit_as(who: usize, ev: Ev) {
     b.len += 1;
 }
 
-fn vector_name(v: u8) -> &'static str {
-    match v {
-        crate::apic::LOCAL_TIMER_VECTOR => "local_timer",
-        crate::apic::RESCHEDULE_VECTOR => "reschedule",
-        crate::apic::CALL_FUNCTION_SINGLE_VECTOR => "call_function_single",
-        _ => "spurious_apic",
-    }
-}
-
 /// Writes every CPU's events, merged by time, in ftrace's text layout.
 ///
 /// # Safety
@@ -175,26 +167,43 @@ fn line(cpu: usize, r: &Rec) {
     let _ = match r.ev {
         Ev::UserExit => write!(l, "user_exit: "),
         Ev::UserEnter => write!(l, "user_enter: "),
-        Ev::IrqEntry(v) => write!(l, "{}_entry: vector={v}", vector_name(v)),
-        Ev::IrqExit(v) => write!(l, "{}_exit: vector={v}", vector_name(v)),
+        Ev::IrqEntry(v) => write!(
+            l,
+            "{}_entry: {}",
+            vector_name(v.into()),
+            IrqVector { vector: v.into() }
+        ),
+        Ev::IrqExit(v) => write!(
+            l,
+            "{}_exit: {}",
+            vector_name(v.into()),
+            IrqVector { vector: v.into() }
+        ),
         Ev::Switch { prev, next } => {
             let (p, nx) = (task(prev), task(next));
-            let state = match p.state.load(Ordering::Relaxed) {
-                0 => "R",
-                1 => "S",
-                _ => "X",
+            let e = SchedSwitch {
+                // The idle tasks are named swapper/N, as Linux's init_idle() names them.
+                prev_comm: Comm::Task(p.comm),
+                prev_pid: p.pid as i32,
+                prev_prio: 120,
+                prev_state: match p.state.load(Ordering::Relaxed) {
+                    0 => "R",
+                    1 => "S",
+                    _ => "X",
+                },
+                next_comm: Comm::Task(nx.comm),
+                next_pid: nx.pid as i32,
+                next_prio: 120,
             };
-            write!(
-                l,
-                "sched_switch: prev_comm={} prev_pid={} prev_prio=120 prev_state={state} ==> next_comm={} next_pid={} next_prio=120",
-                if p.idle { "swapper" } else { p.comm },
-                p.pid,
-                if nx.idle { "swapper" } else { nx.comm },
-                nx.pid
-            )
+            write!(l, "{}: {e}", SchedSwitch::NAME)
         }
-        Ev::TickStop(None) => write!(l, "tick_stop: success=1 dependency=NONE"),
-        Ev::TickStop(Some(d)) => write!(l, "tick_stop: success=0 dependency={}", d.name()),
+        Ev::TickStop(d) => {
+            let e = TickStop {
+                success: d.is_none(),
+                dependency: d.map_or("NONE", |d| d.name()),
+            };
+            write!(l, "{}: {e}", TickStop::NAME)
+        }
     };
     let _ = writeln!(l);
     // SAFETY: Line only holds what write! produced from UTF-8 strings, cut at a char boundary

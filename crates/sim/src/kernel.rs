@@ -12,6 +12,7 @@ use crate::machine::*;
 use crate::program::Syscall;
 use ctxtrack_core::tick::{can_stop_full_tick, TickDepBit, TickDeps};
 use ctxtrack_core::{Ct, CtState};
+use ctxtrack_trace::event::{Comm, IrqVector, SchedSwitch, SchedWakeup, TickStop};
 
 /// CFS `sysctl_sched_latency` scaled for 8 CPUs (6 ms × (1 + ilog2(8))).
 const SCHED_LATENCY_NS: u64 = 24_000_000;
@@ -329,7 +330,7 @@ impl<'m> K<'m> {
             let fields = if v == Vector::Device {
                 "irq=11 name=virtio0".to_string()
             } else {
-                format!("vector={}", v.number())
+                IrqVector { vector: v.number() }.to_string()
             };
             crate::trace::event(self.m, self.cpu, &format!("{name}_entry"), &fields);
         }
@@ -343,7 +344,7 @@ impl<'m> K<'m> {
             Vector::CallFunction => crate::ct_work::call_function_interrupt(self),
         }
         if self.m.trace.is_some() {
-            let fields = format!("vector={}", v.number());
+            let fields = IrqVector { vector: v.number() }.to_string();
             crate::trace::event(self.m, self.cpu, &format!("{name}_exit"), &fields);
         }
     }
@@ -422,19 +423,22 @@ impl<'m> K<'m> {
         let was = self.m.cpus[c].pcpu.local.tick.tick_stopped;
         if let Err(dep) = r {
             if self.m.trace.is_some() {
-                crate::trace::event(
-                    self.m,
-                    c,
-                    "tick_stop",
-                    &format!("success=0 dependency={}", dep.name()),
-                );
+                let fields = TickStop {
+                    success: false,
+                    dependency: dep.name(),
+                };
+                crate::trace::event(self.m, c, TickStop::NAME, &fields.to_string());
             }
             if was {
                 restart_tick(self.m, c);
             }
         } else if !was {
             if self.m.trace.is_some() {
-                crate::trace::event(self.m, c, "tick_stop", "success=1 dependency=NONE");
+                let fields = TickStop {
+                    success: true,
+                    dependency: "NONE",
+                };
+                crate::trace::event(self.m, c, TickStop::NAME, &fields.to_string());
             }
             stop_tick(self.m, c);
         }
@@ -747,18 +751,24 @@ impl<'m> K<'m> {
             .max(to_min.saturating_sub(SCHED_LATENCY_NS / 2));
         task.state = TaskState::Runnable;
         if self.m.trace.is_some() {
-            let (comm, pid) = (task.comm.clone(), task.pid);
+            let fields = SchedWakeup {
+                comm: Comm::Task(&task.comm),
+                pid: task.pid as i32,
+                prio: 120,
+                target_cpu: target as i32,
+            }
+            .to_string();
             let ev = if new {
-                "sched_wakeup_new"
+                SchedWakeup::NAME_NEW
             } else {
-                "sched_wakeup"
+                SchedWakeup::NAME
             };
             // try_to_wake_up() holds p->pi_lock and the runqueue lock.
             crate::trace::event_at(
                 self.m,
                 self.cpu,
                 ev,
-                &format!("comm={comm} pid={pid} prio=120 target_cpu={target:03}"),
+                &fields,
                 crate::trace::At::Locked(2),
             );
         }
@@ -807,29 +817,31 @@ impl<'m> K<'m> {
         }
         if self.m.trace.is_some() {
             let (p, n) = (&self.m.tasks[prev], &self.m.tasks[next]);
-            let pc = if p.is_idle {
-                format!("swapper/{c}")
-            } else {
-                p.comm.to_string()
-            };
-            let nc = if n.is_idle {
-                format!("swapper/{c}")
-            } else {
-                n.comm.to_string()
-            };
-            let st = match p.state {
-                TaskState::Sleeping => "S",
-                TaskState::Dead => "X",
-                _ => "R",
-            };
-            let line = format!(
-                "prev_comm={pc} prev_pid={} prev_prio=120 prev_state={st} ==> next_comm={nc} next_pid={} next_prio=120",
-                p.pid, n.pid
-            );
+            fn comm(t: &Task, c: CpuId) -> Comm<'_> {
+                if t.is_idle {
+                    Comm::Swapper(Some(c))
+                } else {
+                    Comm::Task(&t.comm)
+                }
+            }
+            let line = SchedSwitch {
+                prev_comm: comm(p, c),
+                prev_pid: p.pid as i32,
+                prev_prio: 120,
+                prev_state: match p.state {
+                    TaskState::Sleeping => "S",
+                    TaskState::Dead => "X",
+                    _ => "R",
+                },
+                next_comm: comm(n, c),
+                next_pid: n.pid as i32,
+                next_prio: 120,
+            }
+            .to_string();
             crate::trace::event_at(
                 self.m,
                 c,
-                "sched_switch",
+                SchedSwitch::NAME,
                 &line,
                 crate::trace::At::Locked(2),
             );

@@ -102,14 +102,12 @@ impl Vector {
             Vector::CallFunction => 251,
         }
     }
-    /// Event-name prefix in `irq_vectors` (`local_timer`, `irq_work`, `reschedule`).
+    /// Event-name prefix in `irq_vectors` (`local_timer`, `irq_work`, `reschedule`; the
+    /// names are `ctxtrack_trace::event`'s), or `irq_handler` for the device interrupt.
     pub fn trace_name(self) -> &'static str {
         match self {
-            Vector::LocalTimer => "local_timer",
-            Vector::IrqWork => "irq_work",
-            Vector::Reschedule => "reschedule",
             Vector::Device => "irq_handler",
-            Vector::CallFunction => "call_function_single",
+            v => ctxtrack_trace::event::vector_name(v.number()),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! same picture) plus explicit slices for what ftrace does not show (exception exit, NMI).
 
 use crate::line::Line;
-use crate::replay::field;
+use crate::event::field;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -312,10 +312,9 @@ impl<W: Write> ChromeWriter<W> {
                 while !self.track(c).stack.is_empty() {
                     self.end(c, ts);
                 }
-                let next: i32 = field(l.fields, "next_pid=")
-                    .and_then(|x| x.parse().ok())
-                    .unwrap_or(0);
-                let comm = crate::replay::field(l.fields, "next_comm=").unwrap_or("?");
+                let sw = crate::event::SchedSwitch::parse(l.fields);
+                let next = sw.map_or(0, |s| s.next_pid);
+                let comm = sw.and_then(|s| s.next_comm.as_str()).unwrap_or("?");
                 self.track(c).pid = next;
                 let state = if next == 0 { "IDLE" } else { "KERNEL" };
                 self.begin(

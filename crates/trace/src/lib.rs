@@ -8,15 +8,31 @@
 //!   and a real kernel can be compared event for event.
 //! - [`chrome`]: the Chrome trace-event JSON writer (one track per CPU).
 //!
-//! This crate knows nothing of the simulator: it reads and writes text.
+//! - [`event`]: typed trace events (`sched_switch`, `sched_wakeup`, `tick_stop`, IRQ vectors),
+//!   one format and one parse each, used by the simulator, the bare-metal kernel and replay.
+//!
+//! This crate knows nothing of the simulator: it reads and writes text. Without its default
+//! `std` feature only [`event`] is built, `no_std`, for the bare-metal kernel.
+#![cfg_attr(not(feature = "std"), no_std)]
 
+pub mod event;
+
+#[cfg(feature = "std")]
 pub mod chrome;
+#[cfg(feature = "std")]
 pub mod dat;
+#[cfg(feature = "std")]
 pub mod line;
+#[cfg(feature = "std")]
 pub mod noise;
+#[cfg(feature = "std")]
 pub mod replay;
+#[cfg(feature = "std")]
 pub mod shapes;
+#[cfg(feature = "std")]
 pub mod source;
 
+#[cfg(feature = "std")]
 pub use line::{format_line, header, parse_line, Flags, Line, Parsed};
+#[cfg(feature = "std")]
 pub use replay::{replay_reader, Options, Replayer, Report};

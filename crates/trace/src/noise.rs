@@ -18,7 +18,8 @@
 //! histogram and the longest [`Options::top`] interruptions.
 
 use crate::line::Line;
-use crate::replay::{field, ReplayError};
+use crate::event::field;
+use crate::replay::ReplayError;
 use crate::shapes::is_vector_base;
 use crate::source::Item;
 use serde::Serialize;

@@ -38,6 +38,8 @@
 //! flushed vtime and tick samples charged on that CPU, and idle as `tick_sched`'s idle sleep
 //! time (the idle task's time outside IRQs and softirqs).
 
+pub use crate::event::field;
+use crate::event::{SchedSwitch, SchedWakeup};
 use crate::line::{parse_line, Flags, Line, Parsed};
 use crate::shapes::is_vector_base;
 use ctxtrack_core::vtime::{task_cputime, vtime_accumulate, TaskVtime, VtimeState};
@@ -1126,7 +1128,10 @@ impl Replayer {
                 st.r.switches += 1;
                 let mode = st.mode;
                 let depth = st.irq_depth;
-                let (next, next_comm, prev_state) = switch_fields(l.fields);
+                let (next, next_comm, prev_state) = match SchedSwitch::parse(l.fields) {
+                    Some(s) => (Some(s.next_pid), s.next_comm.as_str(), Some(s.prev_state)),
+                    None => (None, None, None),
+                };
                 let prev = st.cur.unwrap_or(l.pid);
                 if !tracked {
                     self.close_user_window(c, None);
@@ -1206,7 +1211,9 @@ impl Replayer {
                 }
             }
             "sched_wakeup_new" => {
-                if let Some((name, child)) = wakeup_fields(l.fields) {
+                if let Some((name, child)) = SchedWakeup::parse(l.fields)
+                    .map(|w| (w.comm.as_str().unwrap_or(""), w.pid))
+                {
                     let name = name.to_string();
                     // copy_process() zeroes utime/stime but not the vtime buckets that
                     // dup_task_struct() copied: the child starts with its parent's sub-tick
@@ -1426,72 +1433,12 @@ impl Replayer {
     }
 }
 
-/// `sched_switch`'s (next pid, next comm, prev_state) as the kernel prints it
-/// (`prev_comm=a prev_pid=1 prev_prio=120 prev_state=S ==> next_comm=b next_pid=2 next_prio=120`)
-/// or as trace-cmd's sched plugin does (`a:1 [120] S ==> b:2 [120]`).
-pub fn switch_fields(f: &str) -> (Option<i32>, Option<&str>, Option<&str>) {
-    if let Some(p) = field(f, "next_pid=") {
-        return (
-            p.parse().ok(),
-            between(f, "next_comm=", " next_pid="),
-            field(f, "prev_state="),
-        );
-    }
-    let Some((prev, next)) = f.split_once(" ==> ") else {
-        return (None, None, None);
-    };
-    let state = prev.rsplit_once("] ").map(|(_, s)| s.trim());
-    let who = next.split(" [").next().unwrap_or(next);
-    match who.rsplit_once(':') {
-        Some((comm, pid)) => (pid.parse().ok(), Some(comm), state),
-        None => (None, None, state),
-    }
-}
-
-/// `sched_wakeup(_new)`'s (comm, pid): kernel `comm=a pid=1 prio=120 target_cpu=003`, or
-/// trace-cmd's `a:1 [120] CPU:003`.
-pub fn wakeup_fields(f: &str) -> Option<(&str, i32)> {
-    if let Some(p) = field(f, "pid=") {
-        return Some((between(f, "comm=", " pid=").unwrap_or(""), p.parse().ok()?));
-    }
-    let who = f.split(" [").next()?;
-    let (comm, pid) = who.rsplit_once(':')?;
-    Some((comm, pid.parse().ok()?))
-}
-
 /// IRQ-class entry events: `irq_vectors:*_entry` and `irq:irq_handler_entry`.
 fn is_irq_entry(ev: &str) -> bool {
     ev == "irq_handler_entry" || ev.strip_suffix("_entry").is_some_and(is_vector_base)
 }
 fn is_irq_exit(ev: &str) -> bool {
     ev == "irq_handler_exit" || ev.strip_suffix("_exit").is_some_and(is_vector_base)
-}
-
-/// The value after `key` up to the next space.
-pub fn field<'a>(fields: &'a str, key: &str) -> Option<&'a str> {
-    let i = find_key(fields, key)?;
-    let rest = &fields[i + key.len()..];
-    Some(rest.split(' ').next().unwrap_or(""))
-}
-
-/// The text after `key` up to `end` (for values that may contain spaces, like comm).
-fn between<'a>(fields: &'a str, key: &str, end: &str) -> Option<&'a str> {
-    let i = find_key(fields, key)?;
-    let rest = &fields[i + key.len()..];
-    rest.find(end).map(|j| &rest[..j])
-}
-
-/// `key` at the start of `fields` or after a space (so `pid=` does not match `prev_pid=`).
-fn find_key(fields: &str, key: &str) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = fields[from..].find(key) {
-        let at = from + i;
-        if at == 0 || fields.as_bytes()[at - 1] == b' ' {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
 }
 
 /// Replays the file at `path`: ftrace or `trace-cmd report` text (plain or gzip), or

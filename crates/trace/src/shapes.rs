@@ -194,8 +194,8 @@ impl ShapeCollector {
             });
         }
         if ev == "sched_switch" && st.tracked && l.pid != 0 {
-            let next = crate::replay::field(l.fields, "next_pid=").unwrap_or("0");
-            if next != "0" {
+            let next = crate::event::SchedSwitch::parse(l.fields).map_or(0, |s| s.next_pid);
+            if next != 0 {
                 st.open.push(Open {
                     kind: "context_switch",
                     events: vec![ev.into()],
