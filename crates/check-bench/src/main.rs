@@ -65,7 +65,7 @@ impl stateright::Model for Sr {
 
     fn properties(&self) -> Vec<Property<Self>> {
         vec![Property::always("no violation", |_, s: &St| {
-            s.m.monitor.count == 0
+            s.m.monitor().count == 0
         })]
     }
 }

@@ -257,19 +257,16 @@ fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Chi
             } else {
                 Box::new(Machine::clone(m.as_ref().expect("state still here")))
             };
-            let (count, before) = (n.monitor.count, n.monitor.reports.len());
+            let (count, before) = (n.monitor().count, n.monitor().reports.len());
             model.apply(&mut n, a);
             let mut reports = Vec::new();
-            if n.monitor.count != count {
-                reports = n.monitor.reports.split_off(before);
+            if n.monitor().count != count {
                 // Keep exploring past it (other invariants and sites may lie behind it); the
                 // copy forgets its reports (they travel in `reports`) so copies stay cheap.
-                n.monitor.reports.clear();
-                n.monitor.by_site.clear();
-                n.monitor.by_invariant.clear();
+                reports = n.drain_reports_from(before);
             }
             let fp = model.fingerprint(&n);
-            let keep = n.monitor.count <= u64::from(model.cfg.keep_going) && !seen.contains(&fp);
+            let keep = n.monitor().count <= u64::from(model.cfg.keep_going) && !seen.contains(&fp);
             out.push(Child {
                 parent: id,
                 action: a,
@@ -286,9 +283,9 @@ fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Chi
 fn approx_bytes(m: &ctxtrack_sim::Machine) -> u64 {
     use std::mem::size_of;
     let b = size_of::<ctxtrack_sim::Machine>()
-        + m.cpus.len() * size_of::<ctxtrack_sim::machine::Cpu>()
-        + m.tasks.len() * (size_of::<ctxtrack_sim::machine::Task>() + 64)
-        + m.chans.len() * size_of::<ctxtrack_sim::ipc::Channel>()
+        + m.cpus().len() * size_of::<ctxtrack_sim::machine::Cpu>()
+        + m.tasks().len() * (size_of::<ctxtrack_sim::machine::Task>() + 64)
+        + m.chans().len() * size_of::<ctxtrack_sim::machine::ipc::Channel>()
         + 256;
     b as u64
 }

@@ -16,7 +16,7 @@ pub mod explore;
 pub mod model;
 
 use ctxtrack_sim::machine::Machine;
-use ctxtrack_sim::trace::TraceSink;
+use ctxtrack_sim::tracer::TraceSink;
 use explore::{Found, Outcome, Progress};
 use model::{Action, CheckConfig, Model};
 use serde::Serialize;
@@ -181,7 +181,7 @@ pub fn write_traces(
         replay(&model, root, &f.actions, Some(&mut s));
         s.map_or(0, |s| s.lines)
     };
-    let mut sink = out.sink(count, root.cpus.len());
+    let mut sink = out.sink(count, root.cpus().len());
     replay(&model, root, &f.actions, Some(&mut sink));
     match sink {
         Some(mut s) => s.finish().map_err(|e| format!("writing the trace: {e}")),
@@ -198,11 +198,11 @@ fn replay(
     sink: Option<&mut Option<TraceSink>>,
 ) -> Vec<TraceLine> {
     let mut m = root.clone();
-    m.monitor.record_history = true;
+    m.record_history(true);
     let tracing = sink.is_some();
     let mut sink = sink;
     if let Some(s) = sink.as_mut() {
-        m.trace = s.take();
+        m.set_trace(s.take());
     }
     let mut lines = Vec::new();
     for (i, &a) in actions.iter().enumerate() {
@@ -210,11 +210,11 @@ fn replay(
             model::HOUSEKEEPING => model.cpus[0],
             c => c,
         };
-        let hist = m.cpus[c].history.len();
-        let entries = m.tasks[m.cpus[c].current].entries.len();
+        let hist = m.cpus()[c].history.len();
+        let entries = m.tasks()[m.cpus()[c].current].entries.len();
         model.apply(&mut m, a);
-        let cpu = &m.cpus[c];
-        let task = &m.tasks[cpu.current];
+        let cpu = &m.cpus()[c];
+        let task = &m.tasks()[cpu.current];
         let (path, step) = if cpu.history.len() != hist {
             let e = cpu.history.last().expect("history just grew");
             (e.path.to_string(), e.step.to_string())
@@ -247,7 +247,7 @@ fn replay(
     }
     if tracing {
         if let Some(s) = sink {
-            *s = m.trace.take();
+            *s = m.set_trace(None);
         }
     }
     lines

@@ -18,9 +18,9 @@
 //! period's snapshot), so two states that differ only in those are one state.
 
 use ctxtrack_sim::design::Design;
+use ctxtrack_sim::driver::Exception;
 use ctxtrack_sim::fingerprint::Roles;
-use ctxtrack_sim::inject::Exception;
-use ctxtrack_sim::ipc::ChanKind;
+use ctxtrack_sim::machine::ipc::ChanKind;
 use ctxtrack_sim::machine::{
     preempt, tif, ChanId, CpuId, Machine, Mode, TaskId, TaskState, Vector, NEVER,
 };
@@ -168,7 +168,7 @@ pub struct CheckConfig {
     /// every step boundary, a CALL_FUNCTION IPI when it fails.
     pub ct_work: bool,
     /// The setter those actions run (Linux's, or a negative control).
-    pub work_setter: ctxtrack_sim::ct_work::Setter,
+    pub work_setter: ctxtrack_sim::driver::Setter,
     /// `CONFIG_RCU_DYNTICKS_TORTURE`: the 2-bit RCU watching counter.
     pub rcu_counter_torture: bool,
     /// With `ct_work`: NMIs that find RCU watching flush the word's work bits too (a
@@ -211,7 +211,7 @@ impl CheckConfig {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_memory_mb: 4096,
             ct_work: false,
-            work_setter: ctxtrack_sim::ct_work::Setter::Linux,
+            work_setter: ctxtrack_sim::driver::Setter::Linux,
             rcu_counter_torture: false,
             ct_work_nmi_flush: false,
             softirq_max_restart: 1,
@@ -388,7 +388,7 @@ impl Model {
             };
             let name = ["worker-a", "worker-b"][i];
             let t = m.spawn(name, prog, c);
-            m.tasks[t].pinned = Some(c);
+            m.pin(t, c);
             workers.push(t);
         }
         let symmetric = n > 1 && cfg.symmetry;
@@ -427,11 +427,11 @@ impl Model {
         for &c in &self.cpus {
             let w = self.workers[c - 1];
             let mut n = 0;
-            while !(staged.cpus[c].mode == Mode::User && staged.cpus[c].current == w) {
-                if n == STAGE_LIMIT || staged.monitor.count > 0 {
+            while !(staged.cpus()[c].mode == Mode::User && staged.cpus()[c].current == w) {
+                if n == STAGE_LIMIT || staged.monitor().count > 0 {
                     return Err(format!(
                         "{}: staging could not bring worker {} to user mode on CPU {c} ({} violations on the way)",
-                        self.cfg.design.name, staged.tasks[w].comm, staged.monitor.count
+                        self.cfg.design.name, staged.tasks()[w].comm, staged.monitor().count
                     ));
                 }
                 staged.sync_clocks_drop_timers();
@@ -452,7 +452,7 @@ impl Model {
             for (i, (bit, name)) in FLAGS.iter().enumerate() {
                 if set & (1 << i) != 0 {
                     for &w in &self.workers {
-                        m.tasks[w].ti_flags |= bit;
+                        m.set_thread_flags(w, *bit);
                     }
                     names.push(*name);
                 }
@@ -475,12 +475,12 @@ impl Model {
     /// a tick nested in that softirq fit in depth 3, as the bug `irqentry_enter()`'s comment
     /// describes needs).
     fn entries(m: &Machine, c: CpuId) -> usize {
-        m.tasks[m.cpus[c].current].entries.len()
+        m.tasks()[m.cpus()[c].current].entries.len()
     }
 
     /// Whether CPU `c` has an event that has arrived and that it must take now.
     fn must_take(m: &Machine, c: CpuId) -> bool {
-        let cpu = &m.cpus[c];
+        let cpu = &m.cpus()[c];
         let irq = cpu.pending.iter().any(|&p| p != NEVER) || cpu.next_tick != NEVER;
         let nmi = cpu.nmi_at != NEVER;
         match cpu.mode {
@@ -491,8 +491,8 @@ impl Model {
 
     /// The next step CPU `c` runs if it is an instrumentable one (where kernel code may fault).
     fn next_is_instr(m: &Machine, c: CpuId) -> bool {
-        let t = &m.tasks[m.cpus[c].current];
-        let hw = &m.cpus[c].hw;
+        let t = &m.tasks()[m.cpus()[c].current];
+        let hw = &m.cpus()[c].hw;
         if hw.flush_pending != 0 && usize::from(hw.flush_depth) == t.entries.len() {
             // The next instruction is ct_work_flush(), inside noinstr ct_kernel_enter_state().
             return false;
@@ -510,7 +510,7 @@ impl Model {
     pub fn actions(&self, m: &Machine, out: &mut Vec<Action>) {
         let ev = self.cfg.events;
         for &c in &self.cpus {
-            let cpu = &m.cpus[c];
+            let cpu = &m.cpus()[c];
             // A new entry would sit at depth `entries + 1`.
             let room = Self::entries(m, c) < self.cfg.depth as usize;
             match cpu.mode {
@@ -545,7 +545,7 @@ impl Model {
                 out.push(Action::Preempt(c));
             }
             let w = self.workers[c - 1];
-            if ev.has(Event::Signal) && m.tasks[w].ti_flags & tif::SIGPENDING == 0 {
+            if ev.has(Event::Signal) && m.tasks()[w].ti_flags & tif::SIGPENDING == 0 {
                 out.push(Action::Signal(c));
             }
             if self.cfg.ct_work {
@@ -561,10 +561,10 @@ impl Model {
         // A grace period can only be wrong about a reader that began before it: the observer
         // starts one only while a read-side section runs (normalize() ends it once none that
         // predates it is left).
-        if m.rcu.in_progress() {
+        if m.rcu().in_progress() {
             out.push(Action::GpFqs);
             for &c in &self.cpus {
-                if m.rcu.scan.holds_out(c) && !m.cpus[c].pcpu.rcu.urgent_qs() {
+                if m.rcu().scan.holds_out(c) && !m.cpus()[c].pcpu.rcu.urgent_qs() {
                     out.push(Action::GpUrgent(c));
                 }
             }
@@ -579,13 +579,14 @@ impl Model {
     /// ends). Without that option a grace period started before a handler's reader still spans
     /// it, and `rcu_read_lock_idle` checks that RCU watches each one.
     fn gp_may_start(&self, m: &Machine, c: CpuId) -> bool {
-        let in_reader = m.tasks[m.cpus[c].current].rcu_depth > 0;
-        let hardirq = m.cpus[c].hw.preempt_count & (preempt::HARDIRQ_MASK | preempt::NMI_MASK) != 0;
+        let in_reader = m.tasks()[m.cpus()[c].current].rcu_depth > 0;
+        let hardirq =
+            m.cpus()[c].hw.preempt_count & (preempt::HARDIRQ_MASK | preempt::NMI_MASK) != 0;
         in_reader && (self.cfg.gp_in_hardirq || !hardirq)
     }
 
     fn in_nmi(m: &Machine, c: CpuId) -> bool {
-        m.tasks[m.cpus[c].current]
+        m.tasks()[m.cpus()[c].current]
             .entries
             .iter()
             .any(|e| e.kind == ctxtrack_sim::machine::EntryKind::Nmi)
@@ -596,8 +597,7 @@ impl Model {
         match a {
             Action::Step(c) => m.advance(c),
             Action::Syscall(c) => {
-                m.cpus[c].user_until = m.cpus[c].hw.now;
-                m.refresh_next(c);
+                m.end_user_burst(c);
                 m.advance(c);
             }
             Action::Irq(c, v) => {
@@ -616,9 +616,9 @@ impl Model {
             }
             Action::Preempt(c) => {
                 let i = c - 1;
-                let sleeping = m.tasks[self.workers[i]].state == TaskState::Sleeping;
+                let sleeping = m.tasks()[self.workers[i]].state == TaskState::Sleeping;
                 if sleeping
-                    && m.chans[self.rx[i] as usize]
+                    && m.chans()[self.rx[i] as usize]
                         .readers
                         .contains(&self.workers[i])
                 {
@@ -629,26 +629,20 @@ impl Model {
             }
             Action::Signal(c) => m.remote_signal(HOUSEKEEPING, self.workers[c - 1]),
             Action::GpStart => {
-                let now = m.cpus[self.cpus[0]].hw.now;
+                let now = m.cpus()[self.cpus[0]].hw.now;
                 m.gp_start(now, 1 << HOUSEKEEPING);
             }
             Action::GpFqs => {
-                let now = m.cpus[self.cpus[0]].hw.now;
+                let now = m.cpus()[self.cpus[0]].hw.now;
                 m.gp_fqs(now);
             }
             Action::GpUrgent(c) => m.gp_urgent(c),
-            Action::WorkRead(c) => ctxtrack_sim::ct_work::setter_read(
-                m,
-                c,
-                ctxtrack_core::CtWork::Sync,
-                self.cfg.work_setter,
-            ),
-            Action::WorkCmpxchg(c) => ctxtrack_sim::ct_work::setter_cmpxchg(
-                m,
-                c,
-                ctxtrack_core::CtWork::Sync,
-                self.cfg.work_setter,
-            ),
+            Action::WorkRead(c) => {
+                m.work_set_read(c, ctxtrack_core::CtWork::Sync, self.cfg.work_setter)
+            }
+            Action::WorkCmpxchg(c) => {
+                m.work_set_cmpxchg(c, ctxtrack_core::CtWork::Sync, self.cfg.work_setter)
+            }
         }
         self.normalize(m);
     }
@@ -657,27 +651,24 @@ impl Model {
     /// action.
     fn normalize(&self, m: &mut Machine) {
         m.sync_clocks_drop_timers();
-        if m.rcu.in_progress() && !self.gp_can_fail(m) {
+        if m.rcu().in_progress() && !self.gp_can_fail(m) {
             // No reader that predates the grace period is left: it can only end well. End it now
             // (each holdout reports, which also clears its urgency and forced tick), so states
             // do not differ by a grace period that no longer matters.
             for &c in &self.cpus {
-                ctxtrack_sim::rcu_gp::rcu_report_qs(m, c);
+                m.gp_report_qs(c);
             }
         }
         for &c in &self.cpus {
-            if m.cpus[c].mode == Mode::User {
-                m.cpus[c].user_until = NEVER;
-                m.refresh_next(c);
-            }
+            m.hold_user_burst(c);
         }
     }
 
     /// A running grace period could still end while a reader that began before it runs.
     fn gp_can_fail(&self, m: &Machine) -> bool {
-        m.tasks
+        m.tasks()
             .iter()
-            .any(|t| ctxtrack_sim::rcu_gp::reader_predates(t, &m.rcu))
+            .any(|t| ctxtrack_sim::os::rcu::reader_predates(t, &m.rcu()))
     }
 
     /// The state's fingerprint: everything that can change what happens next, and nothing else

@@ -7,8 +7,8 @@
 
 use ctxtrack_check::model::{CheckConfig, Events};
 use ctxtrack_check::{check, DesignResult};
-use ctxtrack_sim::ct_work::Setter;
 use ctxtrack_sim::design::{lang, Design};
+use ctxtrack_sim::driver::Setter;
 
 fn run_with(d: &'static Design, setter: Setter, torture: bool, nmi_flush: bool) -> DesignResult {
     let cfg = CheckConfig {

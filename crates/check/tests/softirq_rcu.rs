@@ -323,18 +323,18 @@ fn step_until(model: &Model, m: &mut Machine, limit: usize, done: impl Fn(&Machi
         if done(m) {
             return;
         }
-        let a = match m.cpus[1].mode {
+        let a = match m.cpus()[1].mode {
             Mode::User => Action::Syscall(1),
             _ => Action::Step(1),
         };
         model.apply(m, a);
     }
-    let c = &m.cpus[1];
+    let c = &m.cpus()[1];
     assert!(
         done(m),
         "not reached in {limit} steps: {:?}, {}, preempt_count {:#x}",
         c.mode,
-        m.tasks[c.current].comm,
+        m.tasks()[c.current].comm,
         c.hw.preempt_count
     );
 }
@@ -352,38 +352,39 @@ fn a_tick_in_a_softirq_on_the_idle_task_is_not_a_quiescent_state() {
     };
     let model = Model::new(cfg).unwrap();
     let mut m = model.roots().unwrap().remove(0).machine;
-    let idle = m.cpus[1].current;
+    let idle = m.cpus()[1].current;
     // Boot: the worker runs; let it block so that the idle task halts.
     step_until(&model, &mut m, 10_000, |m| {
-        m.cpus[1].mode == Mode::Halted && m.cpus[1].current == idle
+        m.cpus()[1].mode == Mode::Halted && m.cpus()[1].current == idle
     });
     // A device IRQ; its softirq runs net_rx_action() in a read-side section, IRQs on.
     model.apply(&mut m, Action::Irq(1, Vector::Device));
     step_until(&model, &mut m, 1_000, |m| {
-        m.tasks[m.cpus[1].current].rcu_depth > 0
-            && m.cpus[1].hw.preempt_count & preempt::SOFTIRQ_OFFSET != 0
-            && m.cpus[1].hw.irqs_on
+        m.tasks()[m.cpus()[1].current].rcu_depth > 0
+            && m.cpus()[1].hw.preempt_count & preempt::SOFTIRQ_OFFSET != 0
+            && m.cpus()[1].hw.irqs_on
     });
     // A grace period starts inside the reader; the tick lands in the softirq.
     model.apply(&mut m, Action::GpStart);
-    assert!(m.rcu.scan.holds_out(1));
-    let qs = m.cpus[1].counters.rcu_qs;
+    assert!(m.rcu().scan.holds_out(1));
+    let qs = m.cpus()[1].counters.rcu_qs;
     model.apply(&mut m, Action::Irq(1, Vector::LocalTimer));
     // The tick's IRQ nests (nmi_nesting 1 + 2), runs and leaves; the reader still runs.
     step_until(&model, &mut m, 1_000, |m| {
-        m.cpus[1].pcpu.ct.nmi_nesting() == 3
+        m.cpus()[1].pcpu.ct.nmi_nesting() == 3
     });
     step_until(&model, &mut m, 1_000, |m| {
-        m.cpus[1].pcpu.ct.nmi_nesting() == 1
+        m.cpus()[1].pcpu.ct.nmi_nesting() == 1
     });
-    assert_eq!(m.tasks[m.cpus[1].current].rcu_depth, 1);
+    assert_eq!(m.tasks()[m.cpus()[1].current].rcu_depth, 1);
     assert_eq!(
-        m.cpus[1].counters.rcu_qs, qs,
+        m.cpus()[1].counters.rcu_qs,
+        qs,
         "the nested tick reported a QS"
     );
-    assert!(m.rcu.scan.holds_out(1));
-    step_until(&model, &mut m, 1_000, |m| m.cpus[1].mode == Mode::Halted);
-    assert_eq!(m.monitor.count, 0);
+    assert!(m.rcu().scan.holds_out(1));
+    step_until(&model, &mut m, 1_000, |m| m.cpus()[1].mode == Mode::Halted);
+    assert_eq!(m.monitor().count, 0);
 }
 
 /// Every mechanism at once, grace periods starting in IRQ and NMI handlers' readers too:

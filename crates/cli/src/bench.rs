@@ -136,18 +136,14 @@ fn replay_input(file: Option<&std::path::Path>) -> Result<(String, Vec<u8>), Str
         }
         return Ok((p.display().to_string(), raw));
     }
-    let buf = ctxtrack_sim::trace::SharedBuf::default();
+    let buf = ctxtrack_sim::tracer::SharedBuf::default();
     let cfg = Config::new(design::by_name("generic-entry").expect("design"));
     let out = ctxtrack_sim::TraceOutputs {
         ftrace: Some(Box::new(buf.clone())),
         chrome: None,
     };
     let (_, mut m) = ctxtrack_sim::run(cfg, &Workload::messaging_default(), out);
-    m.trace
-        .as_mut()
-        .map(|t| t.finish())
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    m.finish_trace().map_err(|e| e.to_string())?;
     let v = buf.bytes();
     Ok(("the simulator's default messaging trace".into(), v))
 }

@@ -31,7 +31,7 @@ pub(crate) struct Args<'a> {
 }
 
 /// Opens `p` for writing as a trace output; errors name the option.
-pub(crate) fn create(opt: &str, p: &Path) -> Result<ctxtrack_sim::trace::TraceOut, String> {
+pub(crate) fn create(opt: &str, p: &Path) -> Result<ctxtrack_sim::tracer::TraceOut, String> {
     let f = std::fs::File::create(p).map_err(|e| format!("{opt} {}: {e}", p.display()))?;
     Ok(Box::new(std::io::BufWriter::new(f)))
 }

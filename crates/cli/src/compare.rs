@@ -96,10 +96,8 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
             };
             let observer = crate::progress::sim_observer(&pb, format!("trace of {}", d.name));
             let (_, mut m) = ctxtrack_sim::run_with_progress(cfg, &w, out, Some(observer));
-            if let Some(t) = m.trace.as_mut() {
-                t.finish()
-                    .map_err(|e| format!("--trace/--chrome-trace ({}): {e}", d.name))?;
-            }
+            m.finish_trace()
+                .map_err(|e| format!("--trace/--chrome-trace ({}): {e}", d.name))?;
         }
     }
     pb.finish();

@@ -555,10 +555,8 @@ fn cmd_run(wc: &WorkloadCmd) -> Result<ExitCode, String> {
     let observer = progress::sim_observer(&pb, w.name().to_string());
     let (report, mut m) = ctxtrack_sim::run_with_progress(cfg, &w, out, Some(observer));
     pb.finish();
-    if let Some(t) = m.trace.as_mut() {
-        t.finish()
-            .map_err(|e| format!("--trace/--chrome-trace: write failed: {e}"))?;
-    }
+    m.finish_trace()
+        .map_err(|e| format!("--trace/--chrome-trace: write failed: {e}"))?;
     if o.json {
         println!(
             "{}",

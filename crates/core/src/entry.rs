@@ -5,7 +5,7 @@
 //! The simulator runs the same paths as interruptible step lists (the design file
 //! `designs/generic-entry.c`, loaded by `ctxtrack-sim`), so the checker can inject events between any two steps; a real CPU
 //! cannot be stopped between steps, so here each function is one call. The two sources agree:
-//! `ctxtrack-sim`'s `design::core_equivalence` tests run both from the same CPU state for every
+//! `ctxtrack-sim`'s `lab::core_equivalence` tests run both from the same CPU state for every
 //! entry kind and require the same core states, in the same order, at the same end. What is left to the driver
 //! is what Linux leaves to the arch and scheduler code: the syscall body, `irq_enter_rcu()` and the
 //! handler, and `exit_to_user_mode_loop()`'s work (scheduling switches `current`, hence the [`Ct`]

@@ -2,8 +2,10 @@
 //! records a typed [`Violation`] in a per-CPU [`WarnLog`] instead, so the caller (simulator,
 //! checker, test kernel) decides whether to stop, count or panic. Never a panic, never silence.
 //!
-//! The checks that Linux compiles only under `CONFIG_RCU_EQS_DEBUG` / `CONFIG_PROVE_RCU` are
-//! always on here: a model exists to catch exactly those bugs.
+//! The checks that Linux compiles only under `CONFIG_RCU_EQS_DEBUG` / `CONFIG_PROVE_RCU` are on
+//! by default ([`crate::arch::Arch::RCU_EQS_DEBUG`]): the simulator, the checker and the test
+//! kernels keep them, a model exists to catch exactly those bugs; a production build (the
+//! bare-metal kernel's benchmark image) turns them off as Debian's kernel does.
 
 /// One detected misuse, named after the Linux check it mirrors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -2,6 +2,9 @@
 
 use crate::cost::CostModel;
 use crate::design::Design;
+
+/// `MAX_SOFTIRQ_RESTART`: rounds one `__do_softirq()` may run before it wakes `ksoftirqd`.
+pub const MAX_SOFTIRQ_RESTART: u8 = 10;
 use std::fmt;
 
 /// A set of CPUs (at most 64), parsed from Linux cpulist syntax (`1-3,5`).
@@ -129,7 +132,7 @@ pub struct Config {
     pub taskset: Option<usize>,
     /// Task and memory limits ([`crate::limits`]).
     pub limits: crate::limits::Limits,
-    /// Deferred IPIs (the CT_WORK series, [`crate::ct_work`]): the state word gets a work field
+    /// Deferred IPIs (the CT_WORK series, [`crate::os::ct_work`]): the state word gets a work field
     /// and senders defer to nohz_full CPUs that RCU does not watch instead of interrupting them.
     pub ct_work: bool,
     /// `CONFIG_RCU_DYNTICKS_TORTURE`: a 2-bit RCU watching counter (wraps after two round trips).
@@ -138,10 +141,10 @@ pub struct Config {
     /// ([`ctxtrack_core::CtLayout::with_nmi_flush`], a mitigation not in the series).
     pub ct_work_nmi_flush: bool,
     /// Softirqs: the device interrupt raises `NET_RX`, which `irq_exit_rcu()` runs with IRQs on
-    /// (or `ksoftirqd` does, [`crate::softirq`]). Off, nothing is raised (the checker's default:
+    /// (or `ksoftirqd` does, [`crate::os::softirq`]). Off, nothing is raised (the checker's default:
     /// IRQs on inside an interrupt multiply its state space).
     pub softirq: bool,
-    /// Callback offloading on nohz_full CPUs (`rcu_nocbs=`, [`crate::rcu_nocb`]): `call_rcu()`
+    /// Callback offloading on nohz_full CPUs (`rcu_nocbs=`, [`crate::os::rcu_nocb`]): `call_rcu()`
     /// wakes the rcuog kthread, or defers the wakeup with IRQs off. Off, callbacks stay on
     /// their CPU and nothing is deferred (the checker's default: a deferral lives until the
     /// next return to user or idle, and doubles every state on the way).
@@ -153,7 +156,7 @@ pub struct Config {
     pub rcuog_local: bool,
     /// `MAX_SOFTIRQ_RESTART`: rounds one `__do_softirq()` may run before it leaves the rest to
     /// `ksoftirqd` (Linux: 10, also bounded by `MAX_SOFTIRQ_TIME`; the checker uses fewer, see
-    /// [`crate::softirq`]).
+    /// [`crate::os::softirq`]).
     pub softirq_max_restart: u8,
     /// The housekeeping CPU patches kernel text (or flips a static key) every this many ns:
     /// `smp_text_poke_sync_each_cpu()`, every CPU must `sync_core()`.
@@ -192,7 +195,7 @@ impl Config {
             softirq: true,
             nocb: true,
             rcuog_local: false,
-            softirq_max_restart: crate::softirq::MAX_SOFTIRQ_RESTART,
+            softirq_max_restart: MAX_SOFTIRQ_RESTART,
         }
     }
 

@@ -14,9 +14,9 @@
 //! and a test reads those structs' definitions and requires, for every field, either a change
 //! that moves the fingerprint or an entry in [`IGNORED`].
 
-use crate::ipc::Channel;
+use crate::machine::ipc::Channel;
+use crate::machine::program::{Program, Syscall, Then};
 use crate::machine::{ChanId, Cpu, CpuId, Hw, Machine, TaskId, TaskState};
-use crate::program::{Program, Syscall, Then};
 use std::hash::{Hash, Hasher};
 
 /// Fields the fingerprint leaves out, as `Struct.field`, with why leaving them out is sound.
@@ -338,7 +338,7 @@ impl Roles {
         rcu_depth.hash(h);
         // What the grace-period check compares: a reader that began before the grace period.
         let r = &m.rcu;
-        (r.in_progress() && crate::rcu_gp::reader_predates(task, r)).hash(h);
+        (r.in_progress() && crate::machine::rcu::reader_predates(task, r)).hash(h);
         // Pipes by role (this CPU's or the other's), so mirrored CPUs hash alike.
         let own = |ch: ChanId| ch == self.rx[i];
         let sc = |s: Option<Syscall>| match s {
@@ -419,16 +419,16 @@ mod tests {
 
     use super::*;
     use crate::config::{Config, CpuSet};
-    use crate::ipc::ChanKind;
+    use crate::machine::ipc::ChanKind;
     use crate::machine::{tif, Frame, Mode, Task, NEVER};
     use ctxtrack_core::VtimeState;
 
     /// Where each checked struct is defined (`Struct`, source).
     const SOURCES: &[(&str, &str)] = &[
-        ("Machine", include_str!("machine.rs")),
-        ("Cpu", include_str!("machine.rs")),
-        ("Hw", include_str!("machine.rs")),
-        ("Task", include_str!("machine.rs")),
+        ("Machine", include_str!("machine/mod.rs")),
+        ("Cpu", include_str!("machine/cpu.rs")),
+        ("Hw", include_str!("machine/cpu.rs")),
+        ("Task", include_str!("machine/task.rs")),
     ];
 
     /// The field names of `pub struct name { ... }` in `src`.

@@ -4,47 +4,54 @@
 //! code of a [`design::Design`] executed step by step so events can land between any two steps,
 //! an always-on invariant [`monitor`], a [`cost`] model and counters.
 //!
+//! Rooms, bottom up (`tests/rooms.rs` checks that none uses a room above it):
+//! - [`config`], [`cost`], [`rng`], [`limits`]: what a run is given;
+//! - [`machine`]: the state (CPUs, tasks, programs, channels, RCU's and the senders' data, `K`,
+//!   "this CPU") and the smallest operations on it; [`design`]: entry paths as data;
+//! - [`os`]: the kernel services steps call (scheduler, syscalls, IRQs, tick, RCU, softirqs,
+//!   deferred work); [`monitor`]: every invariant; [`tracer`]: ftrace and Chrome output;
+//! - [`run`]: the engine (event loop, delivery, step execution);
+//! - [`driver`]: the API outside code drives a machine through; [`fingerprint`]: the model
+//!   checker's state abstraction, with its completeness test;
+//! - [`lab`]: workloads, probes, the side-by-side comparison and reports.
+//!
 //! Architecture invariants:
 //! - no wall clock, no `HashMap` iteration, one named PRNG ([`rng::Xoshiro256`]): a
 //!   [`config::Config`] determines the run byte for byte;
 //! - designs are data ([`design`]); the machine never branches on a design's name;
-//! - each invariant has one home ([`monitor`]).
+//! - each invariant has one home ([`monitor`]);
+//! - [`Machine`]'s fields are private to the crate: outside code reads it through accessors and
+//!   acts on it through [`driver`].
 
-pub mod compare;
 pub mod config;
 pub mod cost;
-pub mod ct_work;
 pub mod design;
+pub mod driver;
 pub mod fingerprint;
-pub mod inject;
-pub mod ipc;
-pub mod kernel;
+pub mod lab;
 pub mod limits;
 pub mod machine;
 pub mod monitor;
-pub mod probe;
-pub mod program;
-pub mod rcu_gp;
-pub mod rcu_nocb;
-pub mod report;
+pub mod os;
 pub mod rng;
-pub mod softirq;
-pub mod trace;
-pub mod workload;
+pub mod run;
+pub mod tracer;
 
 pub use config::{Config, CpuSet};
 pub use cost::CostModel;
+pub use lab::report::Report;
+pub use lab::workload::Workload;
+pub use lab::{compare, probe, report, workload};
+pub use machine::program;
 pub use machine::{EndReason, Machine, Progress, ProgressFn};
-pub use report::Report;
-pub use workload::Workload;
 
 /// Where a run writes its traces (none by default).
 #[derive(Default)]
 pub struct TraceOutputs {
     /// ftrace `trace` text.
-    pub ftrace: Option<trace::TraceOut>,
+    pub ftrace: Option<tracer::TraceOut>,
     /// Chrome/Perfetto trace-event JSON.
-    pub chrome: Option<trace::TraceOut>,
+    pub chrome: Option<tracer::TraceOut>,
 }
 
 impl TraceOutputs {
@@ -55,10 +62,10 @@ impl TraceOutputs {
 
     /// The machine's sink; `count` gives the number of ftrace lines (for the header) and is
     /// called only if ftrace text is wanted.
-    pub fn sink(self, count: impl FnOnce() -> u64, ncpus: usize) -> Option<trace::TraceSink> {
+    pub fn sink(self, count: impl FnOnce() -> u64, ncpus: usize) -> Option<tracer::TraceSink> {
         let s = match self.ftrace {
-            Some(o) => Some(trace::TraceSink::ftrace(o, count(), ncpus)),
-            None if self.chrome.is_some() => Some(trace::TraceSink::counting()),
+            Some(o) => Some(tracer::TraceSink::ftrace(o, count(), ncpus)),
+            None if self.chrome.is_some() => Some(tracer::TraceSink::counting()),
             None => None,
         };
         match (s, self.chrome) {
@@ -90,7 +97,7 @@ pub fn run_with_progress(
         || {
             // Linux's header says how many entries follow: count them in an identical run first.
             let mut count = Machine::new(cfg.clone());
-            count.trace = Some(trace::TraceSink::counting());
+            count.trace = Some(tracer::TraceSink::counting());
             count.progress = progress.take();
             count.phase = "counting trace lines";
             workload::install(&mut count, workload);

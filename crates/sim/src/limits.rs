@@ -6,10 +6,6 @@
 //! kill. The memory in use is what the process's allocator reports when the binary installed a
 //! probe ([`set_memory_probe`]), else the machine's own estimate of its heap.
 
-use crate::config::Config;
-use crate::machine::{Machine, Task};
-use crate::program::MsgWorker;
-use crate::workload::{Workload, NUM_FDS};
 use std::sync::OnceLock;
 
 /// Linux's default `pid_max` (`PID_MAX_DEFAULT`, 32768): the default task limit, so a workload
@@ -48,44 +44,15 @@ pub struct Footprint {
 
 /// Bytes a task costs besides its slot in the task vector: its `comm`, its run-queue and
 /// wait-queue entries, and a worker's channel list (a sender holds one per receiver).
-const TASK_HEAP_BYTES: u64 = 64 + 4 * std::mem::size_of::<usize>() as u64;
+pub(crate) const TASK_HEAP_BYTES: u64 = 64 + 4 * std::mem::size_of::<usize>() as u64;
 /// Bytes a channel costs besides its slot: its two wait queues.
-const CHAN_HEAP_BYTES: u64 = 4 * std::mem::size_of::<usize>() as u64;
+pub(crate) const CHAN_HEAP_BYTES: u64 = 4 * std::mem::size_of::<usize>() as u64;
 /// Fixed cost of a machine (per-CPU state, monitor, report), generously.
-const MACHINE_BYTES: u64 = 1 << 20;
+pub(crate) const MACHINE_BYTES: u64 = 1 << 20;
 
 /// The size a vector of `n` elements reaches by doubling.
-fn grown(n: u64) -> u64 {
+pub(crate) fn grown(n: u64) -> u64 {
     n.max(4).next_power_of_two()
-}
-
-impl Footprint {
-    /// The footprint of `w` on a machine configured by `cfg`.
-    pub fn of(cfg: &Config, w: &Workload) -> Footprint {
-        let targets = (cfg.effective_nohz_full().len() as u64).max(1);
-        let (workers, chans, per_worker) = match *w {
-            Workload::Messaging { groups, .. } => {
-                let g = groups as u64;
-                let fds = NUM_FDS as u64;
-                // The parent holds every worker until it forks it; a sender lists its receivers.
-                let per = std::mem::size_of::<MsgWorker>() as u64
-                    + fds * std::mem::size_of::<crate::machine::ChanId>() as u64;
-                (g * 2 * fds + 1, 2 + g * fds, per)
-            }
-            Workload::CpuBound => (targets, 0, 0),
-            Workload::SyscallStorm { per_cpu, .. } => (targets * per_cpu.max(1) as u64, 0, 0),
-        };
-        let tasks = workers + cfg.cpus as u64;
-        let task_bytes = grown(tasks) * std::mem::size_of::<Task>() as u64
-            + tasks * (TASK_HEAP_BYTES + per_worker);
-        let chan_bytes = grown(chans) * std::mem::size_of::<crate::ipc::Channel>() as u64
-            + chans * CHAN_HEAP_BYTES;
-        Footprint {
-            tasks,
-            chans,
-            bytes: task_bytes + chan_bytes + MACHINE_BYTES,
-        }
-    }
 }
 
 impl Limits {
@@ -110,51 +77,10 @@ impl Limits {
     }
 }
 
-static MEMORY_PROBE: OnceLock<fn() -> u64> = OnceLock::new();
+pub(crate) static MEMORY_PROBE: OnceLock<fn() -> u64> = OnceLock::new();
 
 /// Installs the process's measure of heap in use (a counting global allocator in the binary).
 /// Set once; later calls are ignored.
 pub fn set_memory_probe(probe: fn() -> u64) {
     let _ = MEMORY_PROBE.set(probe);
-}
-
-/// Heap in use: the installed probe's figure, else `m`'s own estimate of its heap.
-pub fn memory_in_use(m: &Machine) -> u64 {
-    match MEMORY_PROBE.get() {
-        Some(p) => p(),
-        None => estimate(m),
-    }
-}
-
-/// `m`'s heap by its own count: what its vectors hold and the per-item heap of
-/// [`Footprint::of`].
-fn estimate(m: &Machine) -> u64 {
-    (m.tasks.capacity() * std::mem::size_of::<Task>()) as u64
-        + m.tasks.len() as u64 * TASK_HEAP_BYTES
-        + (m.chans.capacity() * std::mem::size_of::<crate::ipc::Channel>()) as u64
-        + m.chans.len() as u64 * CHAN_HEAP_BYTES
-        + MACHINE_BYTES
-}
-
-/// Checks `m` against its limits; `Some(what)` names the limit it went past.
-pub(crate) fn exceeded(m: &Machine) -> Option<String> {
-    let l = &m.cfg.limits;
-    if m.tasks.len() > l.max_tasks {
-        return Some(format!(
-            "--max-tasks {}: the run forked past it ({} tasks)",
-            l.max_tasks,
-            m.tasks.len()
-        ));
-    }
-    let used = memory_in_use(m);
-    if used > l.max_memory_bytes {
-        return Some(format!(
-            "--max-memory {} MiB: the run uses {} MiB ({} tasks, {} channels)",
-            l.max_memory_bytes >> 20,
-            used >> 20,
-            m.tasks.len(),
-            m.chans.len()
-        ));
-    }
-    None
 }

@@ -9,12 +9,12 @@
 //! | `nesting_balanced` | every return to user mode | `nesting`/`nmi_nesting` are what user mode has: 0/0 on a tracked CPU, 1/`CT_NESTING_IRQ_NONIDLE` otherwise |
 //! | `entry_exit_state` | every end of an entry the hardware made | the CPU's context (CT state, RCU watching, `nesting`, `nmi_nesting`, `preempt_count`) is what the event found: what the interrupted code, or the next fresh entry, expects |
 //! | `vtime_conservation` | after every step that ran a vtime hook, and at the end | user + sys + guest + idle accounted == elapsed, exactly, per vtime CPU |
-//! | `user_return_deferred_wakeup` | every return to user mode (but from an NMI) | no deferred rcuog wakeup is pending ([`crate::rcu_nocb`]) |
+//! | `user_return_deferred_wakeup` | every return to user mode (but from an NMI) | no deferred rcuog wakeup is pending ([`crate::os::rcu_nocb`]) |
 //! | `idle_halt_with_work` | every halt of the idle loop | neither `TIF_NEED_RESCHED` without a reschedule or irq_work IPI in flight (a lost wakeup), nor a deferred rcuog wakeup |
 //! | `rcu_gp_safety` | at every grace-period end | no read-side section that began before the grace period is still running |
 //! | `rcu_read_lock_idle` | at every `rcu_read_lock()` | RCU is watching (Linux's lockdep check "rcu_read_lock() used illegally while idle") |
 //! | `rcu_reader_schedule` | in `__schedule` | no context switch inside a (non-preemptible) read-side section |
-//! | `ct_work_unflushed` | before every patchable step (instrumentable, or `noinstr` running `static_branch_noinstr()`) | no deferred work is owed: the CPU ran the `sync_core()`/TLB flush a sender deferred to it ([`crate::ct_work`]) before any patchable code. A lost work bit, or an entry that runs patchable code before its flush, breaks it |
+//! | `ct_work_unflushed` | before every patchable step (instrumentable, or `noinstr` running `static_branch_noinstr()`) | no deferred work is owed: the CPU ran the `sync_core()`/TLB flush a sender deferred to it ([`crate::os::ct_work`]) before any patchable code. A lost work bit, or an entry that runs patchable code before its flush, breaks it |
 //! | `ct_work_set_while_watching` | every successful `ct_set_cpu_work()` | the target was not watching (its next `ct_kernel_enter_state()` will flush the bit) |
 //! | `ct_work_sync_incomplete` | every return of a synchronizing sender | every other CPU was either IPI'd or owes the work |
 //! | core `WARN`s | after every step | every `CT_WARN_ON`/`WARN_ON_ONCE` of the core ([`ctxtrack_core::Violation`]) |
@@ -470,7 +470,7 @@ pub fn on_gp_end(m: &mut Machine, t: u64) {
     let bad = m
         .tasks
         .iter()
-        .position(|task| crate::rcu_gp::reader_predates(task, &m.rcu));
+        .position(|task| crate::machine::rcu::reader_predates(task, &m.rcu));
     if let Some(i) = bad {
         let c = m.tasks[i].cpu;
         let d = format!(
@@ -484,18 +484,21 @@ pub fn on_gp_end(m: &mut Machine, t: u64) {
 /// `rcu_read_lock()` while RCU is not watching (Linux's `RCU_LOCKDEP_WARN(!rcu_is_watching(),
 /// "rcu_read_lock() used illegally while idle")`): the reader is invisible to grace periods,
 /// whatever the kind of the step that takes it.
-#[cold]
-#[inline(never)]
-pub fn fail_rcu_read_lock_idle(m: &mut Machine, c: CpuId) {
-    if !m.monitor.enabled {
+#[inline]
+pub fn on_rcu_read_lock(m: &mut Machine, c: CpuId) {
+    if !m.monitor.enabled || m.cpus[c].pcpu.ct.rcu_is_watching() {
         return;
     }
     let d = "rcu_read_lock() used illegally while idle: RCU is not watching this CPU".into();
     fail(m, c, "rcu_read_lock_idle", "rcu_read_lock", d);
 }
 
-/// `__schedule()` inside a read-side section.
-pub fn fail_schedule_in_rcu_reader(m: &mut Machine, c: CpuId) {
+/// `__schedule()` of task `prev` on CPU `c` inside a read-side section (`rcu_reader_schedule`).
+#[inline]
+pub fn on_schedule(m: &mut Machine, c: CpuId, prev: TaskId) {
+    if m.tasks[prev].rcu_depth == 0 {
+        return;
+    }
     let d = "context switch inside an rcu_read_lock() section".into();
     fail(m, c, "rcu_reader_schedule", "__schedule", d);
 }

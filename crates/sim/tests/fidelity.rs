@@ -2,7 +2,7 @@
 //! Linux 6.1 trace in `traces/linux-6.1/`; both traces go through the same parser and shape
 //! collector, and the path shapes must match event for event.
 
-use ctxtrack_sim::trace::SharedBuf;
+use ctxtrack_sim::tracer::SharedBuf;
 use ctxtrack_sim::{design, run, Config, CpuSet, TraceOutputs, Workload};
 use ctxtrack_trace::replay::{replay_reader, Options, Report};
 use std::collections::BTreeSet;
@@ -52,7 +52,8 @@ fn simulated_hz(
         chrome: None,
     };
     let (_, mut m) = run(cfg, &w, out);
-    m.trace.as_mut().unwrap().finish().unwrap();
+    assert!(m.trace().is_some());
+    m.finish_trace().unwrap();
     let text = String::from_utf8(buf.bytes()).unwrap();
     let r = replay_reader(
         "sim",
@@ -208,7 +209,8 @@ fn chrome_trace_of_a_run_nests() {
         thread: false,
     };
     let (_, mut m) = run(cfg, &w, out);
-    m.trace.as_mut().unwrap().finish().unwrap();
+    assert!(m.trace().is_some());
+    m.finish_trace().unwrap();
     let json = buf.bytes();
     let v = ctxtrack_trace::chrome::validate(&json).unwrap();
     for name in ["USER", "KERNEL", "IDLE", "nmi", "irq virtio0", "reschedule"] {

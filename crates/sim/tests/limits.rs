@@ -37,7 +37,7 @@ fn forking_past_max_tasks_ends_the_run_naming_the_limit() {
         ..Limits::default()
     };
     let (r, m) = run(c, &messaging(1, 5), TraceOutputs::none());
-    assert_eq!(m.tasks.len(), 38);
+    assert_eq!(m.tasks().len(), 38);
     assert_eq!(r.violations, 1);
     let v = &r.violation_reports[0];
     assert_eq!(v.invariant, "model_limit");
@@ -68,7 +68,10 @@ fn growing_past_max_memory_ends_the_run_naming_the_limit() {
             .contains(&format!("--max-memory {} MiB", (need.bytes / 2) >> 20)),
         "{v:?}"
     );
-    assert!(m.tasks.len() < need.tasks as usize, "stopped while forking");
+    assert!(
+        m.tasks().len() < need.tasks as usize,
+        "stopped while forking"
+    );
 }
 
 /// The footprint is an upper bound of the real peak heap (allocator-measured), and not a wild one.
@@ -87,12 +90,12 @@ fn footprint_bounds_the_measured_heap() {
         let mut m = ctxtrack_sim::Machine::new(c);
         ctxtrack_sim::workload::install(&mut m, &w);
         // Sample the heap as the run goes (every checkpoint) and at the end.
-        m.progress = Some(Box::new(move |_| {
+        m.set_progress(Some(Box::new(move |_| {
             PEAK.fetch_max(ALLOC.allocated() - before, Ordering::Relaxed);
-        }));
+        })));
         m.run();
         let peak = PEAK.load(Ordering::Relaxed).max(ALLOC.allocated() - before);
-        assert_eq!(m.tasks.len() as u64, f.tasks, "g={groups}");
+        assert_eq!(m.tasks().len() as u64, f.tasks, "g={groups}");
         assert!(
             f.bytes as usize >= peak,
             "g={groups}: footprint {} < heap {peak}",

@@ -23,8 +23,8 @@ fn vruntime_stays_bounded_under_migration() {
         ctxtrack_sim::TraceOutputs::none(),
     );
     assert_eq!(r.violations, 0);
-    let max_vr = m.tasks.iter().map(|t| t.vruntime).max().unwrap();
-    let max_min = m.cpus.iter().map(|c| c.min_vruntime).max().unwrap();
+    let max_vr = m.tasks().iter().map(|t| t.vruntime).max().unwrap();
+    let max_min = m.cpus().iter().map(|c| c.min_vruntime).max().unwrap();
     // No task can be ahead of real time by more than the placement and migration lag bounds.
     assert!(
         max_vr <= r.sim_time_ns + 48_000_000,
@@ -119,7 +119,7 @@ fn a_retried_syscall_body_unlocks_rcu_once() {
         ctxtrack_sim::TraceOutputs::none(),
     );
     assert_eq!(r.violations, 0);
-    assert!(m.tasks.iter().all(|t| t.rcu_depth == 0));
+    assert!(m.tasks().iter().all(|t| t.rcu_depth == 0));
     // And the probe path still has the reader section inside the syscall.
     assert!(run_probe(
         design::by_name("generic-entry").unwrap(),

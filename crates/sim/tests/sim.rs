@@ -12,7 +12,7 @@ fn ms(n: u64) -> Option<u64> {
     Some(n * 1_000_000)
 }
 
-use ctxtrack_sim::trace::SharedBuf;
+use ctxtrack_sim::tracer::SharedBuf;
 
 fn small_messaging() -> Workload {
     Workload::Messaging {
@@ -135,9 +135,9 @@ fn messaging_delivers_every_message_and_conserves_vtime() {
         assert_eq!(r.bytes_read, r.messages_expected * 100);
         assert!(r.bench_time_ns.unwrap() > 0);
         // Exact conservation on every vtime CPU at the end of the run.
-        for (c, cpu) in m.cpus.iter().enumerate() {
+        for (c, cpu) in m.cpus().iter().enumerate() {
             if cpu.nohz_full {
-                let cur = &m.tasks[cpu.current].vtime;
+                let cur = &m.tasks()[cpu.current].vtime;
                 assert_eq!(
                     cpu.pcpu
                         .local
@@ -151,7 +151,7 @@ fn messaging_delivers_every_message_and_conserves_vtime() {
         }
         // Every worker ran and exited.
         assert!(m
-            .tasks
+            .tasks()
             .iter()
             .filter(|t| !t.is_idle)
             .all(|t| t.state == ctxtrack_sim::machine::TaskState::Dead));
@@ -198,8 +198,8 @@ fn user_return_notifiers_fire_and_the_work_loop_stays_balanced() {
     // The flag never leaks to user mode: every task has it clear between syscalls.
     let flag = ctxtrack_sim::machine::tif::USER_RETURN_NOTIFY;
     for cpu in 1..8 {
-        let t = &m.tasks[m.cpus[cpu].current];
-        if m.cpus[cpu].mode == ctxtrack_sim::machine::Mode::User {
+        let t = &m.tasks()[m.cpus()[cpu].current];
+        if m.cpus()[cpu].mode == ctxtrack_sim::machine::Mode::User {
             assert_eq!(t.ti_flags & flag, 0);
         }
         // Every third getpid() registers a notifier and its return to user fires it: as many
@@ -411,11 +411,11 @@ fn device_interrupts_run_net_rx_softirqs_and_wake_rcuog() {
     // Each handler's call_rcu() on a nohz_full CPU wakes rcuog (deferred with IRQs off, then
     // flushed on the way back to user mode): every deferral was flushed.
     for c in 1..8 {
-        assert!(m.cpus[c].counters.rcuog_wakeups > 10, "cpu {c}");
-        assert!(!m.cpus[c].nocb_defer_wakeup, "cpu {c}");
+        assert!(m.cpus()[c].counters.rcuog_wakeups > 10, "cpu {c}");
+        assert!(!m.cpus()[c].nocb_defer_wakeup, "cpu {c}");
     }
     // One round is always enough at this rate: ksoftirqd never woke.
-    assert!(m.cpus.iter().all(|c| c.ksoftirqd.is_none()));
+    assert!(m.cpus().iter().all(|c| c.ksoftirqd.is_none()));
 }
 
 #[test]
@@ -424,16 +424,18 @@ fn softirqs_raised_faster_than_one_round_go_to_ksoftirqd() {
     // NET_RX is pending again at its end: restart, and once the rounds are spent, ksoftirqd.
     let (r, m, text) = device_irqs(300, 1);
     assert_eq!(r.violations, 0, "{:?}", r.violation_reports);
-    let woke: Vec<usize> = (1..8).filter(|&c| m.cpus[c].ksoftirqd.is_some()).collect();
+    let woke: Vec<usize> = (1..8)
+        .filter(|&c| m.cpus()[c].ksoftirqd.is_some())
+        .collect();
     assert!(!woke.is_empty());
     assert!(text.contains("comm=ksoftirqd/"), "ksoftirqd never ran");
     // More rounds per __do_softirq(): fewer deferrals to ksoftirqd for the same interrupts.
     let (_, m10, _) = device_irqs(300, 10);
     let runs = |m: &ctxtrack_sim::machine::Machine| -> u64 {
-        m.cpus
+        m.cpus()
             .iter()
             .filter_map(|c| c.ksoftirqd)
-            .map(|t| m.tasks[t].sum_exec_ns)
+            .map(|t| m.tasks()[t].sum_exec_ns)
             .sum()
     };
     assert!(runs(&m10) < runs(&m), "{} vs {}", runs(&m10), runs(&m));

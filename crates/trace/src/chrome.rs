@@ -9,8 +9,8 @@
 //! The writer is fed ftrace [`Line`]s (so a simulator and a replayed Linux trace produce the
 //! same picture) plus explicit slices for what ftrace does not show (exception exit, NMI).
 
-use crate::line::Line;
 use crate::event::field;
+use crate::line::Line;
 use std::collections::BTreeMap;
 use std::io::Write;
 

@@ -310,7 +310,10 @@ mod tests {
             (p.prev_comm, p.prev_pid, p.prev_prio, p.prev_state),
             (Comm::Task("perf"), 12, 120, "S")
         );
-        assert_eq!((p.next_comm, p.next_pid, p.next_prio), (Comm::Task("swapper/3"), 0, 120));
+        assert_eq!(
+            (p.next_comm, p.next_pid, p.next_prio),
+            (Comm::Task("swapper/3"), 0, 120)
+        );
         assert_eq!(SchedSwitch::parse("prev_comm=a next_pid=x"), None);
         assert_eq!(SchedSwitch::parse("garbage"), None);
     }
@@ -327,7 +330,10 @@ mod tests {
         assert_eq!(s, "comm=sender 3 pid=42 prio=120 target_cpu=003");
         assert_eq!(SchedWakeup::parse(&s), Some(w));
         let p = SchedWakeup::parse("perf:77 [120] CPU:002").unwrap();
-        assert_eq!((p.comm, p.pid, p.prio, p.target_cpu), (Comm::Task("perf"), 77, 120, 2));
+        assert_eq!(
+            (p.comm, p.pid, p.prio, p.target_cpu),
+            (Comm::Task("perf"), 77, 120, 2)
+        );
         let t = TickStop {
             success: false,
             dependency: "SCHED",
@@ -335,7 +341,10 @@ mod tests {
         assert_eq!(format!("{t}"), "success=0 dependency=SCHED");
         assert_eq!(TickStop::parse("success=0 dependency=SCHED"), Some(t));
         assert_eq!(format!("{}", IrqVector { vector: 236 }), "vector=236");
-        assert_eq!(IrqVector::parse("vector=253"), Some(IrqVector { vector: 253 }));
+        assert_eq!(
+            IrqVector::parse("vector=253"),
+            Some(IrqVector { vector: 253 })
+        );
         assert_eq!(vector_name(0xfd), "reschedule");
     }
 }

@@ -17,8 +17,8 @@
 //! Streaming, deterministic, bounded memory: per CPU a stack of open intervals, a fixed
 //! histogram and the longest [`Options::top`] interruptions.
 
-use crate::line::Line;
 use crate::event::field;
+use crate::line::Line;
 use crate::replay::ReplayError;
 use crate::shapes::is_vector_base;
 use crate::source::Item;

@@ -1211,8 +1211,8 @@ impl Replayer {
                 }
             }
             "sched_wakeup_new" => {
-                if let Some((name, child)) = SchedWakeup::parse(l.fields)
-                    .map(|w| (w.comm.as_str().unwrap_or(""), w.pid))
+                if let Some((name, child)) =
+                    SchedWakeup::parse(l.fields).map(|w| (w.comm.as_str().unwrap_or(""), w.pid))
                 {
                     let name = name.to_string();
                     // copy_process() zeroes utime/stime but not the vtime buckets that

@@ -7,16 +7,13 @@
 //! an injection point (it is the `if` of the C code, not an instruction boundary of interest).
 //!
 //! Designs are data: each is a text file (`designs/*.c`, embedded in the binary) that [`lang`]
-//! loads into paths whose steps call kernel services on [`crate::kernel::K`]. The kernel's own
-//! paths (a syscall body, `schedule()`) are Rust paths in [`crate::kernel`].
+//! loads into paths whose steps call kernel services on [`crate::os::K`]. The kernel's own
+//! paths (a syscall body, `schedule()`) are Rust paths in [`crate::os`].
 
 pub mod lang;
 
-#[cfg(test)]
-mod core_equivalence;
-
 use crate::cost::CostKey;
-use crate::kernel::K;
+use crate::machine::K;
 
 /// Where control goes after a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -37,7 +37,7 @@ pub mod syntax;
 
 use crate::cost::CostKey;
 use crate::design::{Category, Design, Flow, Path, Run, Step, StepKind};
-use crate::kernel::K;
+use crate::machine::K;
 use prims::{Arg, Class, Imp, Prim, Ret};
 use std::collections::BTreeMap;
 use syntax::{BinOp, Expr, Item, LValue, Pos, Stmt, Ty};

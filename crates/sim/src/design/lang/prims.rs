@@ -4,7 +4,7 @@
 
 use crate::cost::CostKey as C;
 use crate::design::Flow;
-use crate::kernel::{K, SYSCALL_BODY};
+use crate::machine::K;
 use crate::machine::{preempt, tif};
 use ctxtrack_core::{CtState, Violation};
 
@@ -272,13 +272,13 @@ pub static PRIMS: &[Prim] = &[
     p("handle_mm_fault", &[Regs], Void, Work, C::PageFault, "exc_page_fault → handle_mm_fault (a minor fault)", Imp::Void(|k| k.handle_exception())),
     p("default_do_nmi", &[Regs], Void, Work, C::NmiHandler, "default_do_nmi() (a perf NMI; nmi_handle() runs the handlers in a read-side section, steps of their own)", Imp::Void(|k| k.default_do_nmi())),
     p("do_int3", &[Regs], Void, Work, C::Glue, "do_int3(): a breakpoint nobody owns", Imp::Void(|k| k.do_int3())),
-        p("call_sys_call_table", &[Regs], Void, Work, C::None, "4.x asm fast path `call *sys_call_table(,%rax,8)`: a work step of its own that enters the syscall table", Imp::Flow(|_| Flow::Call(&SYSCALL_BODY))),
+        p("call_sys_call_table", &[Regs], Void, Work, C::None, "4.x asm fast path `call *sys_call_table(,%rax,8)`: a work step of its own that enters the syscall table", Imp::Flow(|k| Flow::Call(k.sys_call_table()))),
     p("retint_kernel", &[Regs], Void, Noinstr, C::Glue, "4.x asm retint_kernel: with CONFIG_PREEMPT, preempt_schedule_irq() when the interrupted kernel code had IRQs on and may be preempted (one step)", Imp::Void(|k| {
         if k.regs_irqs_on() && k.preemption_enabled() && k.need_resched() {
             k.preempt_schedule_irq();
         }
     })),
-p("do_syscall_x64", &[Regs], Void, KernelCall, C::None, "do_syscall_x64(): sys_call_table (fd lookup under RCU, the body)", Imp::Flow(|_| Flow::Call(&SYSCALL_BODY))),
+p("do_syscall_x64", &[Regs], Void, KernelCall, C::None, "do_syscall_x64(): sys_call_table (fd lookup under RCU, the body)", Imp::Flow(|k| Flow::Call(k.sys_call_table()))),
     // ---------------------------------------------------------------- hardware
     p("hw_syscall", &[], Void, Hardware, C::SyscallInsn, "the `syscall` instruction's entry (entry_SYSCALL_64)", Imp::Void(|_| {})),
     p("hw_irq_delivery", &[], Void, Hardware, C::IrqDelivery, "IDT delivery of an interrupt or NMI", Imp::Void(|_| {})),

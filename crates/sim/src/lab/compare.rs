@@ -1,14 +1,14 @@
 //! `ctxtrack compare`: the same workload and seed under every design, with context tracking
 //! inactive (built in, key off) and active (nohz_full CPUs), plus per-path counts from
-//! [`crate::probe`] and randomized stress runs with IRQs, NMIs and preemption everywhere.
+//! [`crate::lab::probe`] and randomized stress runs with IRQs, NMIs and preemption everywhere.
 //!
 //! Every figure is counted from running the designs; nothing here is written per design.
 
 use crate::config::Config;
 use crate::design::Design;
+use crate::lab::probe::{run_probe, PathCounts, Probe};
+use crate::lab::workload::Workload;
 use crate::monitor::HistEntry;
-use crate::probe::{run_probe, PathCounts, Probe};
-use crate::workload::Workload;
 use crate::{run, Report};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -184,7 +184,7 @@ fn row(design: &'static Design, r: &Report, cfg: &Config) -> Row {
 
 fn row_work(r: &Report, deferral: bool) -> RowWork {
     let nohz = r.per_cpu.iter().filter(|c| c.nohz_full);
-    let works: Vec<&crate::report::CpuWorkReport> =
+    let works: Vec<&crate::lab::report::CpuWorkReport> =
         nohz.filter_map(|c| c.ct_work.as_ref()).collect();
     RowWork {
         deferral,

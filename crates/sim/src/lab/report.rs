@@ -1,10 +1,10 @@
 //! What a run produced: a serializable [`Report`] (the `--json` output, stable keys) and its
 //! human-readable rendering.
 
+use crate::lab::workload::{Workload, NUM_FDS};
 use crate::machine::{EndReason, EntryKind, Machine};
 use crate::monitor::ViolationReport;
-use crate::rcu_gp::GpStats;
-use crate::workload::{Workload, NUM_FDS};
+use crate::os::rcu::GpStats;
 use ctxtrack_core::stats::{Prim, Transition};
 use ctxtrack_core::CtStats;
 use serde::Serialize;
@@ -75,7 +75,7 @@ pub struct CpuReport {
     pub ct_work: Option<CpuWorkReport>,
 }
 
-/// One CPU's side of deferred IPIs ([`crate::ct_work`]).
+/// One CPU's side of deferred IPIs ([`crate::os::ct_work`]).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct CpuWorkReport {
     /// Work deferred to it (`ct_set_cpu_work()` succeeded).
@@ -196,7 +196,7 @@ impl Report {
         let (mut sys, mut irq) = (0u64, 0u64);
         let (mut esys, mut eirq, mut csys, mut cirq) = (0u64, 0u64, 0u64, 0u64);
         let mut rcu_ipis_nohz = 0;
-        for (c, cpu) in m.cpus.iter().enumerate() {
+        for (c, cpu) in m.cpus().iter().enumerate() {
             let st = &cpu.pcpu.local.stats;
             totals.add(st);
             let k = &cpu.counters;
@@ -241,9 +241,9 @@ impl Report {
                 ct_cycles: by_kind(&k.ct_cycles),
                 entries: by_kind(&k.entries),
                 steps: k.steps,
-                ct_work: (m.cfg.ct_work
-                    || m.cfg.text_poke_period_ns.is_some()
-                    || m.cfg.tlbi_period_ns.is_some())
+                ct_work: (m.config().ct_work
+                    || m.config().text_poke_period_ns.is_some()
+                    || m.config().tlbi_period_ns.is_some())
                 .then(|| CpuWorkReport {
                     deferred: k.work_deferred,
                     ipis: k.work_ipis,
@@ -269,20 +269,20 @@ impl Report {
             Workload::Messaging { groups, loops, .. } => {
                 let exp = *groups as u64 * (NUM_FDS * NUM_FDS) as u64 * loops;
                 // Data channels are all but the first two (ready, wake).
-                let w: u64 = m.chans.iter().skip(2).map(|c| c.written_total).sum();
-                let r: u64 = m.chans.iter().skip(2).map(|c| c.read_total).sum();
+                let w: u64 = m.chans().iter().skip(2).map(|c| c.written_total).sum();
+                let r: u64 = m.chans().iter().skip(2).map(|c| c.read_total).sum();
                 (exp, w, r)
             }
             _ => (0, 0, 0),
         };
         Report {
-            design: m.design.name,
+            design: m.design().name,
             workload: workload.clone(),
-            cpus: m.cfg.cpus,
-            nohz_full: m.cfg.effective_nohz_full().to_string(),
-            ct: if m.cfg.ct_on { "on" } else { "off" },
-            hz: m.cfg.hz,
-            seed: m.cfg.seed,
+            cpus: m.config().cpus,
+            nohz_full: m.config().effective_nohz_full().to_string(),
+            ct: if m.config().ct_on { "on" } else { "off" },
+            hz: m.config().hz,
+            seed: m.config().seed,
             end: format!("{end:?}"),
             sim_time_ns: m.now_max,
             bench_time_ns: match (m.mark_start_ns, m.mark_stop_ns) {
@@ -290,7 +290,7 @@ impl Report {
                 _ => None,
             },
             steps: m.steps,
-            monitor: m.monitor.enabled,
+            monitor: m.monitor().enabled,
             messages_written: written,
             messages_expected: expected,
             bytes_read,
@@ -315,12 +315,12 @@ impl Report {
                 ct_cycles_per_irq: ratio(cirq, irq),
             },
             per_cpu,
-            rcu: m.rcu.stats.clone(),
+            rcu: m.rcu().stats.clone(),
             rcu_ipis_to_nohz_full: rcu_ipis_nohz,
-            violations: m.monitor.count,
-            violations_by_invariant: m.monitor.by_invariant.clone(),
-            violations_by_site: m.monitor.by_site.clone(),
-            violation_reports: m.monitor.reports.clone(),
+            violations: m.monitor().count,
+            violations_by_invariant: m.monitor().by_invariant.clone(),
+            violations_by_site: m.monitor().by_site.clone(),
+            violation_reports: m.monitor().reports.clone(),
         }
     }
 

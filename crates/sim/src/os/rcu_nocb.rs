@@ -25,8 +25,8 @@
 //! flushing earlier, or by `rcu_irq_work_resched()`'s irq_work self-IPI). The `nocb_timer`
 //! backstop is not modeled, nor are `rcu_nocb_poll` and bypass lists.
 
-use crate::kernel::K;
 use crate::machine::{Mode, Vector};
+use crate::os::K;
 use ctxtrack_core::CtState;
 
 /// The housekeeping CPU that runs the rcuog kthreads.
@@ -37,7 +37,7 @@ impl K<'_> {
     /// CPU, wake rcuog now, or defer the wakeup when IRQs are off (`__call_rcu_nocb_wake()`).
     pub fn call_rcu(&mut self) {
         let now = self.m.cpus[self.cpu].hw.now;
-        crate::rcu_gp::call_rcu(self.m, now);
+        crate::os::rcu::call_rcu(self.m, now);
         let offloaded = self.m.cfg.nocb;
         let cpu = &mut self.m.cpus[self.cpu];
         if !cpu.nohz_full || !offloaded {
@@ -87,7 +87,7 @@ impl K<'_> {
     /// `late_wakeup_work` irq_work, whose self-IPI brings the task back through the exit work.
     pub fn rcu_irq_work_resched(&mut self) {
         if self.do_nocb_deferred_wakeup() && self.need_resched() {
-            crate::kernel::send_ipi(self.m, self.cpu, self.cpu, Vector::IrqWork);
+            crate::os::send_ipi(self.m, self.cpu, self.cpu, Vector::IrqWork);
         }
     }
 
@@ -101,9 +101,9 @@ impl K<'_> {
         self.extra_cycles += self.m.cost.wakeup;
         self.m.cpus[self.cpu].counters.rcuog_wakeups += 1;
         if self.m.cfg.rcuog_local {
-            crate::kernel::resched_curr(self.m, self.cpu, self.cpu);
+            crate::os::resched_curr(self.m, self.cpu, self.cpu);
         } else if self.cpu != RCUOG_CPU && self.m.cpus[RCUOG_CPU].mode == Mode::Halted {
-            crate::kernel::send_ipi(self.m, self.cpu, RCUOG_CPU, Vector::Reschedule);
+            crate::os::send_ipi(self.m, self.cpu, RCUOG_CPU, Vector::Reschedule);
         }
     }
 }

@@ -17,29 +17,15 @@
 
 use crate::cost::CostKey as C;
 use crate::design::{Flow, Path, Step};
-use crate::kernel::K;
+use crate::machine::program::Program;
 use crate::machine::{preempt, Machine, Task, TaskState};
-use crate::program::Program;
+use crate::os::K;
 use ctxtrack_core::Arch;
 
 /// `NET_RX_SOFTIRQ`.
 pub const NET_RX_SOFTIRQ: u16 = 1 << 3;
-/// `MAX_SOFTIRQ_RESTART`.
-pub const MAX_SOFTIRQ_RESTART: u8 = 10;
-
-/// A CPU's softirq state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Softirq {
-    /// `local_softirq_pending()`: raised vectors (bit = softirq number).
-    pub pending: u16,
-    /// Vectors the running `__do_softirq()` round took (what its handler steps run).
-    pub running: u16,
-    /// Rounds the running `__do_softirq()` may still restart.
-    pub restarts: u8,
-    /// The running `__do_softirq()` was called by `irq_exit_rcu()`, which ends with
-    /// `tick_irq_exit()` (not by `ksoftirqd`).
-    pub on_irq_exit: bool,
-}
+pub use crate::config::MAX_SOFTIRQ_RESTART;
+pub use crate::machine::cpu::Softirq;
 
 impl K<'_> {
     /// `raise_softirq_irqoff(nr)`. Without [`Config::softirq`] nothing is raised: the softirq
@@ -135,7 +121,7 @@ pub static DO_SOFTIRQ: Path = Path {
                     k.rcu_read_lock();
                     k.extra_cycles += k.m.cost.softirq;
                     if k.m.trace.is_some() {
-                        crate::trace::event(k.m, k.cpu, "softirq_entry", "vec=3 [action=NET_RX]");
+                        crate::tracer::event(k.m, k.cpu, "softirq_entry", "vec=3 [action=NET_RX]");
                     }
                 }
                 Flow::Next
@@ -151,7 +137,7 @@ pub static DO_SOFTIRQ: Path = Path {
                 if k.m.cpus[k.cpu].softirq.running & NET_RX_SOFTIRQ != 0 {
                     k.rcu_read_unlock();
                     if k.m.trace.is_some() {
-                        crate::trace::event(k.m, k.cpu, "softirq_exit", "vec=3 [action=NET_RX]");
+                        crate::tracer::event(k.m, k.cpu, "softirq_exit", "vec=3 [action=NET_RX]");
                     }
                 }
                 k.local_irq_disable();
@@ -204,7 +190,7 @@ pub static KSOFTIRQD: Path = Path {
             "rcu_softirq_qs, local_irq_enable, cond_resched",
             C::None,
             |k| {
-                crate::rcu_gp::rcu_report_qs(k.m, k.cpu);
+                crate::os::rcu::rcu_report_qs(k.m, k.cpu);
                 k.local_irq_enable();
                 if k.need_resched() {
                     k.schedule();
@@ -219,7 +205,7 @@ pub static KSOFTIRQD: Path = Path {
 /// complete the transfer, raise `NET_RX`, free a buffer with `call_rcu()`) ran inside a read-side
 /// section, as handlers that look up RCU-protected data do ([`K::handle_irq_event`]); here it
 /// ends, a step later, so that a grace period can begin inside it. A `call_rcu()` with IRQs off
-/// on an offloaded CPU defers the rcuog wakeup ([`crate::rcu_nocb`]).
+/// on an offloaded CPU defers the rcuog wakeup ([`crate::os::rcu_nocb`]).
 pub static DEVICE_HANDLER: Path = Path {
     name: "handle_irq_event",
     steps: &[Step::work(
@@ -228,7 +214,7 @@ pub static DEVICE_HANDLER: Path = Path {
         |k| {
             k.rcu_read_unlock();
             if k.m.trace.is_some() {
-                crate::trace::event(k.m, k.cpu, "irq_handler_exit", "irq=11 ret=handled");
+                crate::tracer::event(k.m, k.cpu, "irq_handler_exit", "irq=11 ret=handled");
             }
             Flow::Return
         },

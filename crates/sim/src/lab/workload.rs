@@ -1,8 +1,10 @@
 //! Workloads: build the tasks and channels of a run.
 
-use crate::ipc::ChanKind;
+use crate::config::Config;
+use crate::limits::{self, Footprint};
+use crate::machine::ipc::ChanKind;
+use crate::machine::program::{MsgMain, MsgWorker, Program, Role};
 use crate::machine::Machine;
-use crate::program::{MsgMain, MsgWorker, Program, Role};
 use serde::Serialize;
 
 /// `num_fds` in `bench_sched_messaging()`: senders and receivers per group.
@@ -67,9 +69,11 @@ impl Workload {
 /// Creates the workload's tasks on `m`.
 pub fn install(m: &mut Machine, w: &Workload) {
     let targets: Vec<usize> = {
-        let nz: Vec<usize> = m.cfg.effective_nohz_full().iter().collect();
+        let nz: Vec<usize> = m.config().effective_nohz_full().iter().collect();
         if nz.is_empty() {
-            (1..m.cfg.cpus.max(2)).filter(|&c| c < m.cfg.cpus).collect()
+            (1..m.config().cpus.max(2))
+                .filter(|&c| c < m.config().cpus)
+                .collect()
         } else {
             nz
         }
@@ -145,9 +149,40 @@ pub fn install(m: &mut Machine, w: &Workload) {
                         remaining: None,
                     };
                     let id = m.spawn("syscall-storm", prog, c);
-                    m.tasks[id].urn_every = urn_every;
+                    m.register_user_return_notifier(id, urn_every);
                 }
             }
+        }
+    }
+}
+
+/// What a workload will need ([`Footprint`], checked against the limits before it runs).
+impl Footprint {
+    /// The footprint of `w` on a machine configured by `cfg`.
+    pub fn of(cfg: &Config, w: &Workload) -> Footprint {
+        let targets = (cfg.effective_nohz_full().len() as u64).max(1);
+        let (workers, chans, per_worker) = match *w {
+            Workload::Messaging { groups, .. } => {
+                let g = groups as u64;
+                let fds = NUM_FDS as u64;
+                // The parent holds every worker until it forks it; a sender lists its receivers.
+                let per = std::mem::size_of::<crate::machine::program::MsgWorker>() as u64
+                    + fds * std::mem::size_of::<crate::machine::ChanId>() as u64;
+                (g * 2 * fds + 1, 2 + g * fds, per)
+            }
+            Workload::CpuBound => (targets, 0, 0),
+            Workload::SyscallStorm { per_cpu, .. } => (targets * per_cpu.max(1) as u64, 0, 0),
+        };
+        let tasks = workers + cfg.cpus as u64;
+        let task_bytes = limits::grown(tasks) * std::mem::size_of::<crate::machine::Task>() as u64
+            + tasks * (limits::TASK_HEAP_BYTES + per_worker);
+        let chan_bytes = limits::grown(chans)
+            * std::mem::size_of::<crate::machine::ipc::Channel>() as u64
+            + chans * limits::CHAN_HEAP_BYTES;
+        Footprint {
+            tasks,
+            chans,
+            bytes: task_bytes + chan_bytes + limits::MACHINE_BYTES,
         }
     }
 }

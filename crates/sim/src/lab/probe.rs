@@ -8,8 +8,8 @@
 
 use crate::config::{Config, CpuSet};
 use crate::design::Design;
-use crate::machine::{Machine, Mode, Vector, NEVER};
-use crate::program::{Program, Then};
+use crate::machine::program::{Program, Then};
+use crate::machine::{Machine, Mode, Vector};
 use ctxtrack_core::stats::{Prim, Transition};
 use serde::Serialize;
 
@@ -107,9 +107,7 @@ fn machine(design: &'static Design, ct_on: bool, with_task: bool) -> Machine {
             PROBE_CPU,
         );
     }
-    for cpu in m.cpus.iter_mut() {
-        cpu.next_tick = NEVER;
-    }
+    m.stop_periodic_ticks();
     m
 }
 
@@ -130,12 +128,12 @@ fn step_until(
 }
 
 fn in_user(m: &Machine) -> bool {
-    let c = &m.cpus[PROBE_CPU];
+    let c = &m.cpus()[PROBE_CPU];
     c.mode == Mode::User && c.current != c.idle_task
 }
 
 fn entries(m: &Machine) -> usize {
-    m.tasks[m.cpus[PROBE_CPU].current].entries.len()
+    m.tasks()[m.cpus()[PROBE_CPU].current].entries.len()
 }
 
 /// Runs `probe` under `design` and returns its counts.
@@ -143,38 +141,32 @@ pub fn run_probe(design: &'static Design, probe: Probe, ct_on: bool) -> Result<P
     let mut m = machine(design, ct_on, probe != Probe::IrqFromIdle);
     if probe == Probe::IrqFromIdle {
         step_until(&mut m, "the halted idle loop", |m| {
-            m.cpus[PROBE_CPU].mode == Mode::Halted
+            m.cpus()[PROBE_CPU].mode == Mode::Halted
         })?;
     } else {
         step_until(&mut m, "user mode", in_user)?;
     }
     if probe == Probe::IrqFromKernel {
         // Enter a syscall and stop right before its body, with IRQs on.
-        m.cpus[PROBE_CPU].user_until = m.cpus[PROBE_CPU].hw.now;
+        m.end_user_burst(PROBE_CPU);
         step_until(&mut m, "a syscall body", |m| {
-            let cpu = &m.cpus[PROBE_CPU];
-            let t = &m.tasks[cpu.current];
+            let cpu = &m.cpus()[PROBE_CPU];
+            let t = &m.tasks()[cpu.current];
             cpu.mode == Mode::Kernel
                 && cpu.hw.irqs_on
-                && t.frames.last().is_some_and(|f| {
-                    std::ptr::eq(f.path, &crate::kernel::SYSCALL_BODY) && f.pc == 2
-                })
+                && t.frames
+                    .last()
+                    .is_some_and(|f| std::ptr::eq(f.path, &crate::os::SYSCALL_BODY) && f.pc == 2)
         })?;
     }
     let before = snapshot(&m);
     let base = entries(&m);
-    let cpu = &mut m.cpus[PROBE_CPU];
-    let now = cpu.hw.now;
     match probe {
-        Probe::Syscall => cpu.user_until = now,
-        Probe::ExceptionFromUser => {
-            let cur = cpu.current;
-            cpu.user_until = now;
-            m.tasks[cur].then = Then::Fault;
-        }
-        Probe::Nmi => cpu.nmi_at = now,
+        Probe::Syscall => m.end_user_burst(PROBE_CPU),
+        Probe::ExceptionFromUser => m.end_user_burst_then(PROBE_CPU, Then::Fault),
+        Probe::Nmi => m.raise_nmi(PROBE_CPU),
         Probe::IrqFromUser | Probe::IrqFromIdle | Probe::IrqFromKernel => {
-            cpu.pending[Vector::Reschedule as usize] = now
+            m.raise_irq(PROBE_CPU, Vector::Reschedule)
         }
     }
     // One event enters the kernel; then step until that entry is gone again.
@@ -191,7 +183,7 @@ pub fn run_probe(design: &'static Design, probe: Probe, ct_on: bool) -> Result<P
 }
 
 fn snapshot(m: &Machine) -> PathCounts {
-    let cpu = &m.cpus[PROBE_CPU];
+    let cpu = &m.cpus()[PROBE_CPU];
     let s = &cpu.pcpu.local.stats;
     PathCounts {
         ct_calls: s.ct_calls,
@@ -206,7 +198,7 @@ fn snapshot(m: &Machine) -> PathCounts {
         entry_cycles: cpu.counters.entry_cycles.iter().sum(),
         ct_cycles: cpu.counters.ct_cycles.iter().sum(),
         steps: cpu.counters.steps,
-        violations: m.monitor.count,
+        violations: m.monitor().count,
     }
 }
 

@@ -6,8 +6,12 @@
 //! allows: IRQs on, no NMI in progress); an exception pushes the design's path on the spot; remote
 //! actions run the scheduler's and RCU's own functions as another CPU.
 
-use crate::kernel::{self, K};
-use crate::machine::{tif, ChanId, CpuId, EntryKind, Machine, Mode, TaskId, Vector, NEVER};
+use crate::machine::program::{Program, Then};
+use crate::machine::{
+    tif, ChanId, CpuId, EntryKind, Machine, Mode, Regs, Task, TaskId, Vector, NEVER,
+};
+pub use crate::os::ct_work::Setter;
+use crate::os::{self, K};
 
 /// A synchronous exception taken at a step boundary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +23,27 @@ pub enum Exception {
 }
 
 impl Machine {
+    /// Creates a user task that starts in `ret_from_fork` on `cpu`'s run queue.
+    pub fn spawn(&mut self, comm: &str, prog: Program, cpu: CpuId) -> TaskId {
+        let pid = self.alloc_pid();
+        let cpu = self.cfg.taskset.unwrap_or(cpu);
+        let mut t = Task::new(pid, comm, prog, cpu);
+        t.pinned = self.cfg.taskset;
+        t.push_entry(
+            EntryKind::Fork,
+            Regs {
+                user: true,
+                irqs_on: true,
+                vector: None,
+            },
+            self.design.ret_from_fork,
+        );
+        self.tasks.push(t);
+        let id = self.tasks.len() - 1;
+        crate::os::enqueue_new(self, id, cpu);
+        id
+    }
+
     /// Raises vector `v` on CPU `c`, arrived now; it is taken at the next
     /// [`Machine::advance`] if IRQs are on (or the CPU is in user mode or halted).
     pub fn raise_irq(&mut self, c: CpuId, v: Vector) {
@@ -34,6 +59,93 @@ impl Machine {
     pub fn raise_nmi(&mut self, c: CpuId) {
         self.cpus[c].nmi_at = self.cpus[c].hw.now;
         self.refresh_next(c);
+    }
+
+    /// The housekeeping CPU's `ct_set_cpu_work(c, work)` reads CPU `c`'s state word (the first
+    /// of its two actions; a model checker runs the cmpxchg apart).
+    pub fn work_set_read(&mut self, c: CpuId, work: ctxtrack_core::CtWork, setter: Setter) {
+        crate::os::ct_work::setter_read(self, c, work, setter);
+    }
+
+    /// ... and its `atomic_try_cmpxchg()` (set, IPI, or back to the next try).
+    pub fn work_set_cmpxchg(&mut self, c: CpuId, work: ctxtrack_core::CtWork, setter: Setter) {
+        crate::os::ct_work::setter_cmpxchg(self, c, work, setter);
+    }
+
+    /// Flushes the trace outputs, if any (after a run).
+    pub fn finish_trace(&mut self) -> std::io::Result<()> {
+        match self.trace.as_mut() {
+            Some(t) => t.finish(),
+            None => Ok(()),
+        }
+    }
+
+    /// CPU `c`'s user burst ends now (the program's next system call or fault comes next).
+    pub fn end_user_burst(&mut self, c: CpuId) {
+        self.cpus[c].user_until = self.cpus[c].hw.now;
+        self.refresh_next(c);
+    }
+
+    /// CPU `c`'s user burst ends now and `then` comes next instead of the program's choice (a
+    /// page fault: [`Then::Fault`]).
+    pub fn end_user_burst_then(&mut self, c: CpuId, then: Then) {
+        let cur = self.cpus[c].current;
+        self.tasks[cur].then = then;
+        self.end_user_burst(c);
+    }
+
+    /// No periodic tick on any CPU from now on (until something restarts it): a probe runs one
+    /// path alone.
+    pub fn stop_periodic_ticks(&mut self) {
+        for cpu in &mut self.cpus {
+            cpu.next_tick = NEVER;
+        }
+    }
+
+    /// Task `t` registers a user-return notifier every `every` syscalls (0: never), as KVM
+    /// does for its user-return MSRs.
+    pub fn register_user_return_notifier(&mut self, t: TaskId, every: u64) {
+        self.tasks[t].urn_every = every;
+    }
+
+    /// CPU `c`'s user burst, if it is in one, lasts until an action ends it
+    /// ([`Self::end_user_burst`], an interrupt): time out of the state, for model checkers.
+    pub fn hold_user_burst(&mut self, c: CpuId) {
+        if self.cpus[c].mode == Mode::User {
+            self.cpus[c].user_until = NEVER;
+            self.refresh_next(c);
+        }
+    }
+
+    /// Binds task `t` to CPU `c` (`sched_setaffinity` to one CPU).
+    pub fn pin(&mut self, t: TaskId, c: CpuId) {
+        self.tasks[t].pinned = Some(c);
+    }
+
+    /// Sets thread-info flags `bits` ([`tif`]) on task `t`, as a syscall body or a remote CPU
+    /// may leave them.
+    pub fn set_thread_flags(&mut self, t: TaskId, bits: u32) {
+        self.tasks[t].ti_flags |= bits;
+    }
+
+    /// CPU `c` reports a quiescent state to the running grace period (`rcu_report_qs_rdp()`).
+    pub fn gp_report_qs(&mut self, c: CpuId) {
+        crate::os::rcu::rcu_report_qs(self, c);
+    }
+
+    /// Keeps each CPU's last steps for violation reports.
+    pub fn record_history(&mut self, on: bool) {
+        self.monitor.record_history = on;
+    }
+
+    /// Takes the violation reports made after the first `before` and forgets every report, so
+    /// copies of this machine stay cheap (the count of violations stays).
+    pub fn drain_reports_from(&mut self, before: usize) -> Vec<crate::monitor::ViolationReport> {
+        let out = self.monitor.reports.split_off(before);
+        self.monitor.reports.clear();
+        self.monitor.by_site.clear();
+        self.monitor.by_invariant.clear();
+        out
     }
 
     /// CPU `c` takes exception `e` now, at a step boundary (or in user mode). Returns false when
@@ -61,7 +173,7 @@ impl Machine {
     pub fn remote_resched(&mut self, from: CpuId, target: CpuId) {
         let cur = self.cpus[target].current;
         self.tasks[cur].ti_flags |= tif::NEED_RESCHED;
-        kernel::send_ipi(self, from, target, Vector::Reschedule);
+        os::send_ipi(self, from, target, Vector::Reschedule);
     }
 
     /// `signal_wake_up(t)` from CPU `from`: `TIF_SIGPENDING`, then `kick_process()` (a
@@ -86,10 +198,10 @@ impl Machine {
             return;
         }
         self.rcu.start_at_ns = t;
-        crate::rcu_gp::rcu_gp_kthread(self, t);
+        crate::os::rcu::rcu_gp_kthread(self, t);
         for c in 0..self.cpus.len() {
             if done & (1 << c) != 0 {
-                crate::rcu_gp::rcu_report_qs(self, c);
+                crate::os::rcu::rcu_report_qs(self, c);
             }
         }
     }
@@ -101,7 +213,7 @@ impl Machine {
             return;
         }
         self.rcu.next_fqs_ns = t;
-        crate::rcu_gp::rcu_gp_kthread(self, t);
+        crate::os::rcu::rcu_gp_kthread(self, t);
     }
 
     /// The grace-period kthread finds CPU `c` still holding out after `jiffies_to_sched_qs`

@@ -7,9 +7,9 @@
 //! one.
 
 use crate::config::{Config, CpuSet};
-use crate::inject::Exception;
+use crate::driver::Exception;
+use crate::machine::program::Program;
 use crate::machine::{preempt, CpuId, Hw, Machine, Mode, Vector};
-use crate::program::Program;
 use ctxtrack_core::entry::{
     enter_from_user_mode, exit_to_user_mode, irqentry_enter, irqentry_exit, irqentry_nmi_enter,
     irqentry_nmi_exit,
@@ -48,7 +48,7 @@ fn view(p: &PerCpu) -> CoreView {
 
 /// CPU 1 runs a `getpid()` loop under nohz_full; CPU 2 has nothing to run (its idle loop).
 fn machine() -> Machine {
-    let mut cfg = Config::new(super::by_name("generic-entry").unwrap());
+    let mut cfg = Config::new(crate::design::by_name("generic-entry").unwrap());
     cfg.cpus = 3;
     cfg.nohz_full = CpuSet(0b110);
     cfg.ct_on = true;

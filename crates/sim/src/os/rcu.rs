@@ -9,116 +9,34 @@
 //! its next kernel entry turn its tick on), and a nohz_full holdout after three times that gets a
 //! reschedule IPI (`resched_cpu`). The kthread's own CPU time is not simulated.
 
-use crate::config::Config;
-use crate::machine::{CpuId, Machine, Vector, NEVER};
-use ctxtrack_core::gp::{FqsVerdict, GpPolicy, GpScan, QsHow};
-use serde::Serialize;
+use super::K;
+use crate::machine::*;
+use ctxtrack_core::gp::{FqsVerdict, QsHow};
 
-/// Latency histogram bucket upper bounds (µs).
-pub const LATENCY_BUCKETS_US: [u64; 8] =
-    [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, u64::MAX];
+pub use crate::machine::rcu::{reader_predates, GpStats, LATENCY_BUCKETS_US};
 
-/// Grace-period statistics.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct GpStats {
-    /// Grace periods completed.
-    pub completed: u64,
-    /// Sum of latencies (ns).
-    pub latency_sum_ns: u64,
-    /// Worst latency (ns).
-    pub latency_max_ns: u64,
-    /// Counts per [`LATENCY_BUCKETS_US`] bucket.
-    pub latency_hist: [u64; 8],
-    /// Quiescent states found by FQS snapshots in an EQS (no IPI, no tick).
-    pub qs_from_eqs_snapshot: u64,
-    /// Quiescent states found because the counter moved since the snapshot.
-    pub qs_from_counter_change: u64,
-    /// Quiescent states reported by the CPUs themselves (context switch, tick).
-    pub qs_self_reported: u64,
-    /// `rcu_urgent_qs` set on a holdout.
-    pub urgent_qs_set: u64,
-    /// Reschedule IPIs sent to force a quiescent state.
-    pub resched_ipis: u64,
-    /// Callbacks queued.
-    pub callbacks: u64,
-}
-
-/// Grace-period state: the core's scan ([`GpScan`], the protocol) plus the kthread's timers,
-/// callbacks and statistics (the simulator's).
-#[derive(Clone, Debug)]
-pub struct RcuGp {
-    ncpus: usize,
-    /// The scan: grace-period number, holdouts, snapshots.
-    pub scan: GpScan<Vec<u32>>,
-    /// Next FQS scan.
-    pub next_fqs_ns: u64,
-    /// When a requested grace period starts.
-    pub start_at_ns: u64,
-    /// Callbacks waiting for the next grace period.
-    pub cbs_next: u64,
-    /// Next background `call_rcu()`.
-    pub next_bg_ns: u64,
-    bg_interval_ns: Option<u64>,
-    fqs_period_ns: u64,
-    policy: GpPolicy,
-    /// Statistics.
-    pub stats: GpStats,
-}
-
-impl RcuGp {
-    /// `jiffies_till_first_fqs` = `jiffies_till_next_fqs` = 1 + (HZ > 250) + (HZ > 500) jiffies
-    /// (`RCU_JIFFIES_TILL_FORCE_QS`); `jiffies_to_sched_qs` = first + 2 × next; a nohz_full
-    /// holdout gets `resched_cpu()` after three times that, at every scan.
-    pub fn new(ncpus: usize, cfg: &Config) -> RcuGp {
-        let jiffy = 1_000_000_000 / cfg.hz;
-        let fqs_j = 1 + u64::from(cfg.hz > 250) + u64::from(cfg.hz > 500);
-        let jtsq_ns = 3 * fqs_j * jiffy;
-        RcuGp {
-            ncpus,
-            scan: GpScan::new(vec![0; ncpus]),
-            next_fqs_ns: NEVER,
-            start_at_ns: NEVER,
-            cbs_next: 0,
-            next_bg_ns: cfg.rcu_cb_interval_ns.unwrap_or(NEVER),
-            bg_interval_ns: cfg.rcu_cb_interval_ns,
-            fqs_period_ns: fqs_j * jiffy,
-            policy: GpPolicy {
-                urgent_after: jtsq_ns,
-                resched_after: 3 * jtsq_ns,
-                resched_nohz_full_only: true,
-                resched_once: false,
-            },
-            stats: GpStats::default(),
+impl K<'_> {
+    /// `rcu_read_lock()` (non-preemptible RCU: disables preemption).
+    pub fn rcu_read_lock(&mut self) {
+        crate::monitor::on_rcu_read_lock(self.m, self.cpu);
+        let now = self.now();
+        let gp = self.m.rcu.gp_seq();
+        self.m.cpus[self.cpu].hw.preempt_count += 1;
+        let t = self.cur();
+        if t.rcu_depth == 0 {
+            t.rcu_since_ns = now;
+            t.rcu_since_gp = gp;
         }
+        t.rcu_depth += 1;
     }
 
-    /// A grace period is running.
-    pub fn in_progress(&self) -> bool {
-        self.scan.in_progress()
+    /// `rcu_read_unlock()`.
+    pub fn rcu_read_unlock(&mut self) {
+        self.m.cpus[self.cpu].hw.preempt_count -= 1;
+        self.cur().rcu_depth -= 1;
     }
 
-    /// Grace periods started so far.
-    pub fn gp_seq(&self) -> u64 {
-        self.scan.gp_seq()
-    }
-
-    /// When the kthread next has something to do.
-    pub fn next_event_ns(&self) -> u64 {
-        let a = if self.in_progress() {
-            self.next_fqs_ns
-        } else {
-            self.start_at_ns
-        };
-        a.min(self.next_bg_ns)
-    }
-}
-
-/// A read-side section that `task` is in began before grace period `r.gp_seq` started: that
-/// grace period may not end before it does (the one home of the rule the monitor checks and the
-/// model checker's observer relies on). Ordered by grace-period number, not by clock: a reader
-/// and a grace period may begin in the same nanosecond.
-pub fn reader_predates(task: &crate::machine::Task, r: &RcuGp) -> bool {
-    task.rcu_depth > 0 && task.rcu_since_gp < r.gp_seq()
+    // ------------------------------------------------------------- syscalls
 }
 
 /// `call_rcu()` at time `now`: queue a callback; request a grace period if none runs.
@@ -187,7 +105,7 @@ fn rcu_gp_fqs(m: &mut Machine, t: u64) {
                     let cur = m.cpus[c].current;
                     m.tasks[cur].ti_flags |= crate::machine::tif::NEED_RESCHED;
                     let at = t + m.cost.ipi_latency_ns;
-                    crate::kernel::post_irq(m, c, Vector::Reschedule, at);
+                    crate::os::post_irq(m, c, Vector::Reschedule, at);
                     m.cpus[c].counters.rcu_resched_ipis += 1;
                     m.rcu.stats.resched_ipis += 1;
                 }
@@ -227,7 +145,7 @@ fn gp_event(m: &mut Machine, what: &str) {
     if m.trace.is_some() {
         // rcu_seq: the counter advances by 4 per grace period (2 state bits).
         let seq = m.rcu.gp_seq() << 2 | u64::from(what == "start");
-        crate::trace::event(m, 0, "rcu_grace_period", &format!("rcu_sched {seq} {what}"));
+        crate::tracer::event(m, 0, "rcu_grace_period", &format!("rcu_sched {seq} {what}"));
     }
 }
 

@@ -19,43 +19,14 @@
 //! sender's contract. Patchable steps are the instrumentable ones (the series' objtool rule:
 //! `noinstr` text has no probes and only read-only static keys).
 
-use crate::config::Config;
-use crate::kernel::{post_irq, K};
 use crate::machine::{CpuId, Machine, Vector, NEVER};
+use crate::os::{post_irq, K};
 use ctxtrack_core::CtWork;
 
 /// The CPU the senders run on (timekeeping, never nohz_full).
 pub const HOUSEKEEPING: CpuId = 0;
 
-/// When the senders next run.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Senders {
-    next_poke_ns: u64,
-    next_tlbi_ns: u64,
-    /// The earlier of the two (read by the run loop on every event).
-    next_ns: u64,
-}
-
-impl Senders {
-    /// Senders at the periods of `cfg` (first run after one period).
-    pub fn new(cfg: &Config) -> Senders {
-        let (poke, tlbi) = (
-            cfg.text_poke_period_ns.unwrap_or(NEVER),
-            cfg.tlbi_period_ns.unwrap_or(NEVER),
-        );
-        Senders {
-            next_poke_ns: poke,
-            next_tlbi_ns: tlbi,
-            next_ns: poke.min(tlbi),
-        }
-    }
-
-    /// The next time a sender runs.
-    #[inline(always)]
-    pub fn next_event_ns(&self) -> u64 {
-        self.next_ns
-    }
-}
+pub use crate::machine::work::Senders;
 
 /// Runs the senders due at `t` on the housekeeping CPU.
 pub fn run_senders(m: &mut Machine, t: u64) {
@@ -106,7 +77,7 @@ pub fn queue_ipi(m: &mut Machine, from: CpuId, c: CpuId, t: u64, work: CtWork) {
             CtWork::Sync => "do_sync_core+0x0",
             CtWork::Tlbi => "do_kernel_range_flush+0x0",
         };
-        crate::trace::event(
+        crate::tracer::event(
             m,
             from,
             "ipi_send_cpu",
