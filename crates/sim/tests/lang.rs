@@ -346,7 +346,8 @@ fn pathological_files_are_refused_or_stopped() {
         "void f(void) { if }",
         "}}}}",
     ] {
-        let _ = lang::analyze("junk.c", junk, &inc);
+        let r = lang::analyze("junk.c", junk, &inc);
+        assert!(r.is_err(), "{junk:?} was accepted as a design");
     }
 }
 

@@ -329,7 +329,7 @@ impl<W: Write> ChromeWriter<W> {
                 }
             }
             "tick_stop" => {
-                if field(l.fields, "success=") == Some("1") {
+                if crate::event::TickStop::parse(l.fields).is_some_and(|t| t.success) {
                     self.track(c).tick_stopped = true;
                     self.instant(c, ts, "tick_stop", "");
                 }

@@ -1462,6 +1462,7 @@ fn write_event(
     out: &mut String,
     val: &dyn Fn(&str) -> Option<i64>,
 ) -> std::fmt::Result {
+    use crate::event::{Comm, SchedSwitch, SchedWakeup, TickStop};
     use std::fmt::Write as _;
     let v = |n: &str| val(n).unwrap_or(0);
     let text = |n: &str| field_str(fmt, r.data, n, d.big);
@@ -1482,30 +1483,28 @@ fn write_event(
         }
         "sys_exit" => write!(out, "NR {} = {}", v("id"), v("ret")),
         "sched_switch" => {
-            write!(
-                out,
-                "prev_comm={} prev_pid={} prev_prio={} prev_state=",
-                text("prev_comm"),
-                v("prev_pid"),
-                v("prev_prio")
-            )?;
-            write_state(fmt, v("prev_state") as u64, out)?;
-            write!(
-                out,
-                " ==> next_comm={} next_pid={} next_prio={}",
-                text("next_comm"),
-                v("next_pid"),
-                v("next_prio")
-            )
+            let mut state = String::new();
+            write_state(fmt, v("prev_state") as u64, &mut state)?;
+            let e = SchedSwitch {
+                prev_comm: Comm::Task(text("prev_comm")),
+                prev_pid: v("prev_pid") as i32,
+                prev_prio: v("prev_prio") as i32,
+                prev_state: &state,
+                next_comm: Comm::Task(text("next_comm")),
+                next_pid: v("next_pid") as i32,
+                next_prio: v("next_prio") as i32,
+            };
+            write!(out, "{e}")
         }
-        "sched_wakeup" | "sched_wakeup_new" | "sched_waking" => write!(
-            out,
-            "comm={} pid={} prio={} target_cpu={:03}",
-            text("comm"),
-            v("pid"),
-            v("prio"),
-            v("target_cpu")
-        ),
+        "sched_wakeup" | "sched_wakeup_new" | "sched_waking" => {
+            let e = SchedWakeup {
+                comm: Comm::Task(text("comm")),
+                pid: v("pid") as i32,
+                prio: v("prio") as i32,
+                target_cpu: v("target_cpu") as i32,
+            };
+            write!(out, "{e}")
+        }
         "sched_process_fork" => write!(
             out,
             "comm={} pid={} child_comm={} child_pid={}",
@@ -1515,8 +1514,13 @@ fn write_event(
             v("child_pid")
         ),
         "tick_stop" => {
-            write!(out, "success={} dependency=", v("success"))?;
-            write_sym(fmt, "dependency", v("dependency") as u64, out)
+            let mut dep = String::new();
+            write_sym(fmt, "dependency", v("dependency") as u64, &mut dep)?;
+            let e = TickStop {
+                success: v("success") != 0,
+                dependency: &dep,
+            };
+            write!(out, "{e}")
         }
         "irq_handler_entry" => write!(out, "irq={} name={}", v("irq"), text("name")),
         "irq_handler_exit" => write!(

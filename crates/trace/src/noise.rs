@@ -443,8 +443,11 @@ impl Noise {
         }
         if ev == "tick_stop" {
             let st = self.cpus.get_mut(&c).expect("cpu");
-            if field(l.fields, "success=") == Some("0") {
-                let dep = field(l.fields, "dependency=").unwrap_or("?").to_string();
+            if let Some(t) = crate::event::TickStop::parse(l.fields).filter(|t| !t.success) {
+                let dep = match t.dependency {
+                    "" => "?".to_string(),
+                    d => d.to_string(),
+                };
                 if let Some(o) = st.stack.iter_mut().rev().find(|o| o.cause == "timer tick") {
                     o.kept_by = Some(dep);
                 }

@@ -39,7 +39,7 @@
 //! time (the idle task's time outside IRQs and softirqs).
 
 pub use crate::event::field;
-use crate::event::{SchedSwitch, SchedWakeup};
+use crate::event::{SchedSwitch, SchedWakeup, TickStop};
 use crate::line::{parse_line, Flags, Line, Parsed};
 use crate::shapes::is_vector_base;
 use ctxtrack_core::vtime::{task_cputime, vtime_accumulate, TaskVtime, VtimeState};
@@ -1239,7 +1239,7 @@ impl Replayer {
                 self.tasks.entry(l.pid).or_default().exited = true;
             }
             "tick_stop" => {
-                let ok = field(l.fields, "success=") == Some("1");
+                let ok = TickStop::parse(l.fields).is_some_and(|t| t.success);
                 let now = l.ts_ns;
                 if ok {
                     st.stopped_since.get_or_insert(now);
