@@ -280,12 +280,12 @@ fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Chi
 }
 
 /// Rough size of one stored state: the machine and what its vectors hold.
-fn approx_bytes(m: &ctxtrack_sim::Machine) -> u64 {
+pub(crate) fn approx_bytes(m: &ctxtrack_sim::Machine) -> u64 {
     use std::mem::size_of;
     let b = size_of::<ctxtrack_sim::Machine>()
-        + m.cpus().len() * size_of::<ctxtrack_sim::machine::Cpu>()
+        + std::mem::size_of_val(m.cpus())
         + m.tasks().len() * (size_of::<ctxtrack_sim::machine::Task>() + 64)
-        + m.chans().len() * size_of::<ctxtrack_sim::machine::ipc::Channel>()
+        + std::mem::size_of_val(m.chans())
         + 256;
     b as u64
 }

@@ -8,12 +8,15 @@
 //! - [`model`]: the state (the simulator's `Machine`), the actions, the fingerprint.
 //! - [`explore`]: the breadth-first explorer.
 //! - [`check`]: one design end to end, counterexamples replayed into readable traces.
+//! - [`swarm`]: randomized bitstate workers for searches one machine does not finish, and the
+//!   merge of their result files.
 //!
 //! The invariants are the simulator monitor's (`ctxtrack_sim::monitor`): the checker adds none of
 //! its own, so a simulation and a check judge a design by the same code.
 
 pub mod explore;
 pub mod model;
+pub mod swarm;
 
 use ctxtrack_sim::machine::Machine;
 use ctxtrack_sim::tracer::TraceSink;
@@ -99,6 +102,66 @@ impl DesignResult {
     }
 }
 
+/// The events a check injects, as its output names them: the `--events` and what else acts
+/// (the remote setter, the counter's width, the richer mechanisms).
+pub fn events_name(c: &CheckConfig) -> String {
+    let mut e = c.events.names();
+    if c.ct_work {
+        e.push_str(",ct_set_cpu_work");
+        if c.ct_work_nmi_flush {
+            e.push_str(",nmi_flush");
+        }
+    }
+    for (on, name) in [
+        (c.rcu_counter_torture, "rcu_counter_torture"),
+        (c.softirq, "softirq"),
+        (c.nocb, "nocb"),
+        (c.gp_in_hardirq, "gp_in_hardirq"),
+    ] {
+        if on {
+            e.push(',');
+            e.push_str(name);
+        }
+    }
+    e
+}
+
+/// Everything that decides a check's state space, in one line: swarm result files merge only
+/// when theirs are equal.
+pub fn config_key(c: &CheckConfig) -> String {
+    format!(
+        "design={} cpus={} depth={} events={} keep_going={} softirq_restarts={} max_states={} setter={:?} symmetry={}",
+        c.design.name,
+        c.cpus,
+        c.depth,
+        events_name(c),
+        c.keep_going,
+        c.softirq_max_restart,
+        c.max_states,
+        c.work_setter,
+        c.symmetry
+    )
+}
+
+/// Runs one worker of a swarm ([`swarm`]) on one design.
+pub fn swarm_worker(
+    cfg: CheckConfig,
+    sw: &swarm::SwarmConfig,
+) -> Result<swarm::WorkerResult, String> {
+    sw.validate()?;
+    let key = config_key(&cfg);
+    let model = Model::new(cfg)?;
+    let roots = model.roots()?;
+    // The frontier gets what --max-memory leaves after the bit array.
+    let mut sw = *sw;
+    let budget = (model.cfg.max_memory_mb << 20).saturating_sub(1 << (sw.bits_log2 - 3));
+    let per = roots
+        .first()
+        .map_or(1, |r| explore::approx_bytes(&r.machine));
+    sw.max_frontier = sw.max_frontier.min((budget / per).max(1) as usize);
+    Ok(swarm::run_worker(&model, &roots, &sw, &key))
+}
+
 /// Checks one design: builds the model, explores it and replays each counterexample into a
 /// readable trace.
 pub fn check(
@@ -132,29 +195,7 @@ pub fn check(
         design: model.cfg.design.name.to_string(),
         depth: model.cfg.depth,
         cpus: model.cfg.cpus,
-        events: {
-            // What else acts besides the --events: the remote setter, the counter's width.
-            let mut e = model.cfg.events.names();
-            if model.cfg.ct_work {
-                e.push_str(",ct_set_cpu_work");
-                if model.cfg.ct_work_nmi_flush {
-                    e.push_str(",nmi_flush");
-                }
-            }
-            let c = &model.cfg;
-            for (on, name) in [
-                (c.rcu_counter_torture, "rcu_counter_torture"),
-                (c.softirq, "softirq"),
-                (c.nocb, "nocb"),
-                (c.gp_in_hardirq, "gp_in_hardirq"),
-            ] {
-                if on {
-                    e.push(',');
-                    e.push_str(name);
-                }
-            }
-            e
-        },
+        events: events_name(&model.cfg),
         states: o.states,
         transitions: o.transitions,
         depth_reached: o.depth,

@@ -246,7 +246,7 @@ impl CheckConfig {
 }
 
 /// One transition of the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Action {
     /// The CPU runs its next step, or takes an interrupt that has arrived and may be taken.
     Step(CpuId),
@@ -668,7 +668,7 @@ impl Model {
     fn gp_can_fail(&self, m: &Machine) -> bool {
         m.tasks()
             .iter()
-            .any(|t| ctxtrack_sim::os::rcu::reader_predates(t, &m.rcu()))
+            .any(|t| ctxtrack_sim::machine::rcu::reader_predates(t, m.rcu()))
     }
 
     /// The state's fingerprint: everything that can change what happens next, and nothing else

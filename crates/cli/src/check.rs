@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 pub(crate) struct Args<'a> {
+    /// `--swarm N --worker I --swarm-bits B --out FILE`.
+    pub swarm: Option<(u32, u32, u32, Option<&'a Path>)>,
     pub design: Option<&'a str>,
     pub all: bool,
     pub design_files: &'a [std::path::PathBuf],
@@ -77,6 +79,40 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
     };
     // Validate once before any work, so a bad option never leaves partial output.
     cfg_for(designs[0]).validate()?;
+    if let Some((workers, worker, bits_log2, out)) = a.swarm {
+        let [d] = designs[..] else {
+            return Err(format!(
+                "--swarm runs one design: give --design NAME or one --design-file ({} selected)",
+                designs.len()
+            ));
+        };
+        let sw = ctxtrack_check::swarm::SwarmConfig {
+            workers,
+            worker,
+            bits_log2,
+            max_frontier: usize::MAX,
+        };
+        sw.validate()?;
+        let r = ctxtrack_check::swarm_worker(cfg_for(d), &sw)?;
+        let text = serde_json::to_string_pretty(&r).expect("result serializes") + "\n";
+        match out {
+            Some(p) => {
+                std::fs::write(p, text).map_err(|e| format!("--out {}: {e}", p.display()))?
+            }
+            None => print!("{text}"),
+        }
+        if !a.quiet {
+            eprintln!(
+                "worker {worker}/{workers}: {} states, depth {}, {} violation(s) found, omission probability {:.2e}{}",
+                r.states,
+                r.depth,
+                r.found.len(),
+                r.omission_probability(),
+                r.limit.as_deref().map_or(String::new(), |l| format!(", stopped by {l}"))
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(dir) = a.trace_out {
         std::fs::create_dir_all(dir).map_err(|e| format!("--trace-out {}: {e}", dir.display()))?;
     }
@@ -151,4 +187,26 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `ctxtrack check merge FILES`: one verdict from a swarm's result files.
+pub(crate) fn merge(files: &[std::path::PathBuf], json: bool) -> Result<ExitCode, String> {
+    let mut results = Vec::new();
+    for f in files {
+        let name = f.display().to_string();
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{name}: {e}"))?;
+        let r: ctxtrack_check::swarm::WorkerResult = serde_json::from_str(&text)
+            .map_err(|e| format!("{name}: line {}: not a swarm result file ({e})", e.line()))?;
+        results.push((name, r));
+    }
+    let m = ctxtrack_check::swarm::merge(&results)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&m).expect("merge serializes")
+        );
+    } else {
+        print!("{}", ctxtrack_check::swarm::render(&m));
+    }
+    Ok(ExitCode::from(if m.found.is_empty() { 3 } else { 1 }))
 }

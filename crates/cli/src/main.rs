@@ -42,6 +42,22 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// `ctxtrack check` subcommands.
+#[derive(Subcommand, Debug)]
+enum CheckCmd {
+    /// Combine swarm workers' result files into one verdict: the shortest counterexample per
+    /// invariant and site, what was covered, missing workers. Never "ok": exit 1 if a violation
+    /// was found, 3 if none was (a swarm is not exhaustive), 2 on an error.
+    Merge {
+        /// The workers' result files (`check --swarm N --worker I --out FILE`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a workload on the simulated machine and print per-CPU figures and the invariant verdict.
@@ -83,8 +99,27 @@ enum Cmd {
     },
     /// Explore every interleaving of each design's entry paths with IRQs, NMIs, exceptions,
     /// preemption and signals up to a nesting depth; print each violated invariant's shortest
-    /// trace. Exit 0 if no violation, 1 if one was found (or the state limit was hit).
+    /// trace. Exit 0 if no violation, 1 if one was found (or the state limit was hit). With
+    /// --swarm N --worker I: one of N randomized bitstate searches, writing a result file that
+    /// `ctxtrack check merge` combines.
+    #[command(args_conflicts_with_subcommands = true)]
     Check {
+        /// `merge`: combine swarm workers' result files.
+        #[command(subcommand)]
+        cmd: Option<CheckCmd>,
+        /// Swarm mode: this run is one of N independent randomized searches (bitstate hashing,
+        /// bounded memory; never exhaustive), one design, result file for `check merge`.
+        #[arg(long, value_name = "N", requires = "worker")]
+        swarm: Option<u32>,
+        /// With --swarm: which worker this is (0 to N-1).
+        #[arg(long, value_name = "I", requires = "swarm")]
+        worker: Option<u32>,
+        /// With --swarm: the bit array has 2^LOG2 bits (27: 16 MiB).
+        #[arg(long, default_value_t = 27, value_name = "LOG2")]
+        swarm_bits: u32,
+        /// With --swarm: write the result file here (default: standard output).
+        #[arg(long, value_name = "FILE", requires = "swarm")]
+        out: Option<PathBuf>,
         /// One design (default: all).
         #[arg(long, value_name = "NAME")]
         design: Option<String>,
@@ -665,6 +700,15 @@ fn main() -> ExitCode {
             workload: workload.as_ref(),
         }),
         Cmd::Check {
+            cmd: Some(CheckCmd::Merge { files, json }),
+            ..
+        } => check::merge(files, *json),
+        Cmd::Check {
+            cmd: None,
+            swarm,
+            worker,
+            swarm_bits,
+            out,
             design,
             all,
             design_file,
@@ -685,6 +729,9 @@ fn main() -> ExitCode {
             chrome_trace,
             quiet,
         } => check::run(check::Args {
+            swarm: swarm
+                .zip(*worker)
+                .map(|(n, i)| (n, i, *swarm_bits, out.as_deref())),
             softirq: *softirq,
             softirq_restarts: *softirq_restarts,
             nocb: *nocb,

@@ -614,3 +614,68 @@ fn bench_kernel_prints_added_instructions() {
         assert!((added[i] - (on[i] - off[i])).abs() < 0.01, "{out}");
     }
 }
+
+/// A swarm from the command line, as a batch engine would run it: two workers write their
+/// files, `check merge` gives one verdict (exit 1: a violation; the text never says ok), and a
+/// missing or foreign file is named.
+#[test]
+fn check_swarm_workers_and_merge() {
+    let dir = scratch_dir("ctxtrack-swarm");
+    let file = |i: u32| dir.join(format!("w{i}.json"));
+    for i in 0..2u32 {
+        let out = file(i);
+        let o = ctxtrack(&[
+            "check",
+            "--design",
+            "weisbecker-2015",
+            "--depth",
+            "1",
+            "--swarm",
+            "2",
+            "--worker",
+            &i.to_string(),
+            "--swarm-bits",
+            "20",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let (a, b) = (file(0), file(1));
+    let o = ctxtrack(&["check", "merge", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("VIOLATION ct_kernel_with_irqs_on"), "{text}");
+    assert!(text.contains("not exhaustive"), "{text}");
+    let o = ctxtrack(&["check", "merge", a.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["missing"], serde_json::json!([1]));
+    assert_eq!(v["exhaustive"], false);
+    // A file that is not a result, and an out-of-range worker, are errors naming them.
+    let junk = dir.join("junk.json");
+    std::fs::write(&junk, "{\"format\": 3}\n").unwrap();
+    let o = ctxtrack(&["check", "merge", junk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("junk.json: line 1: not a swarm result file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = ctxtrack(&[
+        "check",
+        "--design",
+        "generic-entry",
+        "--swarm",
+        "2",
+        "--worker",
+        "2",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--worker 2 is out of range"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

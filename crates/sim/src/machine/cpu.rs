@@ -43,7 +43,7 @@ pub mod preempt {
 }
 
 /// Interrupt vectors the machine delivers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Vector {
     /// `LOCAL_TIMER_VECTOR` (0xec).
     LocalTimer = 0,
