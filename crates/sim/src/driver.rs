@@ -110,8 +110,20 @@ impl Machine {
 
     /// CPU `c`'s user burst, if it is in one, lasts until an action ends it
     /// ([`Self::end_user_burst`], an interrupt): time out of the state, for model checkers.
+    ///
+    /// A held burst does not shrink as clocks move (another CPU's steps advance the one clock):
+    /// the time that passed is user time, but what is left of the burst stays, so whether the
+    /// burst is over never depends on time. (Shrinking it made the two-CPU abstraction inexact:
+    /// two states with one fingerprint could differ in whether an IRQ from user finds the burst
+    /// done.)
     pub fn hold_user_burst(&mut self, c: CpuId) {
         if self.cpus[c].mode == Mode::User {
+            let cpu = &mut self.cpus[c];
+            let ran = cpu.hw.now.saturating_sub(cpu.user_since);
+            cpu.times.user_ns += ran;
+            cpu.user_since = cpu.hw.now;
+            let cur = cpu.current;
+            self.tasks[cur].user_ns += ran;
             self.cpus[c].user_until = NEVER;
             self.refresh_next(c);
         }
