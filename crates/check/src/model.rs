@@ -13,9 +13,10 @@
 //!
 //! Abstraction: time does not exist for the checker. Every posted event has arrived (one global
 //! clock, IPI latency 0), the periodic tick and device interrupts happen only when an action
-//! raises them, user bursts end only by an action; the fingerprint leaves out clocks, counters,
-//! vtime amounts and the RCU counter's value (it keeps how the counter relates to the grace
-//! period's snapshot), so two states that differ only in those are one state.
+//! raises them, user bursts end only by an action (and do not shrink while held); the
+//! fingerprint leaves out clocks, counters, vtime amounts and the RCU counter's value (it keeps
+//! how the counter relates to the grace period's snapshot), so two states that differ only in
+//! those are one state.
 
 use ctxtrack_sim::design::Design;
 use ctxtrack_sim::driver::Exception;

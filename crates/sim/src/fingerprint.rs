@@ -3,11 +3,11 @@
 //! cannot ([`IGNORED`], each with the reason that is sound).
 //!
 //! The checker's machine (`ctxtrack_check::model`) has no time: every posted event has arrived,
-//! timers are dropped, user bursts end only by an action. So clocks, counters, vtime amounts
-//! and the RCU counter's value are left out (how the counter relates to the grace period's
-//! snapshot is kept), and two states that differ only in those are one state. CPUs are
-//! collapsed by symmetry when the model is symmetric: tasks and pipes are hashed by their role
-//! as seen from each explored CPU, never by index.
+//! timers are dropped, user bursts end only by an action and do not shrink while held. So
+//! clocks, counters, vtime amounts and the RCU counter's value are left out (how the counter
+//! relates to the grace period's snapshot is kept), and two states that differ only in those
+//! are one state. CPUs are collapsed by symmetry when the model is symmetric: tasks and pipes
+//! are hashed by their role as seen from each explored CPU, never by index.
 //!
 //! Completeness is enforced twice: the hash functions destructure [`Machine`], [`Cpu`], [`Hw`]
 //! and [`Task`] without `..` (a new field does not compile until it is hashed or bound to `_`),
