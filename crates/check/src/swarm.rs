@@ -337,7 +337,9 @@ pub struct Merged {
     pub exhaustive: bool,
     /// `violated` or `none found` (never `ok`).
     pub verdict: &'static str,
-    /// The shortest counterexample per invariant and site (ties: lower worker, then actions).
+    /// Workers a limit stopped early (`--max-states`): their share was searched in part.
+    pub stopped_early: Vec<u32>,
+    /// The shortest counterexample per invariant and site (ties: the lower worker).
     pub found: Vec<SwarmFound>,
 }
 
@@ -359,6 +361,7 @@ pub fn merge(files: &[(String, WorkerResult)]) -> Result<Merged, String> {
         frontier_dropped: 0,
         exhaustive: false,
         verdict: "none found",
+        stopped_early: Vec::new(),
         found: Vec::new(),
     };
     for (name, r) in files {
@@ -393,6 +396,9 @@ pub fn merge(files: &[(String, WorkerResult)]) -> Result<Merged, String> {
         m.depth = m.depth.max(r.depth);
         m.worst_omission_probability = m.worst_omission_probability.max(r.omission_probability());
         m.frontier_dropped += r.frontier_dropped;
+        if r.limit.is_some() {
+            m.stopped_early.push(r.worker);
+        }
         for f in &r.found {
             let key = |x: &SwarmFound| x.invariant == f.invariant && x.site == f.site;
             match found.iter_mut().find(|x| key(x)) {
@@ -407,6 +413,7 @@ pub fn merge(files: &[(String, WorkerResult)]) -> Result<Merged, String> {
         }
     }
     m.merged.sort_unstable();
+    m.stopped_early.sort_unstable();
     m.missing = (0..first.workers).filter(|&w| !seen[w as usize]).collect();
     found.sort_by(|a, b| {
         (&a.invariant, &a.site, a.actions.len()).cmp(&(&b.invariant, &b.site, b.actions.len()))
@@ -437,6 +444,13 @@ pub fn render(m: &Merged) -> String {
         m.depth,
         m.frontier_dropped
     );
+    if !m.stopped_early.is_empty() {
+        let _ = writeln!(
+            s,
+            "  workers stopped early by --max-states: {:?}",
+            m.stopped_early
+        );
+    }
     let _ = writeln!(
         s,
         "  not exhaustive (bitstate): a new state was taken for a seen one with probability at most {:.2e} per state",

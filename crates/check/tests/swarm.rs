@@ -109,6 +109,13 @@ fn merge_keeps_the_shortest_reports_missing_workers_and_refuses_mixed_files() {
         .unwrap();
     assert_eq!((kept.worker, kept.actions.len()), (0, f0.actions.len()));
     assert!(render(&m).contains("MISSING [1, 3]"));
+    assert!(m.stopped_early.is_empty());
+    // A worker a limit stopped is named as such.
+    let mut w0s = w0.clone();
+    w0s.limit = Some("--max-states 10".into());
+    let m = merge(&named(vec![w0s])).unwrap();
+    assert_eq!(m.stopped_early, vec![0]);
+    assert!(render(&m).contains("stopped early by --max-states: [0]"));
     // The same worker twice, another configuration, another swarm size: errors naming the file.
     let e = merge(&named(vec![w0.clone(), w0.clone()])).unwrap_err();
     assert!(e.contains("w0.json: worker 0 given twice"), "{e}");
@@ -135,4 +142,21 @@ fn bad_swarm_options_are_errors_naming_them() {
     assert!(bad(0, 0, 20).contains("--swarm"));
     assert!(bad(4, 4, 20).contains("--worker 4 is out of range"));
     assert!(bad(4, 0, 5).contains("--swarm-bits"));
+}
+
+#[test]
+fn a_worker_stops_at_max_states_and_says_so() {
+    let sw = SwarmConfig {
+        workers: 2,
+        worker: 1,
+        bits_log2: 20,
+        max_frontier: usize::MAX,
+    };
+    let c = CheckConfig {
+        max_states: 50,
+        ..cfg("generic-entry", 1)
+    };
+    let r = swarm_worker(c, &sw).unwrap();
+    assert_eq!(r.states, 50);
+    assert_eq!(r.limit.as_deref(), Some("--max-states 50"));
 }
