@@ -56,7 +56,7 @@ struct Gp {
     ticks: u64,
 }
 static GP: spin::Mutex<Gp> = spin::Mutex::new(Gp {
-    scan: GpScan::new_array(),
+    scan: GpScan::new([0; MAX_CPUS]),
     old: 0,
     ticks: 0,
 });

@@ -84,25 +84,10 @@ pub struct GpScan<S> {
     snaps: S,
 }
 
-impl<const N: usize> GpScan<[u32; N]> {
-    /// No grace period yet, snapshots in a fixed array (usable in a `static`).
-    pub const fn new_array() -> GpScan<[u32; N]> {
-        GpScan {
-            gp_seq: 0,
-            in_progress: false,
-            started: 0,
-            qs_mask: 0,
-            snapped: 0,
-            resched_sent: 0,
-            snaps: [0; N],
-        }
-    }
-}
-
-impl<S: AsRef<[u32]> + AsMut<[u32]>> GpScan<S> {
-    /// No grace period yet; `snaps` has one slot per CPU.
-    pub fn new(snaps: S) -> GpScan<S> {
-        debug_assert!(snaps.as_ref().len() <= 64);
+impl<S> GpScan<S> {
+    /// No grace period yet; `snaps` has one slot per CPU (at most 64). `const`: a fixed array
+    /// makes a scan usable in a `static`.
+    pub const fn new(snaps: S) -> GpScan<S> {
         GpScan {
             gp_seq: 0,
             in_progress: false,
@@ -113,7 +98,9 @@ impl<S: AsRef<[u32]> + AsMut<[u32]>> GpScan<S> {
             snaps,
         }
     }
+}
 
+impl<S: AsRef<[u32]> + AsMut<[u32]>> GpScan<S> {
     /// Grace periods started so far (`rcu_seq_current()` without the state bits).
     pub fn gp_seq(&self) -> u64 {
         self.gp_seq
@@ -153,6 +140,7 @@ impl<S: AsRef<[u32]> + AsMut<[u32]>> GpScan<S> {
     /// Snapshots come with the first scan ([`Self::fqs_cpu`]), as `rcu_gp_fqs()`'s first pass.
     pub fn start(&mut self, now: u64, cpus: u64) {
         debug_assert!(!self.in_progress, "a grace period is already running");
+        debug_assert!(self.snaps.as_ref().len() <= 64, "CPU masks are u64");
         self.in_progress = true;
         self.gp_seq += 1;
         self.started = now;
@@ -322,7 +310,7 @@ mod tests {
             resched_once: true,
             ..POLICY
         };
-        let mut s = GpScan::new(vec_like());
+        let mut s = GpScan::new([0u32; 4]);
         s.start(0, 0b10);
         s.fqs_cpu(1, 0, &once, &ct, &rcu, true);
         let ipis = (30..40)
@@ -334,9 +322,5 @@ mod tests {
             })
             .count();
         assert_eq!(ipis, 1);
-    }
-
-    fn vec_like() -> [u32; 4] {
-        [0; 4]
     }
 }

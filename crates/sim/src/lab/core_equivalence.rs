@@ -169,8 +169,7 @@ fn staged() -> Machine {
 fn syscall() {
     let mut m = staged();
     let mut d = Direct::of(&m, 1);
-    m.cpus[1].user_until = m.cpus[1].hw.now;
-    m.refresh_next(1);
+    m.end_user_burst(1);
     m.sync_clocks_drop_timers();
     m.advance(1); // the burst ends: the syscall instruction
     let mut sim = vec![d.seen[0].clone()];
@@ -184,32 +183,64 @@ fn syscall() {
     assert_refines("syscall", &sim, &d.seen);
 }
 
-/// An interrupt-like entry from user mode on CPU 1, by `raise`; `nmi` selects the NMI pair.
-fn from_user(what: &str, raise: impl FnOnce(&mut Machine), nmi: bool) {
-    let mut m = staged();
-    let mut d = Direct::of(&m, 1);
+/// One interrupt-like entry on CPU `c` of `m`, by `raise`, until the entry is gone again;
+/// against the direct calls from the same state: `irqentry_enter/exit` (`user`: from user
+/// mode; otherwise the interrupted context had IRQs on: `sti; hlt` or a syscall body), or the
+/// NMI pair when `nmi`.
+fn entry(
+    what: &str,
+    mut m: Machine,
+    c: CpuId,
+    user: bool,
+    raise: impl FnOnce(&mut Machine),
+    nmi: bool,
+) {
+    let depth = |m: &Machine| m.tasks[m.cpus[c].current].entries.len();
+    let base = depth(&m);
+    let mut d = Direct::of(&m, c);
     raise(&mut m);
-    let depth = |m: &Machine| m.tasks[m.cpus[1].current].entries.len();
-    if depth(&m) == 0 {
+    if depth(&m) == base {
         m.sync_clocks_drop_timers();
-        m.advance(1); // delivery
+        m.advance(c); // delivery (an exception pushed its entry already)
     }
-    assert!(depth(&m) > 0, "{what}: not delivered");
-    let sim = run_until(&mut m, 1, |m| in_user(m, 1) && depth(m) == 0);
-    let mut sim2 = vec![d.seen[0].clone()];
-    sim2.extend(sim);
-    sim2.dedup();
+    assert!(depth(&m) > base, "{what}: not delivered");
+    let mut sim = vec![d.seen[0].clone()];
+    sim.extend(run_until(&mut m, c, |m| {
+        depth(m) == base && (!user || in_user(m, c))
+    }));
+    sim.dedup();
     d.hw.irqs_on = false; // the CPU masks IF on delivery
     if nmi {
         d.nmi_pair();
     } else {
         let mut st = Default::default();
-        d.call(|ct| st = irqentry_enter(ct, true));
+        d.call(|ct| st = irqentry_enter(ct, user));
         d.call(|ct| {
-            irqentry_exit(ct, true, true, st);
+            irqentry_exit(ct, user, true, st);
         });
     }
-    assert_refines(what, &sim2, &d.seen);
+    assert_refines(what, &sim, &d.seen);
+}
+
+/// An entry from user mode on CPU 1.
+fn from_user(what: &str, raise: impl FnOnce(&mut Machine), nmi: bool) {
+    entry(what, staged(), 1, true, raise, nmi);
+}
+
+/// An entry on CPU 2's halted idle loop.
+fn from_idle(what: &str, raise: impl FnOnce(&mut Machine), nmi: bool) {
+    entry(what, staged(), 2, false, raise, nmi);
+}
+
+/// An entry that hits CPU 1 inside the syscall body, where IRQs are on.
+fn from_kernel(what: &str, raise: impl FnOnce(&mut Machine), nmi: bool) {
+    let mut m = staged();
+    m.end_user_burst(1);
+    let depth = |m: &Machine| m.tasks[m.cpus[1].current].entries.len();
+    run_until(&mut m, 1, |m| {
+        m.cpus[1].mode == Mode::Kernel && m.cpus[1].hw.irqs_on && depth(m) == 1
+    });
+    entry(what, m, 1, false, raise, nmi);
 }
 
 #[test]
@@ -233,33 +264,6 @@ fn nmi_from_user() {
     from_user("nmi from user", |m| m.raise_nmi(1), true);
 }
 
-/// An entry on CPU 2's halted idle loop, until it halts again.
-fn from_idle(what: &str, raise: impl FnOnce(&mut Machine), nmi: bool) {
-    let mut m = staged();
-    let mut d = Direct::of(&m, 2);
-    raise(&mut m);
-    let base = m.tasks[m.cpus[2].current].entries.len();
-    let depth = |m: &Machine| m.tasks[m.cpus[2].current].entries.len();
-    m.sync_clocks_drop_timers();
-    m.advance(2); // delivery
-    assert!(depth(&m) > base, "{what}: not delivered");
-    let mut sim = vec![d.seen[0].clone()];
-    sim.extend(run_until(&mut m, 2, |m| depth(m) == base));
-    sim.dedup();
-    d.hw.irqs_on = false;
-    if nmi {
-        d.nmi_pair();
-    } else {
-        // The idle loop halts with IRQs on (`sti; hlt`).
-        let mut st = Default::default();
-        d.call(|ct| st = irqentry_enter(ct, false));
-        d.call(|ct| {
-            irqentry_exit(ct, false, true, st);
-        });
-    }
-    assert_refines(what, &sim, &d.seen);
-}
-
 #[test]
 fn interrupt_from_idle() {
     from_idle("irq from idle", |m| m.raise_irq(2, Vector::Device), false);
@@ -268,37 +272,6 @@ fn interrupt_from_idle() {
 #[test]
 fn nmi_from_idle() {
     from_idle("nmi from idle", |m| m.raise_nmi(2), true);
-}
-
-/// An entry that hits CPU 1 inside the syscall body, where IRQs are on.
-fn from_kernel(what: &str, raise: impl FnOnce(&mut Machine), nmi: bool) {
-    let mut m = staged();
-    m.cpus[1].user_until = m.cpus[1].hw.now;
-    m.refresh_next(1);
-    let base = 1;
-    let depth = |m: &Machine| m.tasks[m.cpus[1].current].entries.len();
-    run_until(&mut m, 1, |m| {
-        m.cpus[1].mode == Mode::Kernel && m.cpus[1].hw.irqs_on && depth(m) == base
-    });
-    let mut d = Direct::of(&m, 1);
-    raise(&mut m);
-    m.sync_clocks_drop_timers();
-    m.advance(1); // delivery
-    assert!(depth(&m) > base, "{what}: not delivered");
-    let mut sim = vec![d.seen[0].clone()];
-    sim.extend(run_until(&mut m, 1, |m| depth(m) == base));
-    sim.dedup();
-    d.hw.irqs_on = false;
-    if nmi {
-        d.nmi_pair();
-    } else {
-        let mut st = Default::default();
-        d.call(|ct| st = irqentry_enter(ct, false));
-        d.call(|ct| {
-            irqentry_exit(ct, false, true, st);
-        });
-    }
-    assert_refines(what, &sim, &d.seen);
 }
 
 #[test]
