@@ -350,19 +350,11 @@ impl Model {
     pub fn new(cfg: CheckConfig) -> Result<Model, String> {
         cfg.validate()?;
         let n = cfg.cpus;
-        let mut sc = Config::new(cfg.design);
-        sc.cpus = n + 1;
-        sc.nohz_full = CpuSet(((1u64 << n) - 1) << 1);
-        sc.ct_on = true;
+        // Time is the checker's choice of moment: no periodic event, IPIs arrive at once.
+        let mut sc = Config::timeless(cfg.design, n + 1, CpuSet(((1u64 << n) - 1) << 1));
         sc.preempt = true;
-        sc.rcu_cb_interval_ns = None;
-        sc.nmi_period_ns = None;
-        sc.irq_period_ns = None;
         sc.stop_on_violation = false;
         sc.monitor = true;
-        sc.duration_ns = None;
-        // Latency is the checker's choice of moment, not a delay.
-        sc.cost.ipi_latency_ns = 0;
         sc.ct_work = cfg.ct_work;
         sc.rcu_counter_torture = cfg.rcu_counter_torture;
         sc.ct_work_nmi_flush = cfg.ct_work_nmi_flush;

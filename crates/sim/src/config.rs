@@ -167,6 +167,23 @@ pub struct Config {
 }
 
 impl Config {
+    /// A machine with no time-driven event for drivers that pick every moment themselves (the
+    /// model checker, path-by-path tests): `cpus` CPUs, those in `nohz_full` tracked, no
+    /// background `call_rcu()`, no NMI or device-IRQ period, no duration, IPIs that arrive at
+    /// once. The periodic tick is the driver's to drop ([`crate::Machine::sync_clocks_drop_timers`]).
+    pub fn timeless(design: &'static Design, cpus: usize, nohz_full: CpuSet) -> Config {
+        let mut c = Config::new(design);
+        c.cpus = cpus;
+        c.nohz_full = nohz_full;
+        c.ct_on = true;
+        c.rcu_cb_interval_ns = None;
+        c.nmi_period_ns = None;
+        c.irq_period_ns = None;
+        c.duration_ns = None;
+        c.cost.ipi_latency_ns = 0;
+        c
+    }
+
     /// Defaults: 8 CPUs, nohz_full=1-7, HZ=1000, seed 1, context tracking on, generic entry.
     pub fn new(design: &'static Design) -> Config {
         Config {

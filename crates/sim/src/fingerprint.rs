@@ -318,8 +318,11 @@ impl Roles {
             pinned: _,
         } = task;
         (state, ti_flags, *cpu == c).hash(h);
+        // A path by its name (a function's: unique in a design and among the kernel's own
+        // paths), not its address: leaked paths move between processes, and a swarm worker's
+        // bitstate positions must not.
         for f in frames {
-            (f.path as *const _ as usize, f.pc).hash(h);
+            (f.path.name, f.pc).hash(h);
         }
         for e in entries {
             (e.kind, e.regs, e.locals, e.base).hash(h);
@@ -463,16 +466,11 @@ mod tests {
 
     /// The checker's one-CPU machine, staged to its worker in user mode.
     fn staged() -> (Machine, Roles) {
-        let mut cfg = Config::new(crate::design::by_name("generic-entry").unwrap());
-        cfg.cpus = 2;
-        cfg.nohz_full = CpuSet(0b10);
-        cfg.ct_on = true;
-        cfg.preempt = true;
-        cfg.rcu_cb_interval_ns = None;
-        cfg.nmi_period_ns = None;
-        cfg.irq_period_ns = None;
-        cfg.duration_ns = None;
-        cfg.cost.ipi_latency_ns = 0;
+        let generic = crate::design::by_name("generic-entry").unwrap();
+        let cfg = Config {
+            preempt: true,
+            ..Config::timeless(generic, 2, CpuSet(0b10))
+        };
         let mut m = Machine::new(cfg);
         let rx = m.new_chan(ChanKind::Pipe);
         let prog = Program::PingPong {

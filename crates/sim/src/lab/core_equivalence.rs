@@ -48,16 +48,8 @@ fn view(p: &PerCpu) -> CoreView {
 
 /// CPU 1 runs a `getpid()` loop under nohz_full; CPU 2 has nothing to run (its idle loop).
 fn machine() -> Machine {
-    let mut cfg = Config::new(crate::design::by_name("generic-entry").unwrap());
-    cfg.cpus = 3;
-    cfg.nohz_full = CpuSet(0b110);
-    cfg.ct_on = true;
-    cfg.rcu_cb_interval_ns = None;
-    cfg.nmi_period_ns = None;
-    cfg.irq_period_ns = None;
-    cfg.duration_ns = None;
-    cfg.cost.ipi_latency_ns = 0;
-    let mut m = Machine::new(cfg);
+    let generic = crate::design::by_name("generic-entry").unwrap();
+    let mut m = Machine::new(Config::timeless(generic, 3, CpuSet(0b110)));
     let prog = Program::SyscallStorm {
         user_ns: 1_000,
         remaining: None,
