@@ -8,7 +8,9 @@
 //! [`Model::actions`]'s fixed order, so the result is deterministic.
 //!
 //! Memory: one fingerprint (8 bytes in the set) and one parent link (12 bytes) per state, plus
-//! the machines of two levels.
+//! the machines of two levels. A machine's copies share the CPUs and tasks nobody wrote
+//! ([`ctxtrack_sim::machine::Shared`], SPIN's `-DCOLLAPSE` idea), so a waiting state holds
+//! about what its last transition wrote: its machine's own fields, one CPU and one task.
 
 use crate::model::{Action, Model, Root};
 use ctxtrack_sim::Machine;
@@ -116,8 +118,10 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
         limit: None,
         found: Vec::new(),
     };
-    let state_bytes = roots.first().map_or(1, |r| approx_bytes(&r.machine));
-    let max_frontier = (model.cfg.max_memory_mb << 20) / state_bytes;
+    // What the waiting states hold: each copy's own bytes (copies share the CPUs and tasks
+    // their transitions did not write).
+    let max_bytes = (model.cfg.max_memory_mb << 20) as usize;
+    let mut next_bytes = 0usize;
     let threads = model.cfg.threads.max(1);
     let mut next = Vec::new();
     let mut level = 0u32;
@@ -164,6 +168,7 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
                 }
                 let Some(n) = child.state else { continue };
                 if seen.insert(child.fp) {
+                    next_bytes += n.owned_bytes();
                     nodes.push(Node {
                         parent: child.parent,
                         action: Some(child.action),
@@ -174,13 +179,13 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
                         out.limit = Some(format!("--max-states {}", model.cfg.max_states));
                         break 'levels;
                     }
-                    if next.len() as u64 > max_frontier {
+                    if next_bytes > max_bytes {
                         out.complete = false;
                         out.limit = Some(format!(
                             "--max-memory {} MiB ({} waiting states of ~{} bytes)",
                             model.cfg.max_memory_mb,
                             next.len(),
-                            state_bytes
+                            next_bytes / next.len()
                         ));
                         break 'levels;
                     }
@@ -198,6 +203,7 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
             level += 1;
         }
         std::mem::swap(&mut frontier, &mut next);
+        next_bytes = 0;
         progress(&Progress {
             states: seen.len() as u64,
             frontier: frontier.len(),
@@ -249,14 +255,10 @@ fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Chi
     for (id, m) in part {
         actions.clear();
         model.actions(&m, &mut actions);
+        let fp = debug_fingerprint(model, &m);
         let mut m = Some(m);
         for (i, &a) in actions.iter().enumerate() {
-            // The last action takes the state itself: one copy fewer per state.
-            let mut n = if i + 1 == actions.len() {
-                m.take().expect("state still here")
-            } else {
-                Box::new(Machine::clone(m.as_ref().expect("state still here")))
-            };
+            let mut n = fork(model, &mut m, i + 1 == actions.len(), fp);
             let (count, before) = (n.monitor().count, n.monitor().reports.len());
             model.apply(&mut n, a);
             let mut reports = Vec::new();
@@ -279,15 +281,37 @@ fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Chi
     out
 }
 
-/// Rough size of one stored state: the machine and what its vectors hold.
-pub(crate) fn approx_bytes(m: &ctxtrack_sim::Machine) -> u64 {
-    use std::mem::size_of;
-    let b = size_of::<ctxtrack_sim::Machine>()
-        + std::mem::size_of_val(m.cpus())
-        + m.tasks().len() * (size_of::<ctxtrack_sim::machine::Task>() + 64)
-        + std::mem::size_of_val(m.chans())
-        + 256;
-    b as u64
+/// The state's fingerprint in debug builds (for [`fork`]'s check), 0 otherwise.
+pub(crate) fn debug_fingerprint(model: &Model, m: &Machine) -> u64 {
+    if cfg!(debug_assertions) {
+        model.fingerprint(m)
+    } else {
+        0
+    }
+}
+
+/// The machine one successor of `m` starts from: a copy, or for the last action `m` itself
+/// (one copy fewer per state). A copy shares the CPUs and tasks it does not write
+/// ([`ctxtrack_sim::machine::Shared`]), so a write through a shared reference would change
+/// the state and all its copies: debug builds check, before handing the state over, that its
+/// other successors left its fingerprint (`fp`, from [`debug_fingerprint`]) alone.
+pub(crate) fn fork(
+    model: &Model,
+    m: &mut Option<Box<Machine>>,
+    last: bool,
+    fp: u64,
+) -> Box<Machine> {
+    if last {
+        let m = m.take().expect("state still here");
+        debug_assert_eq!(
+            model.fingerprint(&m),
+            fp,
+            "expanding a state changed it: a write through a shared component (see Shared::own)"
+        );
+        m
+    } else {
+        Box::new(Machine::clone(m.as_ref().expect("state still here")))
+    }
 }
 
 /// The root and the actions that lead to node `id`.

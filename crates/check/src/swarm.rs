@@ -199,14 +199,10 @@ pub fn run_worker(model: &Model, roots: &[Root], sw: &SwarmConfig, config: &str)
                 let f = model.fingerprint(&m);
                 actions.sort_by_key(|a| mix(salt ^ f ^ action_key(a)));
             }
+            let fp = crate::explore::debug_fingerprint(model, &m);
             let mut m = Some(m);
             for (i, &a) in actions.iter().enumerate() {
-                // The last action takes the state itself, as the exhaustive explorer does.
-                let mut n = if i + 1 == actions.len() {
-                    m.take().expect("state still here")
-                } else {
-                    Box::new(Machine::clone(m.as_ref().expect("state still here")))
-                };
+                let mut n = crate::explore::fork(model, &mut m, i + 1 == actions.len(), fp);
                 let (count, before) = (n.monitor().count, n.monitor().reports.len());
                 model.apply(&mut n, a);
                 transitions += 1;

@@ -38,7 +38,7 @@ impl Machine {
             },
             self.design.ret_from_fork,
         );
-        self.tasks.push(t);
+        self.tasks.push(crate::machine::Shared::new(t));
         let id = self.tasks.len() - 1;
         crate::os::enqueue_new(self, id, cpu);
         id
@@ -118,7 +118,7 @@ impl Machine {
     /// done.)
     pub fn hold_user_burst(&mut self, c: CpuId) {
         if self.cpus[c].mode == Mode::User {
-            let cpu = &mut self.cpus[c];
+            let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
             let ran = cpu.hw.now.saturating_sub(cpu.user_since);
             cpu.times.user_ns += ran;
             cpu.user_since = cpu.hw.now;
@@ -232,7 +232,7 @@ impl Machine {
     /// and sets its `rcu_urgent_qs` (its next kernel entry then forces the tick on).
     pub fn gp_urgent(&mut self, c: CpuId) {
         if self.rcu.scan.holds_out(c) {
-            self.cpus[c].pcpu.rcu.set_urgent_qs(true);
+            self.cpus[c].own().pcpu.rcu.set_urgent_qs(true);
             self.rcu.stats.urgent_qs_set += 1;
         }
     }
@@ -243,7 +243,7 @@ impl Machine {
     pub fn sync_clocks_drop_timers(&mut self) {
         let now = self.cpus.iter().map(|c| c.hw.now).max().unwrap_or(0);
         for c in 0..self.cpus.len() {
-            let cpu = &mut self.cpus[c];
+            let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
             cpu.hw.now = now;
             if cpu.next_tick > now {
                 cpu.next_tick = NEVER;

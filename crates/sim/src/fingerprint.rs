@@ -190,7 +190,7 @@ impl Roles {
             softirq,
             nocb_defer_wakeup,
             ksoftirqd,
-        } = &m.cpus[c];
+        } = &*m.cpus[c];
         let Hw {
             cpu: _,
             irqs_on,
@@ -316,7 +316,7 @@ impl Roles {
             urn_every: _,
             urn_fired: _,
             pinned: _,
-        } = task;
+        } = &**task;
         (state, ti_flags, *cpu == c).hash(h);
         // A path by its name (a function's: unique in a design and among the kernel's own
         // paths), not its address: leaked paths move between processes, and a swarm worker's

@@ -12,11 +12,13 @@ pub mod ipc;
 mod k;
 pub mod program;
 pub mod rcu;
+pub mod shared;
 pub mod task;
 pub mod work;
 
 pub use cpu::*;
 pub use k::K;
+pub use shared::Shared;
 pub use task::*;
 
 use crate::config::Config;
@@ -80,11 +82,11 @@ pub const CHECKPOINT_STEPS: u64 = 1 << 16;
 /// The machine.
 pub struct Machine {
     /// Configuration.
-    pub(crate) cfg: Config,
+    pub(crate) cfg: Shared<Config>,
     /// Cost model (copied out of the config for speed).
-    pub(crate) cost: CostModel,
+    pub(crate) cost: Shared<CostModel>,
     /// Base cost of each [`crate::cost::CostKey`] (`cost.base_table()`).
-    pub(crate) base_cost: [u64; crate::cost::CostKey::ALL.len()],
+    pub(crate) base_cost: Shared<[u64; crate::cost::CostKey::ALL.len()]>,
     /// Nanoseconds per cycle, 32.32 fixed point.
     pub(crate) ns_per_cycle_fp: u64,
     /// The design under test.
@@ -92,9 +94,9 @@ pub struct Machine {
     /// `context_tracking_key`.
     pub(crate) key: StaticKey,
     /// CPUs.
-    pub(crate) cpus: Vec<Cpu>,
+    pub(crate) cpus: Vec<Shared<Cpu>>,
     /// Tasks (never removed: dead tasks stay for reporting).
-    pub(crate) tasks: Vec<Task>,
+    pub(crate) tasks: Vec<Shared<Task>>,
     /// Channels.
     pub(crate) chans: Vec<Channel>,
     /// The one PRNG.
@@ -142,7 +144,7 @@ impl Clone for Machine {
         Machine {
             cfg: self.cfg.clone(),
             cost: self.cost.clone(),
-            base_cost: self.base_cost,
+            base_cost: self.base_cost.clone(),
             ns_per_cycle_fp: self.ns_per_cycle_fp,
             design: self.design,
             key: self.key.clone(),
@@ -181,18 +183,63 @@ impl Machine {
     }
 
     /// The CPUs (read-only: drive them through [`crate::driver`]).
-    pub fn cpus(&self) -> &[Cpu] {
+    pub fn cpus(&self) -> &[Shared<Cpu>] {
         &self.cpus
     }
 
     /// The tasks, dead ones included (read-only).
-    pub fn tasks(&self) -> &[Task] {
+    pub fn tasks(&self) -> &[Shared<Task>] {
         &self.tasks
     }
 
     /// The pipes and sockets (read-only).
     pub fn chans(&self) -> &[Channel] {
         &self.chans
+    }
+
+    /// Bytes this copy holds alone, roughly: its own struct and vectors, and of each shared
+    /// component ([`Shared`]) its share (all of it if no other copy holds it). The model
+    /// checker's memory bound counts its waiting states with it.
+    pub fn owned_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let vec = |cap: usize, each: usize| cap * each;
+        let cpus: usize = self
+            .cpus
+            .iter()
+            .map(|c| c.share_of(size_of::<Cpu>() + vec(c.rq.capacity(), size_of::<TaskId>())))
+            .sum();
+        let tasks: usize = self
+            .tasks
+            .iter()
+            .map(|t| {
+                let spilled = if t.entries.spilled() {
+                    vec(t.entries.capacity(), size_of::<Entry>())
+                } else {
+                    0
+                };
+                t.share_of(size_of::<Task>() + spilled)
+            })
+            .sum();
+        let chans: usize = self
+            .chans
+            .iter()
+            .map(|ch| {
+                size_of::<Channel>()
+                    + vec(
+                        ch.readers.capacity() + ch.writers.capacity(),
+                        size_of::<TaskId>(),
+                    )
+            })
+            .sum();
+        size_of::<Machine>()
+            + vec(
+                self.cpus.capacity() + self.tasks.capacity(),
+                size_of::<Shared<Cpu>>(),
+            )
+            + vec(self.next_at.capacity(), size_of::<u64>())
+            + cpus
+            + tasks
+            + chans
     }
 
     /// RCU's grace-period state (read-only).
@@ -236,9 +283,9 @@ impl Machine {
         let cost = cfg.cost.clone();
         let tick_nsec = 1_000_000_000 / cfg.hz;
         let mut m = Machine {
-            base_cost: cost.base_table(),
+            base_cost: Shared::new(cost.base_table()),
             ns_per_cycle_fp: (1000u64 << 32) / cost.cpu_mhz,
-            cost,
+            cost: Shared::new(cost),
             design: cfg.design,
             key: StaticKey::new_false(),
             cpus: Vec::with_capacity(n),
@@ -264,14 +311,14 @@ impl Machine {
             phase: "run",
             next_checkpoint: 0,
             next_pid: 1,
-            cfg,
+            cfg: Shared::new(cfg),
         };
         for c in 0..n {
             let idle = m.tasks.len();
             let mut t = Task::new(0, "<idle>", Program::Idle, c);
             t.state = TaskState::Running;
             t.push_kernel_loop(m.design.idle);
-            m.tasks.push(t);
+            m.tasks.push(Shared::new(t));
             let nohz = m.cfg.ct_on && m.cfg.nohz_full.contains(c);
             let mut pcpu = PerCpu::with_layout(tick_nsec, m.cfg.ct_layout());
             // The core prices primitives as it counts them (see `exec_step`).
@@ -280,7 +327,7 @@ impl Machine {
                 pcpu.ct_cpu_track_user(&m.key);
             }
             // Stagger nothing: all ticks are jiffy aligned (no skew_tick).
-            m.cpus.push(Cpu {
+            m.cpus.push(Shared::new(Cpu {
                 pcpu,
                 hw: Hw {
                     cpu: c,
@@ -327,7 +374,7 @@ impl Machine {
                 softirq: Default::default(),
                 nocb_defer_wakeup: false,
                 ksoftirqd: None,
-            });
+            }));
         }
         for c in 0..n {
             if m.key.is_enabled() && m.cpus[c].pcpu.ct.active() {

@@ -48,7 +48,8 @@ pub fn on_each_cpu_deferrable(m: &mut Machine, from: CpuId, t: u64, work: CtWork
         if c == from {
             continue;
         }
-        let deferred = m.cfg.ct_work && ctxtrack_core::ct_set_cpu_work(&m.cpus[c].pcpu.ct, work);
+        let deferred =
+            m.cfg.ct_work && ctxtrack_core::ct_set_cpu_work(&m.cpus[c].own().pcpu.ct, work);
         if deferred {
             work_deferred(m, c, work);
         } else {
@@ -62,7 +63,7 @@ pub fn on_each_cpu_deferrable(m: &mut Machine, from: CpuId, t: u64, work: CtWork
 
 /// A `ct_set_cpu_work()` on CPU `c` succeeded: it owes `work` from now on.
 pub fn work_deferred(m: &mut Machine, c: CpuId, work: CtWork) {
-    let cpu = &mut m.cpus[c];
+    let cpu: &mut crate::machine::Cpu = &mut m.cpus[c];
     cpu.hw.owed |= work.bit() as u8;
     cpu.counters.work_deferred += 1;
     crate::monitor::on_work_set(m, c, work);
@@ -114,7 +115,7 @@ pub enum Setter {
 /// The setter's first half from the housekeeping CPU against CPU `c` (`atomic_read()`): a CPU
 /// that cannot defer at all gets its IPI at once.
 pub fn setter_read(m: &mut Machine, c: CpuId, work: CtWork, setter: Setter) {
-    let ct = &m.cpus[c].pcpu.ct;
+    let ct = &m.cpus[c].pcpu.ct; // read only
     let old = match setter {
         Setter::Linux => ctxtrack_core::ct_set_cpu_work_begin(ct, work),
         Setter::IgnoresWatching => (m.cfg.ct_work && ct.active()).then(|| ct.state_word()),
@@ -135,7 +136,7 @@ pub fn setter_cmpxchg(m: &mut Machine, c: CpuId, work: CtWork, setter: Setter) {
     let Some(mut old) = m.cpus[c].work_setter.take() else {
         return;
     };
-    let ct = &m.cpus[c].pcpu.ct;
+    let ct = &m.cpus[c].own().pcpu.ct;
     let outcome = match setter {
         Setter::Linux => ctxtrack_core::ct_set_cpu_work_try(ct, &mut old, work),
         Setter::IgnoresWatching => {

@@ -90,7 +90,7 @@ impl<'m> K<'m> {
     pub fn ct(&mut self) -> Ct<'_, Hw> {
         let t = self.m.cpus[self.cpu].current;
         let m = &mut *self.m;
-        let cpu = &mut m.cpus[self.cpu];
+        let cpu: &mut crate::machine::Cpu = &mut m.cpus[self.cpu];
         Ct::new(&m.key, &mut cpu.pcpu, &mut m.tasks[t].vtime, &mut cpu.hw)
     }
 

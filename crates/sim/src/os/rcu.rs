@@ -81,7 +81,8 @@ fn rcu_gp_fqs(m: &mut Machine, t: u64) {
         if !m.rcu.scan.holds_out(c) {
             continue;
         }
-        let cpu = &m.cpus[c];
+        // fqs_cpu() writes rcu_urgent_qs through a shared reference, as the kthread does.
+        let cpu = &*m.cpus[c].own();
         let policy = m.rcu.policy;
         let v = m
             .rcu
@@ -124,7 +125,7 @@ pub fn rcu_report_qs(m: &mut Machine, c: CpuId) {
 }
 
 fn report(m: &mut Machine, c: CpuId, t: u64) {
-    let ended = m.rcu.scan.report_qs(c, &m.cpus[c].pcpu.rcu);
+    let ended = m.rcu.scan.report_qs(c, &m.cpus[c].own().pcpu.rcu);
     m.cpus[c].counters.rcu_qs += 1;
     // rcu_disable_urgency_upon_qs(): the scan cleared the urgency; the forced tick is ours.
     let p = &mut m.cpus[c].pcpu;

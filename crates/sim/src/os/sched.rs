@@ -125,7 +125,7 @@ impl K<'_> {
         self.m.cpus[c].counters.context_switches += 1;
         // context_switch() + finish_task_switch()
         let m = &mut *self.m;
-        let cpu = &mut m.cpus[c];
+        let cpu: &mut crate::machine::Cpu = &mut m.cpus[c];
         cpu.current = next;
         cpu.hw.cur_has_mm = m.tasks[next].has_mm;
         cpu.hw.cur_is_idle = m.tasks[next].is_idle;

@@ -85,7 +85,7 @@ fn spawn_ksoftirqd(m: &mut Machine, cpu: usize) -> usize {
     t.pinned = Some(cpu);
     t.state = TaskState::Sleeping;
     t.push_kernel_loop(&KSOFTIRQD);
-    m.tasks.push(t);
+    m.tasks.push(crate::machine::Shared::new(t));
     let id = m.tasks.len() - 1;
     m.cpus[cpu].ksoftirqd = Some(id);
     id

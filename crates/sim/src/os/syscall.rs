@@ -112,7 +112,7 @@ impl K<'_> {
                 );
                 nt.last_ret = Some(0);
                 nt.cur_syscall = Some(sc);
-                self.m.tasks.push(nt);
+                self.m.tasks.push(crate::machine::Shared::new(nt));
                 let id = self.m.tasks.len() - 1;
                 self.m.tasks[t].children_alive += 1;
                 self.m.tasks[t].last_ret = Some(pid as i64);

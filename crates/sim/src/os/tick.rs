@@ -122,7 +122,7 @@ pub(crate) fn update_sched_tick_dep(m: &mut Machine, from: CpuId, c: CpuId) {
 }
 
 pub(crate) fn stop_tick(m: &mut Machine, c: CpuId) {
-    let cpu = &mut m.cpus[c];
+    let cpu: &mut crate::machine::Cpu = &mut m.cpus[c];
     if cpu.pcpu.local.tick.update(true) == Some(true) {
         cpu.next_tick = NEVER;
         cpu.tick_stopped_since = Some(cpu.hw.now);
@@ -131,7 +131,7 @@ pub(crate) fn stop_tick(m: &mut Machine, c: CpuId) {
 
 pub(crate) fn restart_tick(m: &mut Machine, c: CpuId) {
     let period = m.tick_nsec();
-    let cpu = &mut m.cpus[c];
+    let cpu: &mut crate::machine::Cpu = &mut m.cpus[c];
     if cpu.pcpu.local.tick.update(false) == Some(false) {
         let now = cpu.hw.now;
         if let Some(since) = cpu.tick_stopped_since.take() {

@@ -9,7 +9,7 @@ use crate::machine::*;
 impl Machine {
     /// User mode of CPU `c` ran until `t`: account it to the CPU and the task.
     pub(crate) fn account_user(&mut self, c: CpuId, t: u64) {
-        let cpu = &mut self.cpus[c];
+        let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
         let cur = cpu.current;
         let ran = t - cpu.user_since;
         cpu.times.user_ns += ran;
@@ -54,7 +54,7 @@ impl Machine {
         vector: Option<Vector>,
         path: &'static Path,
     ) {
-        let cpu = &mut self.cpus[c];
+        let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
         let from = cpu.mode;
         let regs = Regs {
             user: from == Mode::User,
@@ -81,7 +81,7 @@ impl Machine {
             self.cpus[c].counters.irqs_from[from_idx] += 1;
         }
         if from == Mode::User && matches!(kind, EntryKind::Irq | EntryKind::Nmi) {
-            let cpu = &mut self.cpus[c];
+            let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
             let k = &mut cpu.counters;
             let now = cpu.hw.now;
             k.longest_quiet_ns = k.longest_quiet_ns.max(now - k.last_interruption_ns);
@@ -111,7 +111,7 @@ impl Machine {
 
     #[inline(never)]
     pub(crate) fn deliver_irq(&mut self, c: CpuId, v: Vector) {
-        let cpu = &mut self.cpus[c];
+        let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
         match v {
             // The timer fires once per programmed expiry; the handler re-arms it.
             Vector::LocalTimer => cpu.next_tick = NEVER,
@@ -132,7 +132,7 @@ impl Machine {
 
     #[inline(never)]
     pub(crate) fn deliver_nmi(&mut self, c: CpuId) {
-        let cpu = &mut self.cpus[c];
+        let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
         cpu.nmi_at = match self.cfg.nmi_period_ns {
             Some(p) => cpu.nmi_at + p,
             None => NEVER,
@@ -181,7 +181,7 @@ impl Machine {
 
     /// Asks the program of `current` for its next op and starts its compute burst.
     pub(crate) fn next_user_op(&mut self, c: CpuId) {
-        let cpu = &mut self.cpus[c];
+        let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
         let task = &mut self.tasks[cpu.current];
         let ret = task.last_ret.take();
         let op = task.prog.next(ret);

@@ -182,7 +182,7 @@ impl Machine {
                 }
             }
             Mode::Halted => {
-                let cpu = &mut self.cpus[c];
+                let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
                 cpu.times.idle_ns += t - cpu.hw.now;
                 cpu.hw.now = t;
                 if cpu.nmi_at <= t {

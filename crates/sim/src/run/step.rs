@@ -138,7 +138,7 @@ impl Machine {
         }
 
         // Price the step: base + primitives the core counted + bodies the kernel reported.
-        let cpu = &mut self.cpus[c];
+        let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
         if cpu.hw.work_flushes != flushes_before {
             // The step made RCU watch and read deferred work: this context flushes it next (an
             // inner context's flush covers an outer one's pending bits).
@@ -215,7 +215,7 @@ impl Machine {
         path: &'static str,
         step: &'static str,
     ) {
-        let cpu = &mut self.cpus[c];
+        let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
         let ct = &cpu.pcpu.ct;
         let entry = self.tasks[t0].entries.last().map_or(0, |e| e.seq);
         cpu.history.push(HistEntry {
@@ -240,7 +240,7 @@ impl Machine {
         hw.flush_pending = 0;
         hw.flush_depth = 0;
         let glue = self.base_cost[crate::cost::CostKey::Glue as usize];
-        let cpu = &mut self.cpus[c];
+        let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
         let start = Self::spend_step(cpu, &mut self.tasks[t0], self.ns_per_cycle_fp, glue);
         self.steps += 1;
         if self.monitor.record_history {
@@ -287,7 +287,7 @@ impl Machine {
                 }
                 if how == Flow::ReturnToUser {
                     crate::monitor::on_return_to_user(self, c, t0, e.kind);
-                    let cpu = &mut self.cpus[c];
+                    let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
                     cpu.hw.irqs_on = true;
                     cpu.mode = Mode::User;
                     cpu.user_since = cpu.hw.now;
@@ -300,12 +300,12 @@ impl Machine {
                         EntryKind::Exception if asked => self.next_user_op(c),
                         _ => {
                             let left = self.tasks[t0].user_left_ns;
-                            let cpu = &mut self.cpus[c];
+                            let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
                             cpu.user_until = cpu.hw.now.saturating_add(left);
                         }
                     }
                 } else {
-                    let cpu = &mut self.cpus[c];
+                    let cpu: &mut crate::machine::Cpu = &mut self.cpus[c];
                     cpu.hw.irqs_on = e.regs.irqs_on;
                     cpu.mode = Mode::Kernel;
                 }
