@@ -168,7 +168,7 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
                 }
                 let Some(n) = child.state else { continue };
                 if seen.insert(child.fp) {
-                    next_bytes += n.owned_bytes();
+                    next_bytes += child.bytes;
                     nodes.push(Node {
                         parent: child.parent,
                         action: Some(child.action),
@@ -225,6 +225,8 @@ struct Child {
     /// `keep_going` violations).
     state: Option<Box<Machine>>,
     fp: u64,
+    /// What the state holds apart from its parent ([`Machine::bytes_apart_from`]).
+    bytes: usize,
 }
 
 type Seen = HashSet<u64, BuildHasherDefault<Identity>>;
@@ -252,9 +254,11 @@ fn split<T>(mut v: Vec<T>, n: usize) -> Vec<Vec<T>> {
 fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Child> {
     let mut out = Vec::with_capacity(part.len() * 2);
     let mut actions = Vec::with_capacity(16);
+    let mut addrs = Vec::with_capacity(16);
     for (id, m) in part {
         actions.clear();
         model.actions(&m, &mut actions);
+        m.component_addrs(&mut addrs);
         let fp = debug_fingerprint(model, &m);
         let mut m = Some(m);
         for (i, &a) in actions.iter().enumerate() {
@@ -273,6 +277,7 @@ fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Chi
                 parent: id,
                 action: a,
                 reports,
+                bytes: if keep { n.bytes_apart_from(&addrs) } else { 0 },
                 state: keep.then_some(n),
                 fp,
             });

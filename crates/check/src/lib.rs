@@ -156,7 +156,9 @@ pub fn swarm_worker(
     let mut sw = *sw;
     let budget = (model.cfg.max_memory_mb << 20).saturating_sub(1 << (sw.bits_log2 - 3));
     // A root shares nothing: its size bounds what a waiting state holds.
-    let per = roots.first().map_or(1, |r| r.machine.owned_bytes() as u64);
+    let per = roots
+        .first()
+        .map_or(1, |r| r.machine.bytes_apart_from(&[]) as u64);
     sw.max_frontier = sw.max_frontier.min((budget / per).max(1) as usize);
     Ok(swarm::run_worker(&model, &roots, &sw, &key))
 }

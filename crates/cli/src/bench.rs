@@ -47,6 +47,28 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         repeat: u32,
     },
+    /// The model checker's speed and memory, measured in one run: every shipped design on one
+    /// CPU at --depth with every event, on one thread and on two (states/s, wall, peak RSS);
+    /// then two CPUs at --cpus2-depth for the designs of the 2015 thread and generic-entry,
+    /// with and without CT_WORK. Each search is a child `ctxtrack check --json`, so each peak
+    /// is its own. With --spin FILE and SPIN and a C compiler installed, SPIN's verifier on
+    /// that Promela model too, for its states/s on this machine.
+    Check {
+        /// Nesting depth of the one-CPU searches.
+        #[arg(long, default_value_t = 3)]
+        depth: u32,
+        /// Nesting depth of the two-CPU searches (0: skip them).
+        #[arg(long, default_value_t = 1)]
+        cpus2_depth: u32,
+        /// Memory bound of each search's waiting states (MiB): a search past it stops, and the
+        /// table says so.
+        #[arg(long, default_value_t = 8192, value_name = "MIB")]
+        max_memory: u64,
+        /// A Promela model to run through SPIN (`spin -a`, `cc -O2 -DSAFETY`, `./pan`) beside
+        /// ours, e.g. crates/check/spin/ct.pml.
+        #[arg(long, value_name = "FILE")]
+        spin: Option<std::path::PathBuf>,
+    },
     /// trace.dat replay throughput against text replay of the same events, in one run: MB of
     /// text equivalent per second (the events rendered in ftrace's layout), and the ratio.
     /// Default input: the repository's capture of socket messaging on a nohz_full CPU.
@@ -214,8 +236,266 @@ fn bench_host(iters: u64, rounds: u32) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One child search's figures.
+struct Search {
+    states: u64,
+    transitions: u64,
+    verdict: String,
+    limit: Option<String>,
+    wall: f64,
+    peak_mib: f64,
+}
+
+/// Runs `ctxtrack check ARGS --json --quiet` as a child: its JSON result, wall time and peak
+/// resident memory (`wait4()`'s `ru_maxrss`, the child's own).
+fn child_check(args: &[String]) -> Result<Search, String> {
+    use std::io::Read;
+    let exe = std::env::current_exe().map_err(|e| format!("bench check: own executable: {e}"))?;
+    let t = Instant::now();
+    let mut child = Command::new(exe)
+        .arg("check")
+        .args(args)
+        .args(["--json", "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("bench check: spawning a search: {e}"))?;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut out)
+        .map_err(|e| format!("bench check: reading a search's output: {e}"))?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for the child we spawned (std does not wait for it again).
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
+    let wall = t.elapsed().as_secs_f64();
+    if pid < 0 {
+        return Err(format!(
+            "bench check: wait4: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| {
+        format!(
+            "bench check: `check {}` printed no result ({e})",
+            args.join(" ")
+        )
+    })?;
+    let r = v
+        .as_array()
+        .and_then(|a| a.first())
+        .ok_or_else(|| format!("bench check: `check {}`: empty result", args.join(" ")))?;
+    let num = |k: &str| r[k].as_u64().unwrap_or(0);
+    Ok(Search {
+        states: num("states"),
+        transitions: num("transitions"),
+        verdict: r["verdict"].as_str().unwrap_or("?").to_string(),
+        limit: r["limit"].as_str().map(str::to_string),
+        wall,
+        // Linux reports ru_maxrss in KiB.
+        peak_mib: ru.ru_maxrss as f64 / 1024.0,
+    })
+}
+
+/// `k` thousands, `M` millions.
+fn si(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else {
+        format!("{:.0} k", x / 1e3)
+    }
+}
+
+/// `bench check`: the table of the README's "Checker speed" section.
+fn bench_check(
+    depth: u32,
+    cpus2_depth: u32,
+    max_memory: u64,
+    spin: Option<&std::path::Path>,
+) -> Result<ExitCode, String> {
+    let mem = max_memory.to_string();
+    let one = |d: &str, threads: usize| -> Vec<String> {
+        [
+            "--design",
+            d,
+            "--depth",
+            &depth.to_string(),
+            "--threads",
+            &threads.to_string(),
+            "--max-memory",
+            &mem,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    println!("one CPU, depth {depth}, every event: states/s on 1 thread and on 2 (wall, peak RSS)");
+    println!(
+        "  {:<20} {:>10} {:>11} {:>8}  {:>26}  {:>26}",
+        "design", "states", "transitions", "verdict", "1 thread", "2 threads"
+    );
+    let mut total = [(0u64, 0f64); 2];
+    for d in design::all() {
+        let a = child_check(&one(d.name, 1))?;
+        let b = child_check(&one(d.name, 2))?;
+        if (a.states, a.transitions) != (b.states, b.transitions) {
+            return Err(format!(
+                "{}: 1 and 2 threads explored different spaces ({} vs {} states)",
+                d.name, a.states, b.states
+            ));
+        }
+        let cell = |s: &Search| {
+            format!(
+                "{}/s ({:.1} s, {:.0} MiB)",
+                si(s.states as f64 / s.wall),
+                s.wall,
+                s.peak_mib
+            )
+        };
+        println!(
+            "  {:<20} {:>10} {:>11} {:>8}  {:>26}  {:>26}",
+            d.name,
+            a.states,
+            a.transitions,
+            a.verdict,
+            cell(&a),
+            cell(&b)
+        );
+        total[0].0 += a.states;
+        total[0].1 += a.wall;
+        total[1].0 += b.states;
+        total[1].1 += b.wall;
+    }
+    println!(
+        "  all designs: {}/s on 1 thread, {}/s on 2 (2 threads / 1: {:.2}x)",
+        si(total[0].0 as f64 / total[0].1),
+        si(total[1].0 as f64 / total[1].1),
+        (total[1].0 as f64 / total[1].1) / (total[0].0 as f64 / total[0].1)
+    );
+    if cpus2_depth > 0 {
+        println!("two CPUs, depth {cpus2_depth}, every event, 2 threads");
+        let runs: &[(&str, bool)] = &[
+            ("linux-4.3", false),
+            ("weisbecker-2015", false),
+            ("weisbecker-hoisted", false),
+            ("lutomirski-2015", false),
+            ("generic-entry", false),
+            ("generic-entry", true),
+        ];
+        for &(d, ct_work) in runs {
+            let mut args: Vec<String> = [
+                "--design",
+                d,
+                "--cpus",
+                "2",
+                "--depth",
+                &cpus2_depth.to_string(),
+                "--max-memory",
+                &mem,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if ct_work {
+                args.push("--ct-work".into());
+            }
+            let s = child_check(&args)?;
+            let label = if ct_work {
+                format!("{d} --ct-work")
+            } else {
+                d.to_string()
+            };
+            println!(
+                "  {:<28} {:>10} states {:>11} transitions  {:<10} {:>9}/s  {:>7.1} s  {:>7.0} MiB{}",
+                label,
+                s.states,
+                s.transitions,
+                s.verdict,
+                si(s.states as f64 / s.wall),
+                s.wall,
+                s.peak_mib,
+                s.limit.map(|l| format!("  stopped: {l}")).unwrap_or_default()
+            );
+        }
+    }
+    if let Some(pml) = spin {
+        match spin_states_per_s(pml) {
+            Ok((states, secs, line)) => println!(
+                "SPIN on {}: {states} states in {secs:.2} s = {}/s ({line})",
+                pml.display(),
+                si(states as f64 / secs)
+            ),
+            Err(e) => println!("SPIN unavailable: {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `spin -a FILE && cc -O2 -DSAFETY -o pan pan.c && ./pan`, in a scratch directory: the
+/// states stored and pan's own elapsed time.
+fn spin_states_per_s(pml: &std::path::Path) -> Result<(u64, f64, String), String> {
+    let src = std::fs::read_to_string(pml).map_err(|e| format!("{}: {e}", pml.display()))?;
+    let dir = std::env::temp_dir().join(format!("ctxtrack-spin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(dir.join("model.pml"), src).map_err(|e| e.to_string())?;
+    let run = |cmd: &str, args: &[&str]| -> Result<String, String> {
+        let o = Command::new(cmd)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .map_err(|e| format!("{cmd}: {e}"))?;
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if !o.status.success() && cmd != "./pan" {
+            return Err(format!(
+                "{cmd} failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Ok(text)
+    };
+    let result = (|| {
+        run("spin", &["-a", "model.pml"])?;
+        run(
+            "cc",
+            &["-O2", "-DSAFETY", "-DMEMLIM=8192", "-o", "pan", "pan.c"],
+        )?;
+        let out = run("./pan", &["-m100000"])?;
+        let states = out
+            .lines()
+            .find(|l| l.contains("states, stored"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse::<f64>().ok())
+            .ok_or("pan printed no `states, stored` line")? as u64;
+        let secs = out
+            .lines()
+            .find_map(|l| l.split("elapsed time ").nth(1))
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|t| t.parse::<f64>().ok())
+            .ok_or("pan printed no elapsed time")?;
+        let errors = out
+            .lines()
+            .find(|l| l.contains("errors:"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        Ok((states, secs.max(1e-3), errors))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 pub(crate) fn run(cmd: &BenchCmd) -> Result<ExitCode, String> {
     match cmd {
+        BenchCmd::Check {
+            depth,
+            cpus2_depth,
+            max_memory,
+            spin,
+        } => bench_check(*depth, *cpus2_depth, *max_memory, spin.as_deref()),
         BenchCmd::Host { iters, rounds } => bench_host(*iters, *rounds),
         BenchCmd::Kernel { timeout } => crate::kernel::bench(*timeout),
         BenchCmd::Dat { file, repeat } => bench_dat(file.as_deref(), *repeat),

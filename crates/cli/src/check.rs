@@ -20,6 +20,7 @@ pub(crate) struct Args<'a> {
     pub max_states: u64,
     pub max_memory: u64,
     pub keep_going: u32,
+    pub threads: Option<usize>,
     pub softirq: bool,
     pub softirq_restarts: u8,
     pub nocb: bool,
@@ -76,6 +77,13 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
         rcu_counter_torture: a.work.rcu_counter_torture,
         ct_work_nmi_flush: a.work.ct_work_nmi_flush,
         ..CheckConfig::new(d)
+    };
+    if a.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
+    let cfg_for = |d: &'static Design| CheckConfig {
+        threads: a.threads.unwrap_or_else(|| cfg_for(d).threads),
+        ..cfg_for(d)
     };
     // Validate once before any work, so a bad option never leaves partial output.
     cfg_for(designs[0]).validate()?;

@@ -15,9 +15,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The process's allocator, counting the bytes in use so `--max-memory` measures the real heap
-/// (the simulator reads it through [`ctxtrack_sim::limits::set_memory_probe`]).
+/// (the simulator reads it through [`ctxtrack_sim::limits::set_memory_probe`]). mimalloc under
+/// it: the checker's threads free machines another thread allocated, which glibc's arenas
+/// serialize (`check --design generic-entry` on 2 threads: no faster than on 1 with glibc,
+/// 1.5-1.9x with mimalloc).
 #[global_allocator]
-static ALLOC: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+static ALLOC: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
 
 /// Half the host's memory (`MemTotal` in `/proc/meminfo`), in MiB: the default `--max-memory`,
 /// so a run stops with a verdict long before the kernel's OOM killer would end it. 4096 where
@@ -149,6 +152,10 @@ enum Cmd {
         /// ones that lie behind a violation every path hits.
         #[arg(long, default_value_t = 1, value_name = "N")]
         keep_going: u32,
+        /// Threads expanding each breadth-first level (default: one per CPU of this machine).
+        /// The result is the same for any number.
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
         /// Softirqs: the device interrupt raises NET_RX, run by irq_exit_rcu() with IRQs on or by
         /// ksoftirqd (off by default: IRQs on inside interrupts multiply the states).
         #[arg(long)]
@@ -718,6 +725,7 @@ fn main() -> ExitCode {
             max_states,
             max_memory,
             keep_going,
+            threads,
             softirq,
             softirq_restarts,
             nocb,
@@ -746,6 +754,7 @@ fn main() -> ExitCode {
             max_states: *max_states,
             max_memory: *max_memory,
             keep_going: *keep_going,
+            threads: *threads,
             json: *json,
             trace_out: trace_out.as_deref(),
             trace: trace.as_deref(),

@@ -704,3 +704,59 @@ fn check_swarm_workers_and_merge() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `bench check` runs every shipped design as child searches on one thread and on two and
+/// refuses to print a row whose spaces differ (the result must not depend on the thread count);
+/// a small configuration is quick enough for a test. `check --threads 0` is an error.
+#[test]
+fn bench_check_measures_every_design_on_one_and_two_threads() {
+    let o = ctxtrack(&[
+        "bench",
+        "check",
+        "--depth",
+        "1",
+        "--cpus2-depth",
+        "0",
+        "--max-memory",
+        "512",
+        "--spin",
+        "/nonexistent/model.pml",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}\n{out}", stderr(&o));
+    for d in ctxtrack_sim::design::all() {
+        let row = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{} ", d.name)))
+            .unwrap_or_else(|| panic!("no {} row in:\n{out}", d.name));
+        let states: u64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(states > 1_000, "{row}");
+        assert_eq!(
+            row.matches("/s (").count(),
+            2,
+            "a figure per thread count: {row}"
+        );
+    }
+    assert!(out.contains("all designs: "), "{out}");
+    // A missing model is reported, not fatal (SPIN is optional).
+    assert!(
+        out.contains("SPIN unavailable: /nonexistent/model.pml"),
+        "{out}"
+    );
+
+    let o = ctxtrack(&[
+        "check",
+        "--design",
+        "generic-entry",
+        "--depth",
+        "1",
+        "--threads",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--threads must be at least 1"),
+        "{}",
+        stderr(&o)
+    );
+}

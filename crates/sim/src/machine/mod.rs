@@ -197,49 +197,59 @@ impl Machine {
         &self.chans
     }
 
-    /// Bytes this copy holds alone, roughly: its own struct and vectors, and of each shared
-    /// component ([`Shared`]) its share (all of it if no other copy holds it). The model
-    /// checker's memory bound counts its waiting states with it.
-    pub fn owned_bytes(&self) -> usize {
+    /// The addresses of this machine's shared components ([`Shared`]: its constants, CPUs and
+    /// tasks), in a fixed order, for [`Machine::bytes_apart_from`].
+    pub fn component_addrs(&self, out: &mut Vec<usize>) {
+        out.clear();
+        out.push(self.cfg.addr());
+        out.push(self.cost.addr());
+        out.push(self.base_cost.addr());
+        out.extend(self.cpus.iter().map(|c| c.addr()));
+        out.extend(self.tasks.iter().map(|t| t.addr()));
+    }
+
+    /// Bytes this copy holds apart from the machine whose [`Machine::component_addrs`] are
+    /// `before` (empty: apart from nothing), roughly: its own struct and vectors, and each
+    /// component it no longer shares with that machine (one it wrote). The model checker's
+    /// memory bound counts its waiting states with it: it depends only on the transition, not
+    /// on which other copies happen to be alive.
+    pub fn bytes_apart_from(&self, before: &[usize]) -> usize {
         use std::mem::size_of;
-        let vec = |cap: usize, each: usize| cap * each;
-        let cpus: usize = self
-            .cpus
-            .iter()
-            .map(|c| c.share_of(size_of::<Cpu>() + vec(c.rq.capacity(), size_of::<TaskId>())))
-            .sum();
-        let tasks: usize = self
-            .tasks
-            .iter()
-            .map(|t| {
-                let spilled = if t.entries.spilled() {
-                    vec(t.entries.capacity(), size_of::<Entry>())
-                } else {
-                    0
-                };
-                t.share_of(size_of::<Task>() + spilled)
-            })
-            .sum();
-        let chans: usize = self
-            .chans
-            .iter()
-            .map(|ch| {
-                size_of::<Channel>()
-                    + vec(
-                        ch.readers.capacity() + ch.writers.capacity(),
-                        size_of::<TaskId>(),
-                    )
-            })
-            .sum();
-        size_of::<Machine>()
-            + vec(
-                self.cpus.capacity() + self.tasks.capacity(),
-                size_of::<Shared<Cpu>>(),
-            )
-            + vec(self.next_at.capacity(), size_of::<u64>())
-            + cpus
-            + tasks
-            + chans
+        let mut i = 0;
+        let mut own = |addr: usize, size: usize| {
+            let shared = before.get(i) == Some(&addr);
+            i += 1;
+            if shared {
+                0
+            } else {
+                size
+            }
+        };
+        let mut b = size_of::<Machine>()
+            + (self.cpus.capacity() + self.tasks.capacity()) * size_of::<Shared<Cpu>>()
+            + self.next_at.capacity() * size_of::<u64>();
+        b += own(self.cfg.addr(), size_of::<Config>());
+        b += own(self.cost.addr(), size_of::<CostModel>());
+        b += own(self.base_cost.addr(), size_of_val(&*self.base_cost));
+        for c in &self.cpus {
+            b += own(
+                c.addr(),
+                size_of::<Cpu>() + c.rq.capacity() * size_of::<TaskId>(),
+            );
+        }
+        for t in &self.tasks {
+            let spilled = if t.entries.spilled() {
+                t.entries.capacity() * size_of::<Entry>()
+            } else {
+                0
+            };
+            b += own(t.addr(), size_of::<Task>() + spilled);
+        }
+        for ch in &self.chans {
+            b += size_of::<Channel>()
+                + (ch.readers.capacity() + ch.writers.capacity()) * size_of::<TaskId>();
+        }
+        b
     }
 
     /// RCU's grace-period state (read-only).
