@@ -118,10 +118,12 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
         limit: None,
         found: Vec::new(),
     };
-    // What the waiting states hold: each copy's own bytes (copies share the CPUs and tasks
-    // their transitions did not write).
+    // What the waiting states hold, counted deterministically: the first kept child of a state
+    // all it holds (its parent's unwritten components may end up held by it alone), each
+    // further kept child what its transition wrote (copies share the rest).
     let max_bytes = (model.cfg.max_memory_mb << 20) as usize;
     let mut next_bytes = 0usize;
+    let mut last_parent = NO_PARENT;
     let threads = model.cfg.threads.max(1);
     let mut next = Vec::new();
     let mut level = 0u32;
@@ -168,7 +170,12 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
                 }
                 let Some(n) = child.state else { continue };
                 if seen.insert(child.fp) {
-                    next_bytes += child.bytes;
+                    next_bytes += if child.parent != last_parent {
+                        child.bytes_all
+                    } else {
+                        child.bytes
+                    };
+                    last_parent = child.parent;
                     nodes.push(Node {
                         parent: child.parent,
                         action: Some(child.action),
@@ -227,6 +234,8 @@ struct Child {
     fp: u64,
     /// What the state holds apart from its parent ([`Machine::bytes_apart_from`]).
     bytes: usize,
+    /// What it holds in all, shared components included.
+    bytes_all: usize,
 }
 
 type Seen = HashSet<u64, BuildHasherDefault<Identity>>;
@@ -278,6 +287,7 @@ fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Chi
                 action: a,
                 reports,
                 bytes: if keep { n.bytes_apart_from(&addrs) } else { 0 },
+                bytes_all: if keep { n.bytes_apart_from(&[]) } else { 0 },
                 state: keep.then_some(n),
                 fp,
             });
