@@ -8,9 +8,10 @@
 //! [`Model::actions`]'s fixed order, so the result is deterministic.
 //!
 //! Memory: one fingerprint (8 bytes in the set) and one parent link (12 bytes) per state, plus
-//! the machines of two levels. A machine's copies share the CPUs and tasks nobody wrote
+//! the machines of two levels. A machine's copies share the constants and tasks nobody wrote
 //! ([`ctxtrack_sim::machine::Shared`], SPIN's `-DCOLLAPSE` idea), so a waiting state holds
-//! about what its last transition wrote: its machine's own fields, one CPU and one task.
+//! about what its last transition wrote: its machine's own fields, the CPUs (the one clock
+//! moves on all of them) and the tasks the transition ran.
 
 use crate::model::{Action, Model, Root};
 use ctxtrack_sim::Machine;

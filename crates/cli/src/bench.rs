@@ -257,7 +257,7 @@ fn child_check(args: &[String]) -> Result<Search, String> {
         .args(args)
         .args(["--json", "--quiet"])
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("bench check: spawning a search: {e}"))?;
     let mut out = String::new();
@@ -267,6 +267,10 @@ fn child_check(args: &[String]) -> Result<Search, String> {
         .expect("piped")
         .read_to_string(&mut out)
         .map_err(|e| format!("bench check: reading a search's output: {e}"))?;
+    // With --quiet a search writes to stderr only an error, which stays far below a pipe's
+    // buffer: reading it after stdout cannot block the child.
+    let mut err = String::new();
+    let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -281,8 +285,9 @@ fn child_check(args: &[String]) -> Result<Search, String> {
     }
     let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| {
         format!(
-            "bench check: `check {}` printed no result ({e})",
-            args.join(" ")
+            "bench check: `check {}` printed no result ({e}): {}",
+            args.join(" "),
+            err.trim()
         )
     })?;
     let r = v
@@ -449,7 +454,8 @@ fn spin_states_per_s(pml: &std::path::Path) -> Result<(u64, f64, String), String
             .output()
             .map_err(|e| format!("{cmd}: {e}"))?;
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        if !o.status.success() && cmd != "./pan" {
+        // pan exits non-zero when it finds an error; its report is still the figures.
+        if !o.status.success() && !cmd.ends_with("pan") {
             return Err(format!(
                 "{cmd} failed: {}",
                 String::from_utf8_lossy(&o.stderr)
@@ -463,7 +469,8 @@ fn spin_states_per_s(pml: &std::path::Path) -> Result<(u64, f64, String), String
             "cc",
             &["-O2", "-DSAFETY", "-DMEMLIM=8192", "-o", "pan", "pan.c"],
         )?;
-        let out = run("./pan", &["-m100000"])?;
+        let pan = dir.join("pan");
+        let out = run(&pan.to_string_lossy(), &["-m100000"])?;
         let states = out
             .lines()
             .find(|l| l.contains("states, stored"))

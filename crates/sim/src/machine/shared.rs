@@ -1,7 +1,8 @@
 //! Copy-on-write components: how forked machines share what neither has written.
 //!
 //! The model checker keeps every state of a breadth-first level as a whole [`super::Machine`],
-//! and a transition writes one CPU and the task it runs, rarely more. SPIN's `-DCOLLAPSE` stores
+//! and a transition writes the CPUs (their clocks) and the task it runs, rarely more tasks, and
+//! never the constants. SPIN's `-DCOLLAPSE` stores
 //! each process's part of the state vector once and the vector as indices into those tables;
 //! here a machine holds its CPUs, tasks and constant parts as [`Shared`] components, a copy
 //! shares them, and the first write through a copy gives it its own. Copying a machine costs a
@@ -21,7 +22,6 @@ use std::sync::Arc;
 /// component if another copy still holds it ([`Arc::make_mut`]). No weak reference is ever
 /// made (the type has no way to make one), so a count of one means this copy is the only
 /// holder.
-#[derive(Default)]
 pub struct Shared<T>(Arc<T>);
 
 impl<T> Shared<T> {
@@ -41,7 +41,8 @@ impl<T> Shared<T> {
         T: Clone,
     {
         // The simulator's path: the only holder. `Arc::make_mut` would pay a locked
-        // compare-and-swap on every write (a third of the simulator's speed); a load does.
+        // compare-and-swap on every write (about a quarter of the simulator's speed); a load
+        // does.
         if Arc::strong_count(&self.0) == 1 {
             // Pairs with the Release decrement of a copy dropped on another thread (as
             // `make_mut`'s Acquire does), so its reads happen before our writes.
@@ -85,18 +86,6 @@ impl<T: Clone> DerefMut for Shared<T> {
 impl<T: std::fmt::Debug> std::fmt::Debug for Shared<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-impl<T: PartialEq> PartialEq for Shared<T> {
-    fn eq(&self, other: &Shared<T>) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
-    }
-}
-
-impl<T: serde::Serialize> serde::Serialize for Shared<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
     }
 }
 
