@@ -171,10 +171,11 @@ pub fn explore(model: &Model, roots: &[Root], progress: &mut dyn FnMut(&Progress
                 }
                 let Some(n) = child.state else { continue };
                 if seen.insert(child.fp) {
+                    let (apart, total) = child.bytes;
                     next_bytes += if child.parent != last_parent {
-                        child.bytes_all
+                        total
                     } else {
-                        child.bytes
+                        apart
                     };
                     last_parent = child.parent;
                     nodes.push(Node {
@@ -233,10 +234,8 @@ struct Child {
     /// `keep_going` violations).
     state: Option<Box<Machine>>,
     fp: u64,
-    /// What the state holds apart from its parent ([`Machine::bytes_apart_from`]).
-    bytes: usize,
-    /// What it holds in all, shared components included.
-    bytes_all: usize,
+    /// What the state holds apart from its parent, and in all ([`Machine::bytes_held`]).
+    bytes: (usize, usize),
 }
 
 type Seen = HashSet<u64, BuildHasherDefault<Identity>>;
@@ -287,8 +286,7 @@ fn expand(model: &Model, part: Vec<(u32, Box<Machine>)>, seen: &Seen) -> Vec<Chi
                 parent: id,
                 action: a,
                 reports,
-                bytes: if keep { n.bytes_apart_from(&addrs) } else { 0 },
-                bytes_all: if keep { n.bytes_apart_from(&[]) } else { 0 },
+                bytes: if keep { n.bytes_held(&addrs) } else { (0, 0) },
                 state: keep.then_some(n),
                 fp,
             });

@@ -158,7 +158,7 @@ pub fn swarm_worker(
     // A root shares nothing: its size bounds what a waiting state holds.
     let per = roots
         .first()
-        .map_or(1, |r| r.machine.bytes_apart_from(&[]) as u64);
+        .map_or(1, |r| r.machine.bytes_held(&[]).1 as u64);
     sw.max_frontier = sw.max_frontier.min((budget / per).max(1) as usize);
     Ok(swarm::run_worker(&model, &roots, &sw, &key))
 }

@@ -239,6 +239,9 @@ impl CheckConfig {
         if self.max_states == 0 {
             return Err("--max-states must be at least 1".into());
         }
+        if self.threads == 0 {
+            return Err("--threads must be at least 1".into());
+        }
         if self.max_memory_mb < 16 {
             return Err("--max-memory must be at least 16 (MiB)".into());
         }

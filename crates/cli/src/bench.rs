@@ -322,22 +322,24 @@ fn bench_check(
     max_memory: u64,
     spin: Option<&std::path::Path>,
 ) -> Result<ExitCode, String> {
-    let mem = max_memory.to_string();
-    let one = |d: &str, threads: usize| -> Vec<String> {
+    // One search's arguments.
+    let search = |d: &str, cpus: usize, depth: u32, threads: usize| -> Vec<String> {
         [
             "--design",
             d,
+            "--cpus",
+            &cpus.to_string(),
             "--depth",
             &depth.to_string(),
             "--threads",
             &threads.to_string(),
             "--max-memory",
-            &mem,
+            &max_memory.to_string(),
         ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        .map(str::to_string)
+        .into()
     };
+    let one = |d: &str, threads: usize| search(d, 1, depth, threads);
     println!("one CPU, depth {depth}, every event: states/s on 1 thread and on 2 (wall, peak RSS)");
     println!(
         "  {:<20} {:>10} {:>11} {:>8}  {:>26}  {:>26}",
@@ -392,19 +394,7 @@ fn bench_check(
             ("generic-entry", true),
         ];
         for &(d, ct_work) in runs {
-            let mut args: Vec<String> = [
-                "--design",
-                d,
-                "--cpus",
-                "2",
-                "--depth",
-                &cpus2_depth.to_string(),
-                "--max-memory",
-                &mem,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            let mut args = search(d, 2, cpus2_depth, 2);
             if ct_work {
                 args.push("--ct-work".into());
             }
@@ -447,15 +437,16 @@ fn spin_states_per_s(pml: &std::path::Path) -> Result<(u64, f64, String), String
     let dir = std::env::temp_dir().join(format!("ctxtrack-spin-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     std::fs::write(dir.join("model.pml"), src).map_err(|e| e.to_string())?;
-    let run = |cmd: &str, args: &[&str]| -> Result<String, String> {
+    // `must_succeed`: pan exits non-zero when it finds an error, and its report is still the
+    // figures.
+    let run = |cmd: &str, args: &[&str], must_succeed: bool| -> Result<String, String> {
         let o = Command::new(cmd)
             .args(args)
             .current_dir(&dir)
             .output()
             .map_err(|e| format!("{cmd}: {e}"))?;
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        // pan exits non-zero when it finds an error; its report is still the figures.
-        if !o.status.success() && !cmd.ends_with("pan") {
+        if must_succeed && !o.status.success() {
             return Err(format!(
                 "{cmd} failed: {}",
                 String::from_utf8_lossy(&o.stderr)
@@ -464,13 +455,14 @@ fn spin_states_per_s(pml: &std::path::Path) -> Result<(u64, f64, String), String
         Ok(text)
     };
     let result = (|| {
-        run("spin", &["-a", "model.pml"])?;
+        run("spin", &["-a", "model.pml"], true)?;
         run(
             "cc",
             &["-O2", "-DSAFETY", "-DMEMLIM=8192", "-o", "pan", "pan.c"],
+            true,
         )?;
         let pan = dir.join("pan");
-        let out = run(&pan.to_string_lossy(), &["-m100000"])?;
+        let out = run(&pan.to_string_lossy(), &["-m100000"], false)?;
         let states = out
             .lines()
             .find(|l| l.contains("states, stored"))

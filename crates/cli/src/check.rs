@@ -62,28 +62,25 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, String> {
     };
     designs.extend(files);
     let events = Events::parse(a.events)?;
-    let cfg_for = |d: &'static Design| CheckConfig {
-        depth: a.depth,
-        cpus: a.cpus,
-        events,
-        max_states: a.max_states,
-        max_memory_mb: a.max_memory,
-        keep_going: a.keep_going,
-        softirq: a.softirq,
-        softirq_max_restart: a.softirq_restarts,
-        nocb: a.nocb,
-        gp_in_hardirq: a.gp_in_hardirq,
-        ct_work: a.work.ct_work,
-        rcu_counter_torture: a.work.rcu_counter_torture,
-        ct_work_nmi_flush: a.work.ct_work_nmi_flush,
-        ..CheckConfig::new(d)
-    };
-    if a.threads == Some(0) {
-        return Err("--threads must be at least 1".into());
-    }
-    let cfg_for = |d: &'static Design| CheckConfig {
-        threads: a.threads.unwrap_or_else(|| cfg_for(d).threads),
-        ..cfg_for(d)
+    let cfg_for = |d: &'static Design| {
+        let base = CheckConfig::new(d);
+        CheckConfig {
+            depth: a.depth,
+            cpus: a.cpus,
+            events,
+            max_states: a.max_states,
+            max_memory_mb: a.max_memory,
+            keep_going: a.keep_going,
+            threads: a.threads.unwrap_or(base.threads),
+            softirq: a.softirq,
+            softirq_max_restart: a.softirq_restarts,
+            nocb: a.nocb,
+            gp_in_hardirq: a.gp_in_hardirq,
+            ct_work: a.work.ct_work,
+            rcu_counter_torture: a.work.rcu_counter_torture,
+            ct_work_nmi_flush: a.work.ct_work_nmi_flush,
+            ..base
+        }
     };
     // Validate once before any work, so a bad option never leaves partial output.
     cfg_for(designs[0]).validate()?;

@@ -621,9 +621,9 @@ fn bench_kernel_prints_added_instructions() {
 #[test]
 fn check_swarm_workers_and_merge() {
     let dir = scratch_dir("ctxtrack-swarm");
-    let file = |i: u32| dir.join(format!("w{i}.json"));
-    for i in 0..2u32 {
-        let out = file(i);
+    // Worker `i` of two with a 2^bits bit array, its file in `name`.
+    let worker = |i: u32, bits: u32, name: &str| {
+        let out = dir.join(name);
         let o = ctxtrack(&[
             "check",
             "--design",
@@ -635,38 +635,19 @@ fn check_swarm_workers_and_merge() {
             "--worker",
             &i.to_string(),
             "--swarm-bits",
-            "20",
+            &bits.to_string(),
             "--out",
             out.to_str().unwrap(),
             "--quiet",
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
-    }
-    let (a, b) = (file(0), file(1));
+        out
+    };
+    let (a, b) = (worker(0, 20, "w0.json"), worker(1, 20, "w1.json"));
     // Another process gives the same file, even with a bit array small enough that where each
     // state's bits fall decides what is explored (nothing may depend on where the designs
     // landed in memory).
-    let tiny = |name: &str| {
-        let out = dir.join(name);
-        let o = ctxtrack(&[
-            "check",
-            "--design",
-            "weisbecker-2015",
-            "--depth",
-            "1",
-            "--swarm",
-            "2",
-            "--worker",
-            "1",
-            "--swarm-bits",
-            "11",
-            "--out",
-            out.to_str().unwrap(),
-            "--quiet",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        std::fs::read(out).unwrap()
-    };
+    let tiny = |name: &str| std::fs::read(worker(1, 11, name)).unwrap();
     assert_eq!(tiny("t1.json"), tiny("t2.json"));
     let o = ctxtrack(&["check", "merge", a.to_str().unwrap(), b.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));

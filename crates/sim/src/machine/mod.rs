@@ -198,7 +198,7 @@ impl Machine {
     }
 
     /// The addresses of this machine's shared components ([`Shared`]: its constants, CPUs and
-    /// tasks), in a fixed order, for [`Machine::bytes_apart_from`].
+    /// tasks), in a fixed order, for [`Machine::bytes_held`].
     pub fn component_addrs(&self, out: &mut Vec<usize>) {
         out.clear();
         out.push(self.cfg.addr());
@@ -208,48 +208,52 @@ impl Machine {
         out.extend(self.tasks.iter().map(|t| t.addr()));
     }
 
-    /// Bytes this copy holds apart from the machine whose [`Machine::component_addrs`] are
-    /// `before` (empty: apart from nothing), roughly: its own struct and vectors, and each
-    /// component it no longer shares with that machine (one it wrote). The model checker's
-    /// memory bound counts its waiting states with it: it depends only on the transition, not
-    /// on which other copies happen to be alive.
-    pub fn bytes_apart_from(&self, before: &[usize]) -> usize {
+    /// What this copy holds, roughly, in bytes: `(apart, total)`. `total` is its own struct and
+    /// vectors and every component; `apart` counts, of the components, only those it no longer
+    /// shares with the machine whose [`Machine::component_addrs`] are `before` (the ones it
+    /// wrote). The model checker's memory bound counts its waiting states with them: they
+    /// depend only on the transitions, not on which other copies happen to be alive.
+    pub fn bytes_held(&self, before: &[usize]) -> (usize, usize) {
         use std::mem::size_of;
-        let mut i = 0;
-        let mut own = |addr: usize, size: usize| {
-            let shared = before.get(i) == Some(&addr);
-            i += 1;
-            if shared {
-                0
-            } else {
-                size
-            }
-        };
-        let mut b = size_of::<Machine>()
+        let own = size_of::<Machine>()
             + (self.cpus.capacity() + self.tasks.capacity()) * size_of::<Shared<Cpu>>()
-            + self.next_at.capacity() * size_of::<u64>();
-        b += own(self.cfg.addr(), size_of::<Config>());
-        b += own(self.cost.addr(), size_of::<CostModel>());
-        b += own(self.base_cost.addr(), size_of_val(&*self.base_cost));
-        for c in &self.cpus {
-            b += own(
+            + self.next_at.capacity() * size_of::<u64>()
+            + self
+                .chans
+                .iter()
+                .map(|ch| {
+                    size_of::<Channel>()
+                        + (ch.readers.capacity() + ch.writers.capacity()) * size_of::<TaskId>()
+                })
+                .sum::<usize>();
+        let constants = [
+            (self.cfg.addr(), size_of::<Config>()),
+            (self.cost.addr(), size_of::<CostModel>()),
+            (self.base_cost.addr(), size_of_val(&*self.base_cost)),
+        ];
+        let cpus = self.cpus.iter().map(|c| {
+            (
                 c.addr(),
                 size_of::<Cpu>() + c.rq.capacity() * size_of::<TaskId>(),
-            );
-        }
-        for t in &self.tasks {
+            )
+        });
+        let tasks = self.tasks.iter().map(|t| {
             let spilled = if t.entries.spilled() {
                 t.entries.capacity() * size_of::<Entry>()
             } else {
                 0
             };
-            b += own(t.addr(), size_of::<Task>() + spilled);
+            (t.addr(), size_of::<Task>() + spilled)
+        });
+        // The same order as component_addrs().
+        let (mut apart, mut total) = (own, own);
+        for (i, (addr, size)) in constants.into_iter().chain(cpus).chain(tasks).enumerate() {
+            total += size;
+            if before.get(i) != Some(&addr) {
+                apart += size;
+            }
         }
-        for ch in &self.chans {
-            b += size_of::<Channel>()
-                + (ch.readers.capacity() + ch.writers.capacity()) * size_of::<TaskId>();
-        }
-        b
+        (apart, total)
     }
 
     /// RCU's grace-period state (read-only).
